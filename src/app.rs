@@ -1,0 +1,1 @@
+//! Composition root (to be written).

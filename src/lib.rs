@@ -1,0 +1,24 @@
+//! trustbridge: a federated token exchange gateway.
+//!
+//! A workload presents the OIDC token its platform gave it (GitHub Actions, GitLab CI,
+//! Kubernetes, GCP, AWS, Azure); trustbridge validates it against the issuer's keys and the
+//! operators' federation policies and, when a policy allows, returns a short-lived RFC 9068
+//! access token signed by trustbridge.
+//!
+//! Layout (dependencies point inward): [`policy`] (files → compiled set), [`issuers`] (keys and
+//! subject-token validation), [`exchange`] (the pure decision), [`tokens`] (signing),
+//! [`http`] (the wire), [`app`] (wiring), [`cli`] (the command line).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod exchange;
+pub mod http;
+pub mod issuers;
+pub mod policy;
+pub mod telemetry;
+pub mod tokens;

@@ -1,0 +1,53 @@
+//! Federation trust policies: YAML files operators keep in git, parsed (`raw`), then compiled
+//! (`compile`) into an immutable [`model::PolicySet`].
+//!
+//! Loading reports every problem at once, each with its file, document index and field path, so
+//! an operator fixes a pull request in one round. `serve` and the `policy` subcommands share
+//! [`load_dir`].
+
+pub mod cel;
+pub mod glob;
+pub mod load;
+pub mod model;
+
+use std::fmt;
+
+pub use load::load_dir;
+pub use model::PolicySet;
+
+/// One problem found while loading policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `policies/ci.yaml#3`, or the file alone when the whole file is unreadable, or empty for
+    /// problems of the directory itself.
+    pub location: String,
+    /// Field path inside the document (`federatedCredentials[0].issuer`), possibly empty.
+    pub path: String,
+    /// What is wrong, and where useful how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.location.is_empty(), self.path.is_empty()) {
+            (true, true) => write!(f, "{}", self.message),
+            (true, false) => write!(f, "{}: {}", self.path, self.message),
+            (false, true) => write!(f, "{}: {}", self.location, self.message),
+            (false, false) => write!(f, "{} {}: {}", self.location, self.path, self.message),
+        }
+    }
+}
+
+/// Every problem that kept a policy directory from loading.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct LoadErrors(pub Vec<Problem>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} problem(s) in the policy set:", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}

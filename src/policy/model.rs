@@ -1,0 +1,419 @@
+//! The compiled policy set: the shape `exchange::decide` reads.
+//!
+//! Values here are built only by `policy::compile` from the raw serde types, after every name
+//! was resolved and every CEL expression compiled, so code that holds a [`PolicySet`] never
+//! re-checks what loading already guaranteed (a credential's issuer exists, a role assignment
+//! names a declared resource and role, ...). Nothing here does I/O.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::policy::cel::Expression;
+use crate::policy::glob::SubjectPattern;
+
+/// Where a policy document came from: its file and its 1-based index among the file's
+/// `---`-separated documents. Displayed as `policies/ci.yaml#3`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// The file, as the loader was given it (relative to the working directory when it was).
+    pub file: PathBuf,
+    /// 1-based document index inside the file.
+    pub document: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.file.display(), self.document)
+    }
+}
+
+/// JWS algorithms trustbridge accepts on subject tokens or uses to sign. `none` and the HMAC
+/// family are deliberately absent: they cannot be expressed, so they cannot be allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SigningAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    RS384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RS512,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// ECDSA on P-384 with SHA-384 (AWS outbound federation signs with it).
+    ES384,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl SigningAlgorithm {
+    /// Every supported algorithm, in a stable order.
+    pub const ALL: [SigningAlgorithm; 7] = [
+        Self::RS256,
+        Self::RS384,
+        Self::RS512,
+        Self::PS256,
+        Self::ES256,
+        Self::ES384,
+        Self::EdDSA,
+    ];
+
+    /// The JOSE name (`"RS256"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::RS384 => "RS384",
+            Self::RS512 => "RS512",
+            Self::PS256 => "PS256",
+            Self::ES256 => "ES256",
+            Self::ES384 => "ES384",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+
+    /// Parses a JOSE name; `None` for anything not supported (including `none` and `HS*`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
+    /// The JWK key type (`kty`) a key must have to verify this algorithm.
+    pub fn key_type(self) -> &'static str {
+        match self {
+            Self::RS256 | Self::RS384 | Self::RS512 | Self::PS256 => "RSA",
+            Self::ES256 | Self::ES384 => "EC",
+            Self::EdDSA => "OKP",
+        }
+    }
+
+    /// The jsonwebtoken equivalent.
+    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
+        use jsonwebtoken::Algorithm as A;
+        match self {
+            Self::RS256 => A::RS256,
+            Self::RS384 => A::RS384,
+            Self::RS512 => A::RS512,
+            Self::PS256 => A::PS256,
+            Self::ES256 => A::ES256,
+            Self::ES384 => A::ES384,
+            Self::EdDSA => A::EdDSA,
+        }
+    }
+}
+
+impl fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Platform presets; each sets safe defaults for its platform's issuers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Preset {
+    /// Any OIDC issuer; no platform-specific defaults.
+    #[default]
+    Generic,
+    /// GitHub Actions (github.com, GHEC enterprise issuers, GHES).
+    Github,
+    /// GitLab CI `id_tokens` (gitlab.com and self-managed).
+    Gitlab,
+    /// A Kubernetes service-account token issuer.
+    Kubernetes,
+    /// Google identity tokens (`https://accounts.google.com`).
+    Gcp,
+    /// AWS STS outbound federation and EKS issuers.
+    Aws,
+    /// Microsoft Entra v1 and v2 issuers.
+    Azure,
+}
+
+impl Preset {
+    /// The name used in policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Generic => "generic",
+            Self::Github => "github",
+            Self::Gitlab => "gitlab",
+            Self::Kubernetes => "kubernetes",
+            Self::Gcp => "gcp",
+            Self::Aws => "aws",
+            Self::Azure => "azure",
+        }
+    }
+}
+
+/// Where an issuer's verification keys come from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeySourceSpec {
+    /// `{issuer}/.well-known/openid-configuration`, whose `issuer` must equal the configured one,
+    /// then its `jwks_uri`.
+    Discovery,
+    /// A JWKS URL given directly.
+    JwksUri(String),
+    /// A JWKS document on disk (resolved relative to the policy file that names it).
+    JwksFile(PathBuf),
+    /// The local demo issuer: a key trustbridge generates into its data directory on first use.
+    /// Meant for the README walkthrough, never for production.
+    Demo,
+}
+
+/// An external identity provider whose tokens trustbridge accepts.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    /// Operator-chosen name, referenced by credentials and used as a metrics label.
+    pub name: String,
+    /// The exact `iss` value tokens carry.
+    pub issuer: String,
+    /// Platform preset.
+    pub preset: Preset,
+    /// Key source.
+    pub keys: KeySourceSpec,
+    /// Algorithm allowlist (never empty).
+    pub algorithms: Vec<SigningAlgorithm>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    /// Whether plain-http discovery and JWKS are allowed (loopback tests and demos only).
+    pub allow_insecure_http: bool,
+    /// Where it was declared.
+    pub origin: Origin,
+}
+
+/// A tenant: an isolated namespace of identities with its own issuer URL.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Name, used in URLs (`/{tenant}/oauth2/v2.0/token`).
+    pub name: String,
+    /// Deterministic tenant id (`tid` of issued tokens).
+    pub id: uuid::Uuid,
+    /// Where it was declared.
+    pub origin: Origin,
+}
+
+/// A trust policy: which external tokens may act as the identity that holds it.
+#[derive(Debug, Clone)]
+pub struct FederatedCredential {
+    /// Name, unique within its identity.
+    pub name: String,
+    /// Name of the trusted [`Issuer`].
+    pub issuer: String,
+    /// Accepted audiences; the token's `aud` must intersect them. Never empty.
+    pub audiences: Vec<String>,
+    /// How the token's `sub` must look.
+    pub subject: SubjectRule,
+    /// Extra CEL condition over `claims`; an evaluation error denies.
+    pub condition: Option<Expression>,
+    /// Claims added to issued tokens: claim name → CEL expression over `claims`.
+    pub claim_mappings: Vec<(String, Expression)>,
+    /// Upper bound on the lifetime of tokens issued through this credential.
+    pub max_token_lifetime: Option<Duration>,
+    /// Where it was declared, and its path inside the document (`federatedCredentials[0]`).
+    pub origin: Origin,
+    /// Field path of the credential within its document.
+    pub path: String,
+}
+
+/// The subject part of a credential.
+#[derive(Debug, Clone)]
+pub enum SubjectRule {
+    /// `subject`: exact, case-sensitive match.
+    Exact(String),
+    /// `subjectPattern`: segment-aware glob.
+    Pattern(SubjectPattern),
+    /// Neither is set; the credential relies on its `condition`.
+    Any,
+}
+
+/// Roles held on one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleAssignment {
+    /// The resource's identifier URI (as declared in its Application's `identifierUris`).
+    pub resource: String,
+    /// Role values, each exposed by the resource.
+    pub roles: Vec<String>,
+}
+
+/// The global definition of a workload or API.
+#[derive(Debug, Clone)]
+pub struct Application {
+    /// Unique name.
+    pub name: String,
+    /// Client id (defaults to `name`).
+    pub app_id: String,
+    /// Identifier URIs under which it is a resource (`api://payments`).
+    pub identifier_uris: Vec<String>,
+    /// Role values it exposes as a resource.
+    pub app_roles: Vec<String>,
+    /// Trust policies that let external tokens act as it.
+    pub federated_credentials: Vec<FederatedCredential>,
+    /// Where it was declared.
+    pub origin: Origin,
+}
+
+/// An application's instance in one tenant.
+#[derive(Debug, Clone)]
+pub struct ServicePrincipal {
+    /// Application name.
+    pub application: String,
+    /// Tenant name.
+    pub tenant: String,
+    /// Whether it may obtain tokens.
+    pub enabled: bool,
+    /// Deterministic object id.
+    pub object_id: uuid::Uuid,
+    /// Roles it holds.
+    pub role_assignments: Vec<RoleAssignment>,
+    /// Upper bound on the lifetime of tokens issued to it.
+    pub token_lifetime: Option<Duration>,
+    /// Where it was declared.
+    pub origin: Origin,
+}
+
+/// How a managed identity is named.
+#[derive(Debug, Clone)]
+pub enum ManagedIdentityName {
+    /// User-assigned: declared with a fixed `name`.
+    Fixed(String),
+    /// Workload-assigned: the name is computed from the token by a CEL expression (`nameFrom`),
+    /// one identity per distinct value.
+    Template(Expression),
+}
+
+/// An identity whose lifecycle trustbridge manages.
+#[derive(Debug, Clone)]
+pub struct ManagedIdentity {
+    /// Tenant name.
+    pub tenant: String,
+    /// Fixed name or template.
+    pub name: ManagedIdentityName,
+    /// Whether it may obtain tokens.
+    pub enabled: bool,
+    /// Trust policies.
+    pub federated_credentials: Vec<FederatedCredential>,
+    /// Roles it holds.
+    pub role_assignments: Vec<RoleAssignment>,
+    /// Upper bound on the lifetime of tokens issued to it.
+    pub token_lifetime: Option<Duration>,
+    /// Where it was declared.
+    pub origin: Origin,
+}
+
+impl ManagedIdentity {
+    /// A human label: the fixed name, or `nameFrom@<origin>` for templates.
+    pub fn label(&self) -> String {
+        match &self.name {
+            ManagedIdentityName::Fixed(name) => name.clone(),
+            ManagedIdentityName::Template(_) => format!("nameFrom@{}", self.origin),
+        }
+    }
+}
+
+/// A validated, compiled set of policies. Immutable; reload builds a new one and swaps it.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    /// Issuers by name.
+    pub issuers: BTreeMap<String, Arc<Issuer>>,
+    /// Tenants by name.
+    pub tenants: BTreeMap<String, Tenant>,
+    /// Applications by name.
+    pub applications: BTreeMap<String, Application>,
+    /// Service principals keyed by (tenant, application name).
+    pub service_principals: BTreeMap<(String, String), ServicePrincipal>,
+    /// Managed identities, in load order.
+    pub managed_identities: Vec<ManagedIdentity>,
+    /// Issuer URL → issuer name (exact match on `iss`).
+    pub issuer_by_url: HashMap<String, String>,
+    /// appId → application name.
+    pub app_by_id: HashMap<String, String>,
+    /// Identifier URI → application name.
+    pub resource_by_uri: HashMap<String, String>,
+    /// SHA-256 (hex) over the loaded files' names and contents, to tell policy versions apart.
+    pub content_hash: String,
+}
+
+impl PolicySet {
+    /// The issuer whose URL is exactly `iss`, if declared.
+    pub fn issuer_for(&self, iss: &str) -> Option<&Arc<Issuer>> {
+        self.issuer_by_url
+            .get(iss)
+            .and_then(|name| self.issuers.get(name))
+    }
+
+    /// The tenant named `name`.
+    pub fn tenant(&self, name: &str) -> Option<&Tenant> {
+        self.tenants.get(name)
+    }
+
+    /// The application whose `appId` or name is `client_id`.
+    pub fn application_by_client_id(&self, client_id: &str) -> Option<&Application> {
+        self.app_by_id
+            .get(client_id)
+            .and_then(|name| self.applications.get(name))
+            .or_else(|| self.applications.get(client_id))
+    }
+
+    /// The application exposing the identifier URI `uri`.
+    pub fn resource(&self, uri: &str) -> Option<&Application> {
+        self.resource_by_uri
+            .get(uri)
+            .and_then(|name| self.applications.get(name))
+    }
+
+    /// The service principal of `application` in `tenant`.
+    pub fn service_principal(&self, tenant: &str, application: &str) -> Option<&ServicePrincipal> {
+        self.service_principals
+            .get(&(tenant.to_string(), application.to_string()))
+    }
+
+    /// Managed identities of `tenant`.
+    pub fn managed_identities_in<'a>(
+        &'a self,
+        tenant: &'a str,
+    ) -> impl Iterator<Item = &'a ManagedIdentity> + 'a {
+        self.managed_identities
+            .iter()
+            .filter(move |mi| mi.tenant == tenant)
+    }
+}
+
+/// Namespace for deterministic object ids (UUIDv5), fixed forever: changing it would change
+/// every identity's `oid`.
+pub const OBJECT_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c1f_3c2e_9d4b_4f7a_8e21_5b0d_a4c9_7e13);
+
+/// Deterministic object id of an object of `kind` named `name` in `tenant`.
+pub fn object_id(tenant: &str, kind: &str, name: &str) -> uuid::Uuid {
+    // Length-prefixing keeps ("a/b", "c") and ("a", "b/c") apart.
+    let key = format!("{}:{tenant}/{}:{kind}/{}:{name}", tenant.len(), kind.len(), name.len());
+    uuid::Uuid::new_v5(&OBJECT_ID_NAMESPACE, key.as_bytes())
+}
+
+/// Deterministic tenant id.
+pub fn tenant_id(tenant: &str) -> uuid::Uuid {
+    object_id(tenant, "tenant", tenant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_ids_are_stable_and_distinct() {
+        let a = object_id("contoso", "managedIdentity", "k8s/team-a/builder");
+        assert_eq!(a, object_id("contoso", "managedIdentity", "k8s/team-a/builder"));
+        assert_ne!(a, object_id("contoso", "managedIdentity", "k8s/team-b/builder"));
+        assert_ne!(a, object_id("fabrikam", "managedIdentity", "k8s/team-a/builder"));
+        assert_ne!(object_id("a/b", "x", "c"), object_id("a", "x", "b/c"));
+    }
+
+    #[test]
+    fn algorithms_parse_only_supported_names() {
+        for alg in SigningAlgorithm::ALL {
+            assert_eq!(SigningAlgorithm::parse(alg.as_str()), Some(alg));
+        }
+        for bad in ["none", "HS256", "HS512", "rs256", ""] {
+            assert_eq!(SigningAlgorithm::parse(bad), None, "{bad}");
+        }
+    }
+}
