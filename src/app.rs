@@ -1,1 +1,226 @@
-//! Composition root (to be written).
+//! Composition root: settings → policies, issuer registry, signing keys, metrics → the actix
+//! application. Only this module knows how the parts are wired together; `serve` and the test
+//! suite's gateway both go through [`build`] and [`server`].
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix_web::{App, HttpRequest, HttpServer, web};
+use arc_swap::ArcSwap;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::exchange::Limits;
+use crate::issuers::{FetchSettings, IssuerRegistry};
+use crate::policy::model::KeySourceSpec;
+use crate::policy::{LoadErrors, PolicySet};
+use crate::telemetry::metrics::ExchangeMetrics;
+use crate::tokens::{KeyStoreError, SigningKeys};
+
+/// A policy set together with the issuer registry built for it; swapped as one unit so a
+/// request never sees policies and keys from two different versions.
+pub struct Snapshot {
+    /// The compiled policies.
+    pub policies: Arc<PolicySet>,
+    /// Keys and validation for the policies' issuers.
+    pub issuers: Arc<IssuerRegistry>,
+}
+
+/// Everything a request handler needs, shared by every worker.
+pub struct Gateway {
+    /// Settings in force.
+    pub settings: Settings,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Current policies and issuer registry.
+    snapshot: ArcSwap<Snapshot>,
+    /// Signing keys.
+    pub keys: Arc<SigningKeys>,
+    /// Prometheus registry behind `/metrics`.
+    pub registry: prometheus::Registry,
+    /// Exchange metrics.
+    pub metrics: ExchangeMetrics,
+    /// Readiness flag behind `/readyz`.
+    pub ready: AtomicBool,
+    /// Server-wide decision limits.
+    pub limits: Limits,
+}
+
+/// Why the gateway could not start. `main` prints it and exits 64 before binding.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The policy directory did not load.
+    #[error("policies in {dir}: {errors}")]
+    Policies {
+        /// The directory.
+        dir: String,
+        /// Every problem.
+        errors: LoadErrors,
+    },
+    /// The key directory could not be used.
+    #[error(transparent)]
+    Keys(#[from] KeyStoreError),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+impl Gateway {
+    /// The current snapshot (lock-free).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The current policy set.
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.snapshot.load().policies.clone()
+    }
+
+    /// Ids that tie a response to its log lines: a fresh trace id, the client's correlation id
+    /// (or the trace id), and the timestamp as Entra formats it.
+    pub fn request_ids(&self, req: &HttpRequest) -> (String, String, String) {
+        let trace = uuid::Uuid::new_v4().to_string();
+        let correlation =
+            crate::http::extract::correlation_id(req).unwrap_or_else(|| trace.clone());
+        let stamp = humantime::format_rfc3339_seconds(self.clock.now())
+            .to_string()
+            .replace('T', " ");
+        (trace, correlation, stamp)
+    }
+}
+
+/// Builds the gateway: loads and compiles policies, prepares the demo issuer when a policy uses
+/// it, loads (or creates) the signing keys, registers metrics.
+pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, StartupError> {
+    let policies =
+        crate::policy::load_dir(&settings.policies).map_err(|errors| StartupError::Policies {
+            dir: settings.policies.display().to_string(),
+            errors,
+        })?;
+    if policies
+        .issuers
+        .values()
+        .any(|i| i.keys == KeySourceSpec::Demo)
+    {
+        crate::demo::DemoIssuer::open_or_create(&settings.data_dir)?;
+    }
+    let keys =
+        SigningKeys::load_or_create(&settings.keys, settings.signing_algorithm, clock.clone())?;
+    let issuers = IssuerRegistry::new(
+        &policies,
+        FetchSettings::default(),
+        clock.clone(),
+        settings.data_dir.clone(),
+    );
+    let registry = prometheus::Registry::new();
+    let metrics = ExchangeMetrics::register(&registry)?;
+    record_policy_objects(&metrics, &policies);
+    tracing::info!(
+        policy.hash = %policies.content_hash,
+        issuers = policies.issuers.len(),
+        tenants = policies.tenants.len(),
+        applications = policies.applications.len(),
+        managed_identities = policies.managed_identities.len(),
+        "policies loaded"
+    );
+    let gateway = Gateway {
+        limits: Limits {
+            max_token_lifetime: settings.max_token_lifetime,
+        },
+        settings,
+        clock,
+        snapshot: ArcSwap::from_pointee(Snapshot {
+            policies: Arc::new(policies),
+            issuers: Arc::new(issuers),
+        }),
+        keys: Arc::new(keys),
+        registry,
+        metrics,
+        ready: AtomicBool::new(true),
+    };
+    gateway.metrics.ready.set(1);
+    Ok(Arc::new(gateway))
+}
+
+fn record_policy_objects(metrics: &ExchangeMetrics, p: &PolicySet) {
+    for (kind, n) in [
+        ("issuer", p.issuers.len()),
+        ("tenant", p.tenants.len()),
+        ("application", p.applications.len()),
+        ("servicePrincipal", p.service_principals.len()),
+        ("managedIdentity", p.managed_identities.len()),
+    ] {
+        metrics
+            .policy_objects
+            .with_label_values(&[kind])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+/// An actix server for `gateway` on an already bound listener (tests bind 127.0.0.1:0).
+pub fn server(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+) -> std::io::Result<actix_web::dev::Server> {
+    let workers = match gateway.settings.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let data = web::Data::from(gateway);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(crate::http::routes::configure)
+    })
+    .workers(workers)
+    .shutdown_timeout(10)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Runs `serve` until SIGINT or SIGTERM: readiness turns off at once, in-flight requests get
+/// the shutdown timeout to finish.
+pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
+    let listener = TcpListener::bind(gateway.settings.listen)?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        public_url = %gateway.settings.public_url,
+        "trustbridge serving"
+    );
+    let server = server(gateway.clone(), listener)?;
+    let handle = server.handle();
+    let stopper = gateway.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stopper.ready.store(false, Ordering::Release);
+        stopper.metrics.ready.set(0);
+        tracing::info!("shutting down: not ready, draining in-flight requests");
+        handle.stop(true).await;
+    });
+    server.await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

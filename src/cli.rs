@@ -1,1 +1,257 @@
-//! Command line (to be written).
+//! The command line: `serve` (the default), `policy check`, `demo token`.
+//!
+//! Subcommands share the serve path (`policy::load_dir`, `app::build`) and write through
+//! `&mut dyn Write` so tests can read what they print.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, ConfigErrors, Layer, Settings};
+use crate::telemetry::logging::LogFormat;
+
+/// Exit code for bad configuration or policies, before anything is bound (EX_USAGE).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// trustbridge: exchange platform OIDC tokens for short-lived, signed workload tokens.
+#[derive(Debug, Parser)]
+#[command(name = "trustbridge", version, about)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Work with policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// The local demo issuer of the README walkthrough.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+/// Flags of `serve`; each also reads `TRUSTBRIDGE_<FLAG>`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TRUSTBRIDGE_LISTEN")]
+    pub listen: Option<String>,
+    /// Base URL of tenant issuers [default: http://<listen>].
+    #[arg(long, env = "TRUSTBRIDGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Policy directory [default: policies].
+    #[arg(long, env = "TRUSTBRIDGE_POLICIES")]
+    pub policies: Option<PathBuf>,
+    /// Signing key directory, created with a fresh key when empty [default: <data-dir>/keys].
+    #[arg(long, env = "TRUSTBRIDGE_KEYS")]
+    pub keys: Option<PathBuf>,
+    /// Data directory (demo issuer keys) [default: .trustbridge].
+    #[arg(long, env = "TRUSTBRIDGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Algorithm for newly generated signing keys: ES256, ES384, RS256, EdDSA [default: ES256].
+    #[arg(long, env = "TRUSTBRIDGE_SIGNING_ALGORITHM")]
+    pub signing_algorithm: Option<String>,
+    /// Maximum lifetime of issued tokens [default: 1h].
+    #[arg(long, env = "TRUSTBRIDGE_MAX_TOKEN_LIFETIME")]
+    pub max_token_lifetime: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, env = "TRUSTBRIDGE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Worker threads; 0 means one per core [default: 0].
+    #[arg(long, env = "TRUSTBRIDGE_WORKERS")]
+    pub workers: Option<usize>,
+    /// YAML file with the same settings (camelCase keys); flags and variables win.
+    #[arg(long, env = "TRUSTBRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// Merges flags (and their variables) over the config file over defaults.
+    pub fn settings(&self) -> Result<Settings, ConfigErrors> {
+        let flags = Layer {
+            listen: self.listen.clone(),
+            public_url: self.public_url.clone(),
+            policies: self.policies.clone(),
+            keys: self.keys.clone(),
+            data_dir: self.data_dir.clone(),
+            signing_algorithm: self.signing_algorithm.clone(),
+            max_token_lifetime: self.max_token_lifetime.clone(),
+            log_format: self.log_format,
+            workers: self.workers,
+        };
+        let file = match &self.config {
+            Some(path) => config::read_file(path)?,
+            None => Layer::default(),
+        };
+        Settings::resolve(flags.over(file))
+    }
+}
+
+/// `policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Load and compile a policy directory as `serve` would, and report every problem.
+    Check {
+        /// The directory [default: policies].
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `demo` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Mint a subject token from the local demo issuer (its key is created on first use).
+    Token(DemoTokenArgs),
+}
+
+/// Flags of `demo token`.
+#[derive(Debug, Args)]
+pub struct DemoTokenArgs {
+    /// `sub` claim.
+    #[arg(long, default_value = "repo:contoso/infra:ref:refs/heads/main")]
+    pub subject: String,
+    /// `aud` claim.
+    #[arg(long, default_value = "api://trustbridge")]
+    pub audience: String,
+    /// Token lifetime.
+    #[arg(long, default_value = "5m")]
+    pub lifetime: String,
+    /// Extra claims as NAME=VALUE (VALUE parsed as JSON when it is JSON, else a string).
+    #[arg(long = "claim", value_name = "NAME=VALUE")]
+    pub claims: Vec<String>,
+    /// Data directory holding the demo issuer key [default: .trustbridge].
+    #[arg(long, env = "TRUSTBRIDGE_DATA_DIR", default_value = ".trustbridge")]
+    pub data_dir: PathBuf,
+}
+
+/// Runs `policy check`: prints a summary or every problem; returns the exit code.
+pub fn policy_check(dir: Option<PathBuf>, out: &mut dyn Write) -> i32 {
+    let dir = dir.unwrap_or_else(|| PathBuf::from("policies"));
+    match crate::policy::load_dir(&dir) {
+        Ok(set) => {
+            let _ = writeln!(
+                out,
+                "{}: ok ({} issuers, {} tenants, {} applications, {} service principals, {} managed identities; hash {})",
+                dir.display(),
+                set.issuers.len(),
+                set.tenants.len(),
+                set.applications.len(),
+                set.service_principals.len(),
+                set.managed_identities.len(),
+                &set.content_hash[..set.content_hash.len().min(12)],
+            );
+            0
+        }
+        Err(errors) => {
+            let _ = write!(out, "{}: {errors}", dir.display());
+            1
+        }
+    }
+}
+
+/// Runs `demo token`: prints a freshly minted demo subject token; returns the exit code.
+pub fn demo_token(
+    args: &DemoTokenArgs,
+    clock: &dyn Clock,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let lifetime = match humantime::parse_duration(&args.lifetime) {
+        Ok(d) if d.as_secs() > 0 && d.as_secs() <= 24 * 3600 => d,
+        _ => {
+            let _ = writeln!(
+                err,
+                "--lifetime: '{}' must be a duration between 1s and 24h",
+                args.lifetime
+            );
+            return EXIT_CONFIG;
+        }
+    };
+    let mut extra = serde_json::Map::new();
+    for claim in &args.claims {
+        let Some((name, value)) = claim.split_once('=') else {
+            let _ = writeln!(err, "--claim: '{claim}' must look like NAME=VALUE");
+            return EXIT_CONFIG;
+        };
+        let value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        extra.insert(name.to_string(), value);
+    }
+    let issuer = match crate::demo::DemoIssuer::open_or_create(&args.data_dir) {
+        Ok(i) => i,
+        Err(e) => {
+            let _ = writeln!(err, "demo issuer: {e}");
+            return 1;
+        }
+    };
+    let claims = crate::demo::demo_claims(
+        &args.subject,
+        &args.audience,
+        clock.unix(),
+        lifetime.as_secs(),
+        extra,
+    );
+    match issuer.mint(&claims) {
+        Ok(token) => {
+            let _ = writeln!(out, "{token}");
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(err, "demo issuer: {e}");
+            1
+        }
+    }
+}
+
+/// Entry point used by `main`: parses arguments and runs the command; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(&ServeArgs::default()),
+        Some(Command::Serve(args)) => serve(&args),
+        Some(Command::Policy(PolicyCommand::Check { dir })) => {
+            policy_check(dir, &mut std::io::stdout())
+        }
+        Some(Command::Demo(DemoCommand::Token(args))) => demo_token(
+            &args,
+            &SystemClock,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        ),
+    }
+}
+
+fn serve(args: &ServeArgs) -> i32 {
+    let settings = match args.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
+    crate::telemetry::logging::init(settings.log_format, "info");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let gateway = match crate::app::build(settings, clock) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("trustbridge cannot start: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let result = actix_web::rt::System::new().block_on(crate::app::run(gateway));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("trustbridge: {e}");
+            1
+        }
+    }
+}

@@ -22,7 +22,9 @@ pub trait Clock: Send + Sync + Debug {
 
 /// Whole seconds since the Unix epoch; 0 for times before it.
 pub fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The real clock.

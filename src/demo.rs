@@ -14,3 +14,30 @@ pub const DEMO_ISSUER_URL: &str = "https://demo-issuer.trustbridge.invalid";
 pub fn jwks_path(data_dir: &Path) -> PathBuf {
     data_dir.join("demo-issuer").join("jwks.json")
 }
+
+// Placeholder signatures until the demo issuer lands from the tokens work.
+/// The demo issuer (key and JWKS under the data directory).
+pub struct DemoIssuer;
+impl DemoIssuer {
+    /// Opens or creates the demo issuer key.
+    pub fn open_or_create(data_dir: &Path) -> Result<Self, crate::tokens::KeyStoreError> {
+        todo!("{data_dir:?}")
+    }
+    /// Mints a token.
+    pub fn mint(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, crate::tokens::SignError> {
+        todo!("{claims:?}")
+    }
+}
+/// Standard demo claims.
+pub fn demo_claims(
+    subject: &str,
+    audience: &str,
+    now: u64,
+    lifetime: u64,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    todo!("{subject}{audience}{now}{lifetime}{extra:?}")
+}

@@ -1,1 +1,251 @@
-//! config (to be written).
+//! Gateway settings: flags > `TRUSTBRIDGE_*` environment variables > `--config` file > defaults
+//! (DESIGN §3). This module only merges and validates; it opens no sockets and reads no keys.
+//! Every problem is reported at once so a bad deployment fails before binding with the list.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::policy::model::SigningAlgorithm;
+use crate::telemetry::logging::LogFormat;
+
+/// Longest lifetime an operator may configure for issued tokens.
+pub const MAX_LIFETIME_CEILING: Duration = Duration::from_secs(24 * 3600);
+
+/// Validated settings of `trustbridge serve`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Base of every tenant issuer URL, without a trailing slash.
+    pub public_url: String,
+    /// Policy directory.
+    pub policies: PathBuf,
+    /// Signing key directory.
+    pub keys: PathBuf,
+    /// Data directory (demo issuer keys).
+    pub data_dir: PathBuf,
+    /// Algorithm of newly generated signing keys.
+    pub signing_algorithm: SigningAlgorithm,
+    /// Server-wide maximum lifetime of issued tokens.
+    pub max_token_lifetime: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Worker threads (0 = one per core).
+    pub workers: usize,
+}
+
+/// Settings as given by one layer (flags, file); `None` means "not set here".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Layer {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--public-url`.
+    pub public_url: Option<String>,
+    /// `--policies`.
+    pub policies: Option<PathBuf>,
+    /// `--keys`.
+    pub keys: Option<PathBuf>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--signing-algorithm`.
+    pub signing_algorithm: Option<String>,
+    /// `--max-token-lifetime` (humantime, e.g. `1h`).
+    pub max_token_lifetime: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+    /// `--workers`.
+    pub workers: Option<usize>,
+}
+
+impl Layer {
+    /// Fills every unset field of `self` from `lower`.
+    pub fn over(self, lower: Layer) -> Layer {
+        Layer {
+            listen: self.listen.or(lower.listen),
+            public_url: self.public_url.or(lower.public_url),
+            policies: self.policies.or(lower.policies),
+            keys: self.keys.or(lower.keys),
+            data_dir: self.data_dir.or(lower.data_dir),
+            signing_algorithm: self.signing_algorithm.or(lower.signing_algorithm),
+            max_token_lifetime: self.max_token_lifetime.or(lower.max_token_lifetime),
+            log_format: self.log_format.or(lower.log_format),
+            workers: self.workers.or(lower.workers),
+        }
+    }
+}
+
+/// Every problem found in the settings.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for p in &self.0 {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a `--config` YAML file into a layer.
+pub fn read_file(path: &Path) -> Result<Layer, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors(vec![format!("config file {}: {e}", path.display())]))?;
+    serde_yaml_ng::from_str(&text)
+        .map_err(|e| ConfigErrors(vec![format!("config file {}: {e}", path.display())]))
+}
+
+impl Settings {
+    /// Applies defaults to the merged layer and validates the result.
+    pub fn resolve(layer: Layer) -> Result<Settings, ConfigErrors> {
+        let mut problems = Vec::new();
+        let listen_text = layer.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            problems.push(format!(
+                "listen: '{listen_text}' is not an address like 127.0.0.1:8080"
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let public_url = layer
+            .public_url
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = match url::Url::parse(&public_url) {
+            Ok(u)
+                if (u.scheme() == "http" || u.scheme() == "https")
+                    && u.host().is_some()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    && u.username().is_empty()
+                    && u.password().is_none() =>
+            {
+                public_url.trim_end_matches('/').to_string()
+            }
+            _ => {
+                problems.push(format!(
+                    "public-url: '{public_url}' must be an http(s) URL without query, fragment or credentials"
+                ));
+                String::new()
+            }
+        };
+        let signing_algorithm = match layer.signing_algorithm.as_deref() {
+            None => SigningAlgorithm::ES256,
+            Some(name) => match SigningAlgorithm::parse(name) {
+                Some(
+                    alg @ (SigningAlgorithm::ES256
+                    | SigningAlgorithm::ES384
+                    | SigningAlgorithm::RS256
+                    | SigningAlgorithm::EdDSA),
+                ) => alg,
+                _ => {
+                    problems.push(format!(
+                        "signing-algorithm: '{name}' is not one of ES256, ES384, RS256, EdDSA"
+                    ));
+                    SigningAlgorithm::ES256
+                }
+            },
+        };
+        let max_token_lifetime = match layer.max_token_lifetime.as_deref() {
+            None => Duration::from_secs(3600),
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(d) if d >= Duration::from_secs(60) && d <= MAX_LIFETIME_CEILING => d,
+                _ => {
+                    problems.push(format!(
+                        "max-token-lifetime: '{text}' must be a duration between 1m and 24h"
+                    ));
+                    Duration::from_secs(3600)
+                }
+            },
+        };
+        let data_dir = layer
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(".trustbridge"));
+        let keys = layer.keys.unwrap_or_else(|| data_dir.join("keys"));
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems));
+        }
+        Ok(Settings {
+            listen,
+            public_url,
+            policies: layer.policies.unwrap_or_else(|| PathBuf::from("policies")),
+            keys,
+            data_dir,
+            signing_algorithm,
+            max_token_lifetime,
+            log_format: layer.log_format.unwrap_or_default(),
+            workers: layer.workers.unwrap_or(0),
+        })
+    }
+
+    /// The issuer URL of `tenant`: `{public_url}/{tenant}/v2.0`.
+    pub fn tenant_issuer(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/v2.0", self.public_url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_the_bundled_demo() {
+        let s = Settings::resolve(Layer::default()).expect("defaults are valid");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_url, "http://127.0.0.1:8080");
+        assert_eq!(s.policies, PathBuf::from("policies"));
+        assert_eq!(s.keys, PathBuf::from(".trustbridge/keys"));
+        assert_eq!(s.signing_algorithm, SigningAlgorithm::ES256);
+        assert_eq!(s.max_token_lifetime, Duration::from_secs(3600));
+        assert_eq!(s.tenant_issuer("demo"), "http://127.0.0.1:8080/demo/v2.0");
+    }
+
+    #[test]
+    fn higher_layers_win() {
+        let flags = Layer {
+            listen: Some("127.0.0.1:9000".into()),
+            ..Layer::default()
+        };
+        let file = Layer {
+            listen: Some("127.0.0.1:7000".into()),
+            public_url: Some("https://tb.example.com/".into()),
+            ..Layer::default()
+        };
+        let s = Settings::resolve(flags.over(file)).expect("valid");
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.public_url, "https://tb.example.com");
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let bad = Layer {
+            listen: Some("nowhere".into()),
+            public_url: Some("ftp://x?y".into()),
+            signing_algorithm: Some("HS256".into()),
+            max_token_lifetime: Some("3d".into()),
+            ..Layer::default()
+        };
+        let errs = Settings::resolve(bad).unwrap_err().0;
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(errs[0].starts_with("listen"));
+        assert!(errs[1].starts_with("public-url"));
+        assert!(errs[2].contains("HS256"));
+        assert!(errs[3].contains("max-token-lifetime"));
+    }
+
+    #[test]
+    fn config_file_rejects_unknown_fields() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tb.yaml");
+        std::fs::write(&path, "listen: 127.0.0.1:1\nlistn: x\n").expect("write");
+        let err = read_file(&path).unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+        std::fs::write(&path, "listen: 127.0.0.1:1\npublicUrl: http://a\n").expect("write");
+        let layer = read_file(&path).expect("valid");
+        assert_eq!(layer.public_url.as_deref(), Some("http://a"));
+    }
+}

@@ -1,1 +1,9 @@
-//! http (to be written).
+//! The HTTP surface of DESIGN §4: routes, handlers, body extraction, and the one place where
+//! domain errors become OAuth error responses ([`error`]).
+
+pub mod discovery;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod routes;
+pub mod token;

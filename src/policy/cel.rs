@@ -40,17 +40,26 @@ impl Expression {
     }
 
     /// Evaluates to a bool; any other type or an error is an [`EvalError`].
-    pub fn eval_bool(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Result<bool, EvalError> {
+    pub fn eval_bool(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<bool, EvalError> {
         todo!("{claims:?}")
     }
 
     /// Evaluates to a non-empty string.
-    pub fn eval_string(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Result<String, EvalError> {
+    pub fn eval_string(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, EvalError> {
         todo!("{claims:?}")
     }
 
     /// Evaluates to a JSON value (for claimMappings).
-    pub fn eval_json(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Result<serde_json::Value, EvalError> {
+    pub fn eval_json(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, EvalError> {
         todo!("{claims:?}")
     }
 }

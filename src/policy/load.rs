@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::policy::model::PolicySet;
 use crate::policy::LoadErrors;
+use crate::policy::model::PolicySet;
 
 /// Loads and compiles every policy file in `dir`, reporting every problem found in one pass.
 pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadErrors> {

@@ -380,12 +380,18 @@ impl PolicySet {
 
 /// Namespace for deterministic object ids (UUIDv5), fixed forever: changing it would change
 /// every identity's `oid`.
-pub const OBJECT_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c1f_3c2e_9d4b_4f7a_8e21_5b0d_a4c9_7e13);
+pub const OBJECT_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6c1f_3c2e_9d4b_4f7a_8e21_5b0d_a4c9_7e13);
 
 /// Deterministic object id of an object of `kind` named `name` in `tenant`.
 pub fn object_id(tenant: &str, kind: &str, name: &str) -> uuid::Uuid {
     // Length-prefixing keeps ("a/b", "c") and ("a", "b/c") apart.
-    let key = format!("{}:{tenant}/{}:{kind}/{}:{name}", tenant.len(), kind.len(), name.len());
+    let key = format!(
+        "{}:{tenant}/{}:{kind}/{}:{name}",
+        tenant.len(),
+        kind.len(),
+        name.len()
+    );
     uuid::Uuid::new_v5(&OBJECT_ID_NAMESPACE, key.as_bytes())
 }
 
@@ -401,9 +407,18 @@ mod tests {
     #[test]
     fn object_ids_are_stable_and_distinct() {
         let a = object_id("contoso", "managedIdentity", "k8s/team-a/builder");
-        assert_eq!(a, object_id("contoso", "managedIdentity", "k8s/team-a/builder"));
-        assert_ne!(a, object_id("contoso", "managedIdentity", "k8s/team-b/builder"));
-        assert_ne!(a, object_id("fabrikam", "managedIdentity", "k8s/team-a/builder"));
+        assert_eq!(
+            a,
+            object_id("contoso", "managedIdentity", "k8s/team-a/builder")
+        );
+        assert_ne!(
+            a,
+            object_id("contoso", "managedIdentity", "k8s/team-b/builder")
+        );
+        assert_ne!(
+            a,
+            object_id("fabrikam", "managedIdentity", "k8s/team-a/builder")
+        );
         assert_ne!(object_id("a/b", "x", "c"), object_id("a", "x", "b/c"));
     }
 

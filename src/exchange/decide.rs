@@ -1,0 +1,465 @@
+//! The decision itself: a pure function from (token, request, policies, now) to a grant or a
+//! denial. See the module docs of `exchange` for where it sits.
+//!
+//! Order of checks, and why: the tenant and the resource first (cheap, and their absence is a
+//! client error whatever the token says); then the identity, either named by `client_id` or,
+//! for token exchange without one, found as the unique identity with a matching credential;
+//! then the credential checks in a fixed order (issuer, audience, subject, condition) so that a
+//! denial names the furthest check any credential reached; then enablement, role assignments,
+//! requested roles and claim mappings.
+
+use std::time::{Duration, SystemTime};
+
+use crate::exchange::denial::{Denial, MismatchStage};
+use crate::exchange::grant::{Grant, IdentityKind};
+use crate::exchange::request::{ExchangeRequest, RequestedRoles};
+use crate::issuers::ValidatedToken;
+use crate::policy::model::{
+    Application, FederatedCredential, ManagedIdentity, ManagedIdentityName, PolicySet,
+    RoleAssignment, ServicePrincipal, SubjectRule, object_id,
+};
+
+/// Server-wide limits the decision applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Upper bound on any issued token's lifetime.
+    pub max_token_lifetime: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_token_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Longest identity name a `nameFrom` template may produce.
+const MAX_IDENTITY_NAME: usize = 256;
+/// Longest value echoed back from a token in a denial description.
+const MAX_ECHO: usize = 120;
+
+/// Decides an exchange. `now` is unused by today's checks (token time claims were verified by
+/// `issuers`) but belongs to the contract: policies may grow time-bound rules.
+pub fn decide(
+    token: &ValidatedToken,
+    req: &ExchangeRequest,
+    policies: &PolicySet,
+    limits: &Limits,
+    _now: SystemTime,
+) -> Result<Grant, Denial> {
+    let tenant = policies
+        .tenant(&req.tenant)
+        .ok_or_else(|| Denial::UnknownTenant(req.tenant.clone()))?;
+    let resource_app = policies
+        .resource(&req.target.resource)
+        .ok_or_else(|| Denial::UnknownResource(req.target.resource.clone()))?;
+
+    let (identity, credential) = resolve_identity(token, req, policies)?;
+
+    if !identity.enabled() {
+        return Err(Denial::Disabled(identity.label()));
+    }
+    let (kind, name) = match &identity {
+        Identity::App { app, .. } => (IdentityKind::ServicePrincipal, app.name.clone()),
+        Identity::Managed { mi } => match &mi.name {
+            ManagedIdentityName::Fixed(name) => (IdentityKind::ManagedIdentity, name.clone()),
+            ManagedIdentityName::Template(expr) => {
+                let name = expr
+                    .eval_string(&token.claims)
+                    .map_err(|e| Denial::NameTemplate(e.to_string()))?;
+                check_identity_name(&name)?;
+                (IdentityKind::WorkloadIdentity, name)
+            }
+        },
+    };
+    let (object, client_id) = match &identity {
+        Identity::App { app, sp } => (sp.object_id.to_string(), app.app_id.clone()),
+        Identity::Managed { .. } => managed_ids(&req.tenant, kind, &name),
+    };
+
+    let roles = granted_roles(&identity, &name, resource_app, req, policies)?;
+
+    let mut mapped = serde_json::Map::new();
+    for (claim, expr) in &credential.claim_mappings {
+        let value = expr
+            .eval_json(&token.claims)
+            .map_err(|e| Denial::ClaimMapping {
+                claim: claim.clone(),
+                reason: e.to_string(),
+            })?;
+        mapped.insert(claim.clone(), value);
+    }
+
+    let lifetime = [
+        Some(limits.max_token_lifetime),
+        identity.token_lifetime(),
+        credential.max_token_lifetime,
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(limits.max_token_lifetime);
+
+    Ok(Grant {
+        tenant: tenant.name.clone(),
+        tenant_id: tenant.id.to_string(),
+        identity_kind: kind,
+        identity_name: name,
+        object_id: object,
+        client_id,
+        resource: req.target.resource.clone(),
+        roles,
+        lifetime,
+        mapped_claims: mapped,
+        credential: credential.name.clone(),
+        source_issuer_name: token.issuer_name.clone(),
+        source_issuer: token.iss.clone(),
+        source_subject: token.sub.clone().unwrap_or_default(),
+    })
+}
+
+/// Object id and client id of a managed identity. Both are deterministic, so every replica and
+/// every restart agrees on them.
+pub fn managed_ids(tenant: &str, kind: IdentityKind, name: &str) -> (String, String) {
+    (
+        object_id(tenant, kind.as_str(), name).to_string(),
+        object_id(tenant, &format!("{}Client", kind.as_str()), name).to_string(),
+    )
+}
+
+// === identities ===
+
+/// A candidate identity: a service principal, or a managed identity (fixed or template).
+enum Identity<'a> {
+    App {
+        app: &'a Application,
+        sp: &'a ServicePrincipal,
+    },
+    Managed {
+        mi: &'a ManagedIdentity,
+    },
+}
+
+impl<'a> Identity<'a> {
+    fn credentials(&self) -> &'a [FederatedCredential] {
+        match self {
+            Self::App { app, .. } => &app.federated_credentials,
+            Self::Managed { mi } => &mi.federated_credentials,
+        }
+    }
+
+    fn assignments(&self) -> &'a [RoleAssignment] {
+        match self {
+            Self::App { sp, .. } => &sp.role_assignments,
+            Self::Managed { mi } => &mi.role_assignments,
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        match self {
+            Self::App { sp, .. } => sp.enabled,
+            Self::Managed { mi } => mi.enabled,
+        }
+    }
+
+    fn token_lifetime(&self) -> Option<Duration> {
+        match self {
+            Self::App { sp, .. } => sp.token_lifetime,
+            Self::Managed { mi } => mi.token_lifetime,
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Self::App { app, .. } => app.name.clone(),
+            Self::Managed { mi } => mi.label(),
+        }
+    }
+}
+
+/// Finds the identity the token acts as, and the credential that allows it.
+fn resolve_identity<'a>(
+    token: &ValidatedToken,
+    req: &ExchangeRequest,
+    policies: &'a PolicySet,
+) -> Result<(Identity<'a>, &'a FederatedCredential), Denial> {
+    let tenant = req.tenant.as_str();
+    if let Some(client_id) = req.client_id.as_deref() {
+        let identity = identity_by_client_id(client_id, token, tenant, policies)?;
+        let credential = match_credentials(identity.credentials(), token)
+            .map_err(|(stage, detail)| Denial::NoMatchingCredential { stage, detail })?;
+        return Ok((identity, credential));
+    }
+
+    // Token exchange without client_id: the token itself must pick exactly one identity.
+    let mut found: Vec<(Identity<'a>, &'a FederatedCredential)> = Vec::new();
+    let mut best: Option<(MismatchStage, String)> = None;
+    for identity in identities_in(tenant, policies) {
+        match match_credentials(identity.credentials(), token) {
+            Ok(credential) => found.push((identity, credential)),
+            Err(miss) => keep_best(&mut best, miss),
+        }
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => {
+            let (stage, detail) = best.unwrap_or((
+                MismatchStage::Issuer,
+                "no identity in this tenant has a federated credential".to_string(),
+            ));
+            Err(Denial::NoMatchingCredential { stage, detail })
+        }
+        n => Err(Denial::Ambiguous(n)),
+    }
+}
+
+/// Every identity of a tenant: service principals first, then managed identities.
+fn identities_in<'a>(tenant: &str, policies: &'a PolicySet) -> Vec<Identity<'a>> {
+    let apps = policies.applications.values().filter_map(|app| {
+        policies
+            .service_principal(tenant, &app.name)
+            .map(|sp| Identity::App { app, sp })
+    });
+    let managed = policies
+        .managed_identities
+        .iter()
+        .filter(|mi| mi.tenant == tenant)
+        .map(|mi| Identity::Managed { mi });
+    apps.chain(managed).collect()
+}
+
+/// Resolves `client_id`: an application's appId or name (with a service principal in the
+/// tenant), a user-assigned managed identity's name or client id, or the computed name (or
+/// client id) of a workload-assigned one whose credential matches the token.
+fn identity_by_client_id<'a>(
+    client_id: &str,
+    token: &ValidatedToken,
+    tenant: &str,
+    policies: &'a PolicySet,
+) -> Result<Identity<'a>, Denial> {
+    let unknown = || Denial::UnknownClient(echo(client_id));
+    if let Some(app) = policies.application_by_client_id(client_id) {
+        let sp = policies
+            .service_principal(tenant, &app.name)
+            .ok_or_else(unknown)?;
+        return Ok(Identity::App { app, sp });
+    }
+    for mi in policies
+        .managed_identities
+        .iter()
+        .filter(|mi| mi.tenant == tenant)
+    {
+        match &mi.name {
+            ManagedIdentityName::Fixed(name) => {
+                let (_, mi_client) = managed_ids(tenant, IdentityKind::ManagedIdentity, name);
+                if name == client_id || mi_client == client_id {
+                    return Ok(Identity::Managed { mi });
+                }
+            }
+            ManagedIdentityName::Template(expr) => {
+                if match_credentials(&mi.federated_credentials, token).is_err() {
+                    continue;
+                }
+                if let Ok(name) = expr.eval_string(&token.claims) {
+                    let (_, mi_client) = managed_ids(tenant, IdentityKind::WorkloadIdentity, &name);
+                    if name == client_id || mi_client == client_id {
+                        return Ok(Identity::Managed { mi });
+                    }
+                }
+            }
+        }
+    }
+    Err(unknown())
+}
+
+// === credentials ===
+
+/// The first credential that matches the token, or the furthest failure among them.
+fn match_credentials<'a>(
+    credentials: &'a [FederatedCredential],
+    token: &ValidatedToken,
+) -> Result<&'a FederatedCredential, (MismatchStage, String)> {
+    let mut best: Option<(MismatchStage, String)> = None;
+    for credential in credentials {
+        match check_credential(credential, token) {
+            Ok(()) => return Ok(credential),
+            Err(miss) => keep_best(&mut best, miss),
+        }
+    }
+    Err(best.unwrap_or((
+        MismatchStage::Issuer,
+        "the identity has no federated credentials".to_string(),
+    )))
+}
+
+/// Keeps the failure that got furthest; the first one wins ties.
+fn keep_best(best: &mut Option<(MismatchStage, String)>, miss: (MismatchStage, String)) {
+    if best.as_ref().is_none_or(|(stage, _)| miss.0 > *stage) {
+        *best = Some(miss);
+    }
+}
+
+/// Checks one credential against the token: issuer, audience, subject, condition.
+pub fn check_credential(
+    credential: &FederatedCredential,
+    token: &ValidatedToken,
+) -> Result<(), (MismatchStage, String)> {
+    if credential.issuer != token.issuer_name {
+        return Err((
+            MismatchStage::Issuer,
+            format!(
+                "no federated credential trusts issuer '{}'",
+                echo(&token.iss)
+            ),
+        ));
+    }
+    if !token
+        .aud
+        .iter()
+        .any(|aud| credential.audiences.iter().any(|a| a == aud))
+    {
+        return Err((
+            MismatchStage::Audience,
+            format!(
+                "the token's audience {} is not accepted by credential '{}' (expects {})",
+                list(&token.aud),
+                credential.name,
+                list(&credential.audiences)
+            ),
+        ));
+    }
+    let sub = token.sub.as_deref();
+    let subject_ok = match (&credential.subject, sub) {
+        (SubjectRule::Any, _) => true,
+        (SubjectRule::Exact(want), Some(sub)) => want == sub,
+        (SubjectRule::Pattern(pattern), Some(sub)) => pattern.matches(sub),
+        (_, None) => false,
+    };
+    if !subject_ok {
+        let wanted = match &credential.subject {
+            SubjectRule::Exact(s) => format!("'{s}'"),
+            SubjectRule::Pattern(p) => format!("pattern '{}'", p.as_str()),
+            SubjectRule::Any => String::new(),
+        };
+        return Err((
+            MismatchStage::Subject,
+            format!(
+                "subject '{}' does not match {wanted} of credential '{}'",
+                echo(sub.unwrap_or("")),
+                credential.name
+            ),
+        ));
+    }
+    if let Some(condition) = &credential.condition {
+        match condition.eval_bool(&token.claims) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err((
+                    MismatchStage::Condition,
+                    format!("the condition of credential '{}' is false", credential.name),
+                ));
+            }
+            Err(e) => {
+                return Err((
+                    MismatchStage::Condition,
+                    format!(
+                        "the condition of credential '{}' could not be evaluated: {e}",
+                        credential.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+// === roles ===
+
+/// Roles the identity receives on the requested resource.
+fn granted_roles(
+    identity: &Identity<'_>,
+    name: &str,
+    resource_app: &Application,
+    req: &ExchangeRequest,
+    policies: &PolicySet,
+) -> Result<Vec<String>, Denial> {
+    let mut assigned: Vec<&str> = Vec::new();
+    let mut any_assignment = false;
+    for assignment in identity.assignments() {
+        let same_resource = policies
+            .resource(&assignment.resource)
+            .is_some_and(|app| app.name == resource_app.name);
+        if same_resource {
+            any_assignment = true;
+            for role in &assignment.roles {
+                if !assigned.contains(&role.as_str()) {
+                    assigned.push(role);
+                }
+            }
+        }
+    }
+    if !any_assignment {
+        return Err(Denial::NotAssigned {
+            identity: name.to_string(),
+            resource: req.target.resource.clone(),
+        });
+    }
+    match &req.target.roles {
+        RequestedRoles::All => Ok(assigned.into_iter().map(str::to_string).collect()),
+        RequestedRoles::Specific(wanted) => {
+            let missing: Vec<String> = wanted
+                .iter()
+                .filter(|w| !assigned.contains(&w.as_str()))
+                .map(|w| echo(w))
+                .collect();
+            if missing.is_empty() {
+                Ok(wanted.clone())
+            } else {
+                Err(Denial::RolesNotAssigned(missing))
+            }
+        }
+    }
+}
+
+// === helpers ===
+
+fn check_identity_name(name: &str) -> Result<(), Denial> {
+    if name.is_empty() || name.len() > MAX_IDENTITY_NAME {
+        return Err(Denial::NameTemplate(format!(
+            "the name must be 1 to {MAX_IDENTITY_NAME} bytes long"
+        )));
+    }
+    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Denial::NameTemplate(
+            "the name contains whitespace or control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A token-supplied value made safe to echo: bounded length, no control characters.
+fn echo(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_ECHO)
+        .collect();
+    if value.chars().count() > MAX_ECHO {
+        out.push('…');
+    }
+    out
+}
+
+fn list(values: &[String]) -> String {
+    let shown: Vec<String> = values
+        .iter()
+        .take(5)
+        .map(|v| format!("'{}'", echo(v)))
+        .collect();
+    let more = if values.len() > 5 { ", …" } else { "" };
+    format!("[{}{more}]", shown.join(", "))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,604 @@
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::json;
+
+use super::*;
+use crate::exchange::request::{GrantType, Target};
+use crate::policy::model::SigningAlgorithm;
+
+const POLICIES: &str = r#"
+kind: Issuer
+name: ci
+issuer: https://ci.example.com
+jwksUri: https://ci.example.com/keys
+---
+kind: Issuer
+name: cluster
+issuer: https://cluster.example.com
+jwksUri: https://cluster.example.com/keys
+---
+kind: Tenant
+name: contoso
+---
+kind: Tenant
+name: fabrikam
+---
+kind: Application
+name: payments-api
+identifierUris: [api://payments]
+appRoles:
+  - value: Payments.Read
+  - value: Payments.Write
+---
+kind: Application
+name: ledger-api
+identifierUris: [api://ledger]
+appRoles:
+  - value: Ledger.Read
+---
+kind: Application
+name: deploy-bot
+appId: 6f2d3b1e-0c4a-4d8e-9b7a-1a2b3c4d5e6f
+federatedCredentials:
+  - name: infra-main
+    issuer: ci
+    audiences: [api://trustbridge]
+    subject: repo:contoso/infra:ref:refs/heads/main
+    claimMappings:
+      repository: claims.repository
+    maxTokenLifetime: 15m
+  - name: infra-branches
+    issuer: ci
+    audiences: [api://trustbridge]
+    subjectPattern: repo:contoso/infra:ref:refs/heads/release/*
+    condition: claims.repository_owner_id == "1234567"
+---
+kind: ServicePrincipal
+application: deploy-bot
+tenant: contoso
+tokenLifetime: 30m
+appRoleAssignments:
+  - resource: api://payments
+    roles: [Payments.Read, Payments.Write]
+---
+kind: Application
+name: disabled-bot
+federatedCredentials:
+  - name: any
+    issuer: ci
+    audiences: [api://disabled]
+    subject: repo:contoso/disabled:ref:refs/heads/main
+---
+kind: ServicePrincipal
+application: disabled-bot
+tenant: contoso
+enabled: false
+appRoleAssignments:
+  - resource: api://payments
+    roles: [Payments.Read]
+---
+kind: ManagedIdentity
+tenant: contoso
+name: nightly-job
+federatedCredentials:
+  - name: nightly
+    issuer: ci
+    audiences: [api://nightly]
+    subject: repo:contoso/nightly:ref:refs/heads/main
+appRoleAssignments:
+  - resource: api://ledger
+    roles: [Ledger.Read]
+---
+kind: ManagedIdentity
+tenant: contoso
+nameFrom: '"k8s/" + claims["kubernetes.io"].namespace + "/" + claims["kubernetes.io"].serviceaccount.name'
+federatedCredentials:
+  - name: prod-cluster
+    issuer: cluster
+    audiences: [api://trustbridge]
+    condition: claims["kubernetes.io"].namespace.startsWith("team-")
+appRoleAssignments:
+  - resource: api://payments
+    roles: [Payments.Read]
+"#;
+
+fn policies() -> PolicySet {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("all.yaml"), POLICIES).expect("write");
+    crate::policy::load_dir(dir.path()).expect("fixture policies load")
+}
+
+fn token(issuer: &str, sub: &str, aud: &str, extra: serde_json::Value) -> ValidatedToken {
+    let iss = format!("https://{issuer}.example.com");
+    let mut claims = serde_json::Map::new();
+    claims.insert("iss".into(), json!(iss));
+    claims.insert("sub".into(), json!(sub));
+    claims.insert("aud".into(), json!(aud));
+    claims.insert("exp".into(), json!(2_000_000_000u64));
+    if let serde_json::Value::Object(extra) = extra {
+        claims.extend(extra);
+    }
+    ValidatedToken {
+        issuer_name: issuer.to_string(),
+        iss,
+        sub: Some(sub.to_string()),
+        aud: vec![aud.to_string()],
+        exp: 2_000_000_000,
+        iat: None,
+        nbf: None,
+        jti: None,
+        alg: SigningAlgorithm::RS256,
+        kid: None,
+        claims,
+    }
+}
+
+fn request(client_id: Option<&str>, resource: &str, roles: RequestedRoles) -> ExchangeRequest {
+    ExchangeRequest {
+        tenant: "contoso".into(),
+        grant: if client_id.is_some() {
+            GrantType::ClientCredentials
+        } else {
+            GrantType::TokenExchange
+        },
+        client_id: client_id.map(str::to_string),
+        subject_token: String::new(),
+        target: Target {
+            resource: resource.into(),
+            roles,
+            from_scope: true,
+        },
+        correlation_id: None,
+    }
+}
+
+fn run(token: &ValidatedToken, req: &ExchangeRequest, set: &PolicySet) -> Result<Grant, Denial> {
+    decide(token, req, set, &Limits::default(), UNIX_EPOCH)
+}
+
+fn main_token() -> ValidatedToken {
+    token(
+        "ci",
+        "repo:contoso/infra:ref:refs/heads/main",
+        "api://trustbridge",
+        json!({"repository": "contoso/infra", "repository_owner_id": "1234567"}),
+    )
+}
+
+#[test]
+fn exact_subject_grants_all_assigned_roles_with_mappings_and_smallest_lifetime() {
+    let set = policies();
+    let grant = run(
+        &main_token(),
+        &request(Some("deploy-bot"), "api://payments", RequestedRoles::All),
+        &set,
+    )
+    .expect("granted");
+    assert_eq!(grant.identity_kind, IdentityKind::ServicePrincipal);
+    assert_eq!(grant.identity_name, "deploy-bot");
+    assert_eq!(grant.client_id, "6f2d3b1e-0c4a-4d8e-9b7a-1a2b3c4d5e6f");
+    assert_eq!(grant.roles, vec!["Payments.Read", "Payments.Write"]);
+    assert_eq!(grant.credential, "infra-main");
+    assert_eq!(
+        grant.mapped_claims.get("repository"),
+        Some(&json!("contoso/infra"))
+    );
+    assert_eq!(grant.lifetime, Duration::from_secs(15 * 60));
+    assert_eq!(
+        grant.source_subject,
+        "repo:contoso/infra:ref:refs/heads/main"
+    );
+}
+
+#[test]
+fn client_id_may_be_app_id_or_name() {
+    let set = policies();
+    for client in ["deploy-bot", "6f2d3b1e-0c4a-4d8e-9b7a-1a2b3c4d5e6f"] {
+        let grant = run(
+            &main_token(),
+            &request(Some(client), "api://payments", RequestedRoles::All),
+            &set,
+        )
+        .expect("granted");
+        assert_eq!(grant.identity_name, "deploy-bot");
+    }
+}
+
+#[test]
+fn pattern_and_condition_credential() {
+    let set = policies();
+    let t = token(
+        "ci",
+        "repo:contoso/infra:ref:refs/heads/release/v2",
+        "api://trustbridge",
+        json!({"repository_owner_id": "1234567"}),
+    );
+    let grant = run(
+        &t,
+        &request(Some("deploy-bot"), "api://payments", RequestedRoles::All),
+        &set,
+    )
+    .expect("granted");
+    assert_eq!(grant.credential, "infra-branches");
+    // sp lifetime (30m) is below the server maximum (1h); no credential maximum.
+    assert_eq!(grant.lifetime, Duration::from_secs(30 * 60));
+
+    let wrong_owner = token(
+        "ci",
+        "repo:contoso/infra:ref:refs/heads/release/v2",
+        "api://trustbridge",
+        json!({"repository_owner_id": "999"}),
+    );
+    let denial = run(
+        &wrong_owner,
+        &request(Some("deploy-bot"), "api://payments", RequestedRoles::All),
+        &set,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            denial,
+            Denial::NoMatchingCredential {
+                stage: MismatchStage::Condition,
+                ..
+            }
+        ),
+        "{denial:?}"
+    );
+
+    // `*` never crosses '/'.
+    let nested = token(
+        "ci",
+        "repo:contoso/infra:ref:refs/heads/release/v2/x",
+        "api://trustbridge",
+        json!({"repository_owner_id": "1234567"}),
+    );
+    let denial = run(
+        &nested,
+        &request(Some("deploy-bot"), "api://payments", RequestedRoles::All),
+        &set,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            denial,
+            Denial::NoMatchingCredential {
+                stage: MismatchStage::Subject,
+                ..
+            }
+        ),
+        "{denial:?}"
+    );
+}
+
+#[test]
+fn condition_that_errors_denies() {
+    let set = policies();
+    // repository_owner_id missing: the condition errors, which must deny.
+    let t = token(
+        "ci",
+        "repo:contoso/infra:ref:refs/heads/release/v2",
+        "api://trustbridge",
+        json!({}),
+    );
+    let denial = run(
+        &t,
+        &request(Some("deploy-bot"), "api://payments", RequestedRoles::All),
+        &set,
+    )
+    .unwrap_err();
+    match denial {
+        Denial::NoMatchingCredential {
+            stage: MismatchStage::Condition,
+            detail,
+        } => {
+            assert!(detail.contains("could not be evaluated"), "{detail}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn mismatch_stages_report_the_furthest_check() {
+    let set = policies();
+    let req = request(Some("deploy-bot"), "api://payments", RequestedRoles::All);
+    let cases = [
+        (
+            token("cluster", "x", "api://trustbridge", json!({})),
+            MismatchStage::Issuer,
+            "issuer",
+        ),
+        (
+            token(
+                "ci",
+                "repo:contoso/infra:ref:refs/heads/main",
+                "api://other",
+                json!({}),
+            ),
+            MismatchStage::Audience,
+            "api://other",
+        ),
+        (
+            token(
+                "ci",
+                "repo:contoso/INFRA:ref:refs/heads/main",
+                "api://trustbridge",
+                json!({}),
+            ),
+            MismatchStage::Subject,
+            "repo:contoso/INFRA",
+        ),
+    ];
+    for (t, want, fragment) in cases {
+        match run(&t, &req, &set).unwrap_err() {
+            Denial::NoMatchingCredential { stage, detail } => {
+                assert_eq!(stage, want);
+                assert!(detail.contains(fragment), "{detail}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn token_without_sub_fails_subject_rules() {
+    let set = policies();
+    let mut t = main_token();
+    t.sub = None;
+    let denial = run(
+        &t,
+        &request(Some("deploy-bot"), "api://payments", RequestedRoles::All),
+        &set,
+    )
+    .unwrap_err();
+    assert!(matches!(
+        denial,
+        Denial::NoMatchingCredential {
+            stage: MismatchStage::Subject,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn tenant_resource_and_client_must_exist() {
+    let set = policies();
+    let mut req = request(Some("deploy-bot"), "api://payments", RequestedRoles::All);
+    req.tenant = "nope".into();
+    assert_eq!(
+        run(&main_token(), &req, &set).unwrap_err(),
+        Denial::UnknownTenant("nope".into())
+    );
+
+    let req = request(Some("deploy-bot"), "api://nothing", RequestedRoles::All);
+    assert_eq!(
+        run(&main_token(), &req, &set).unwrap_err(),
+        Denial::UnknownResource("api://nothing".into())
+    );
+
+    let req = request(Some("ghost"), "api://payments", RequestedRoles::All);
+    assert_eq!(
+        run(&main_token(), &req, &set).unwrap_err(),
+        Denial::UnknownClient("ghost".into())
+    );
+
+    // deploy-bot has no service principal in fabrikam.
+    let mut req = request(Some("deploy-bot"), "api://payments", RequestedRoles::All);
+    req.tenant = "fabrikam".into();
+    assert_eq!(
+        run(&main_token(), &req, &set).unwrap_err(),
+        Denial::UnknownClient("deploy-bot".into())
+    );
+}
+
+#[test]
+fn disabled_service_principal_is_denied() {
+    let set = policies();
+    let t = token(
+        "ci",
+        "repo:contoso/disabled:ref:refs/heads/main",
+        "api://disabled",
+        json!({}),
+    );
+    let denial = run(
+        &t,
+        &request(Some("disabled-bot"), "api://payments", RequestedRoles::All),
+        &set,
+    )
+    .unwrap_err();
+    assert_eq!(denial, Denial::Disabled("disabled-bot".into()));
+}
+
+#[test]
+fn roles_follow_assignments_and_scopes() {
+    let set = policies();
+    let read_only = request(
+        Some("deploy-bot"),
+        "api://payments",
+        RequestedRoles::Specific(vec!["Payments.Read".into()]),
+    );
+    assert_eq!(
+        run(&main_token(), &read_only, &set).expect("granted").roles,
+        vec!["Payments.Read"]
+    );
+
+    let unassigned = request(Some("deploy-bot"), "api://ledger", RequestedRoles::All);
+    assert!(matches!(
+        run(&main_token(), &unassigned, &set).unwrap_err(),
+        Denial::NotAssigned { .. }
+    ));
+
+    let nightly = token(
+        "ci",
+        "repo:contoso/nightly:ref:refs/heads/main",
+        "api://nightly",
+        json!({}),
+    );
+    let too_much = request(
+        Some("nightly-job"),
+        "api://ledger",
+        RequestedRoles::Specific(vec!["Ledger.Read".into(), "Ledger.Write".into()]),
+    );
+    assert_eq!(
+        run(&nightly, &too_much, &set).unwrap_err(),
+        Denial::RolesNotAssigned(vec!["Ledger.Write".into()])
+    );
+}
+
+fn k8s_token(namespace: &str, sa: &str) -> ValidatedToken {
+    token(
+        "cluster",
+        &format!("system:serviceaccount:{namespace}:{sa}"),
+        "api://trustbridge",
+        json!({"kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": sa, "uid": "u"}}}),
+    )
+}
+
+#[test]
+fn workload_identities_are_distinct_and_stable() {
+    let set = policies();
+    let req = request(None, "api://payments", RequestedRoles::All);
+    let a = run(&k8s_token("team-a", "builder"), &req, &set).expect("granted");
+    let a_again = run(&k8s_token("team-a", "builder"), &req, &set).expect("granted");
+    let b = run(&k8s_token("team-b", "builder"), &req, &set).expect("granted");
+    assert_eq!(a.identity_kind, IdentityKind::WorkloadIdentity);
+    assert_eq!(a.identity_name, "k8s/team-a/builder");
+    assert_eq!(a.object_id, a_again.object_id);
+    assert_eq!(a.client_id, a_again.client_id);
+    assert_ne!(a.object_id, b.object_id);
+    assert_ne!(a.object_id, a.client_id);
+    assert_eq!(a.roles, vec!["Payments.Read"]);
+
+    // Named by client_id: its computed name works, another workload's does not.
+    let named = request(
+        Some("k8s/team-a/builder"),
+        "api://payments",
+        RequestedRoles::All,
+    );
+    assert_eq!(
+        run(&k8s_token("team-a", "builder"), &named, &set)
+            .expect("granted")
+            .object_id,
+        a.object_id
+    );
+    let by_client_id = request(Some(&a.client_id), "api://payments", RequestedRoles::All);
+    assert_eq!(
+        run(&k8s_token("team-a", "builder"), &by_client_id, &set)
+            .expect("granted")
+            .object_id,
+        a.object_id
+    );
+    assert!(matches!(
+        run(&k8s_token("team-b", "builder"), &named, &set).unwrap_err(),
+        Denial::UnknownClient(_)
+    ));
+
+    // The condition still applies.
+    let denial = run(&k8s_token("kube-system", "builder"), &req, &set).unwrap_err();
+    assert!(matches!(
+        denial,
+        Denial::NoMatchingCredential {
+            stage: MismatchStage::Condition,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn name_template_errors_deny() {
+    let set = policies();
+    let req = request(None, "api://payments", RequestedRoles::All);
+    // namespace passes the condition but serviceaccount is missing: nameFrom errors.
+    let t = token(
+        "cluster",
+        "system:serviceaccount:team-a:x",
+        "api://trustbridge",
+        json!({"kubernetes.io": {"namespace": "team-a"}}),
+    );
+    assert!(matches!(
+        run(&t, &req, &set).unwrap_err(),
+        Denial::NameTemplate(_)
+    ));
+}
+
+#[test]
+fn user_assigned_managed_identity_by_name_and_client_id() {
+    let set = policies();
+    let nightly = token(
+        "ci",
+        "repo:contoso/nightly:ref:refs/heads/main",
+        "api://nightly",
+        json!({}),
+    );
+    let by_name = run(
+        &nightly,
+        &request(Some("nightly-job"), "api://ledger", RequestedRoles::All),
+        &set,
+    )
+    .expect("granted");
+    assert_eq!(by_name.identity_kind, IdentityKind::ManagedIdentity);
+    let by_id = run(
+        &nightly,
+        &request(
+            Some(&by_name.client_id),
+            "api://ledger",
+            RequestedRoles::All,
+        ),
+        &set,
+    )
+    .expect("granted");
+    assert_eq!(by_id.object_id, by_name.object_id);
+    // Without client_id the token alone selects it.
+    let implicit = run(
+        &nightly,
+        &request(None, "api://ledger", RequestedRoles::All),
+        &set,
+    )
+    .expect("granted");
+    assert_eq!(implicit.object_id, by_name.object_id);
+}
+
+#[test]
+fn no_match_without_client_id_reports_best_failure() {
+    let set = policies();
+    let t = token(
+        "ci",
+        "repo:contoso/unknown:ref:refs/heads/main",
+        "api://trustbridge",
+        json!({}),
+    );
+    let denial = run(
+        &t,
+        &request(None, "api://payments", RequestedRoles::All),
+        &set,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            denial,
+            Denial::NoMatchingCredential {
+                stage: MismatchStage::Subject,
+                ..
+            }
+        ),
+        "{denial:?}"
+    );
+}
+
+#[test]
+fn echoed_values_are_bounded() {
+    let set = policies();
+    let long = "x".repeat(5000);
+    let t = token("ci", &long, "api://trustbridge", json!({}));
+    let denial = run(
+        &t,
+        &request(Some("deploy-bot"), "api://payments", RequestedRoles::All),
+        &set,
+    )
+    .unwrap_err();
+    assert!(
+        denial.to_string().len() < 400,
+        "{}",
+        denial.to_string().len()
+    );
+}

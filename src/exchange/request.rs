@@ -1,0 +1,312 @@
+//! Parsing the token endpoint's form body into an [`ExchangeRequest`], for both grants of
+//! DESIGN §4: Entra's client credentials with a federated assertion, and RFC 8693 token exchange.
+//!
+//! The body is hostile input: parameters appearing twice are refused (RFC 6749 §3.2),
+//! parameters we do not know are ignored (RFC 6749 §3.2 again), and nothing echoes a token.
+
+use std::collections::HashMap;
+
+/// `client_assertion_type` of a JWT assertion (RFC 7523).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// `grant_type` of RFC 8693 token exchange.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// `subject_token_type` for a JWT.
+pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// `subject_token_type` for an OIDC ID token.
+pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// `requested_token_type` / `issued_token_type` of an access token.
+pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// Maximum number of form parameters accepted.
+const MAX_PARAMS: usize = 32;
+/// Scope values OIDC clients add that carry no resource; ignored like Entra does.
+const IGNORED_SCOPES: [&str; 4] = ["openid", "profile", "offline_access", "email"];
+
+/// Which grant the client used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    /// `client_credentials` with `client_assertion` (Entra workload identity federation).
+    ClientCredentials,
+    /// RFC 8693 token exchange.
+    TokenExchange,
+}
+
+impl GrantType {
+    /// A short label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+            Self::TokenExchange => "token_exchange",
+        }
+    }
+}
+
+/// Which roles the client asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestedRoles {
+    /// `<resource>/.default`, or a bare resource: every assigned role.
+    All,
+    /// `<resource>/<role> ...`: exactly these (each must be assigned).
+    Specific(Vec<String>),
+}
+
+/// The resource a token is requested for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The resource's identifier URI.
+    pub resource: String,
+    /// Requested roles.
+    pub roles: RequestedRoles,
+    /// Whether the resource came from `scope` (errors then say `invalid_scope`) or from
+    /// `resource`/`audience` (`invalid_target`).
+    pub from_scope: bool,
+}
+
+/// A parsed token request.
+#[derive(Debug, Clone)]
+pub struct ExchangeRequest {
+    /// The tenant from the URL path.
+    pub tenant: String,
+    /// The grant used.
+    pub grant: GrantType,
+    /// `client_id`, when given (required for client credentials).
+    pub client_id: Option<String>,
+    /// The external token (`client_assertion` or `subject_token`).
+    pub subject_token: String,
+    /// What the token is for.
+    pub target: Target,
+    /// The client's `client-request-id`, echoed as `correlation_id`.
+    pub correlation_id: Option<String>,
+}
+
+/// Why a request body was refused before any token was looked at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// A required parameter is missing or empty.
+    #[error("the request body must contain the parameter '{0}'")]
+    Missing(&'static str),
+    /// A parameter appears more than once.
+    #[error("the parameter '{0}' is included more than once")]
+    Duplicate(String),
+    /// Too many parameters.
+    #[error("the request has too many parameters")]
+    TooManyParameters,
+    /// The body is not `application/x-www-form-urlencoded` UTF-8.
+    #[error("the request body must be application/x-www-form-urlencoded")]
+    NotForm,
+    /// `grant_type` is not one we support.
+    #[error("the grant type is not supported; use client_credentials or {TOKEN_EXCHANGE}")]
+    UnsupportedGrant,
+    /// A parameter has a value we do not accept.
+    #[error("the parameter '{name}' is invalid: {reason}")]
+    Invalid {
+        /// Parameter name.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// `scope` is malformed or names several resources.
+    #[error("invalid scope: {0}")]
+    Scope(String),
+    /// `resource`/`audience`/`scope` disagree on the target.
+    #[error("invalid target: {0}")]
+    Target(String),
+}
+
+impl ExchangeRequest {
+    /// Parses a urlencoded form body for `tenant`.
+    pub fn parse(
+        tenant: &str,
+        body: &[u8],
+        correlation_id: Option<String>,
+    ) -> Result<Self, RequestError> {
+        let params = parse_form(body)?;
+        let get = |name: &str| {
+            params
+                .get(name)
+                .map(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+        };
+        let grant_type = get("grant_type").ok_or(RequestError::Missing("grant_type"))?;
+        let client_id = get("client_id").map(str::to_string);
+        if get("client_secret").is_some() {
+            return Err(RequestError::Invalid {
+                name: "client_secret",
+                reason: "client secrets are not supported; present a federated token".into(),
+            });
+        }
+        match grant_type {
+            "client_credentials" => {
+                let client_id = client_id.ok_or(RequestError::Missing("client_id"))?;
+                let assertion_type = get("client_assertion_type")
+                    .ok_or(RequestError::Missing("client_assertion_type"))?;
+                if assertion_type != JWT_BEARER {
+                    return Err(RequestError::Invalid {
+                        name: "client_assertion_type",
+                        reason: format!("must be {JWT_BEARER}"),
+                    });
+                }
+                let assertion =
+                    get("client_assertion").ok_or(RequestError::Missing("client_assertion"))?;
+                let scope = get("scope").ok_or(RequestError::Missing("scope"))?;
+                let target = parse_scope(scope)?;
+                Ok(Self {
+                    tenant: tenant.to_string(),
+                    grant: GrantType::ClientCredentials,
+                    client_id: Some(client_id),
+                    subject_token: assertion.to_string(),
+                    target,
+                    correlation_id,
+                })
+            }
+            TOKEN_EXCHANGE => {
+                let subject_token =
+                    get("subject_token").ok_or(RequestError::Missing("subject_token"))?;
+                let token_type =
+                    get("subject_token_type").ok_or(RequestError::Missing("subject_token_type"))?;
+                if token_type != TOKEN_TYPE_JWT && token_type != TOKEN_TYPE_ID_TOKEN {
+                    return Err(RequestError::Invalid {
+                        name: "subject_token_type",
+                        reason: format!("must be {TOKEN_TYPE_JWT} or {TOKEN_TYPE_ID_TOKEN}"),
+                    });
+                }
+                if let Some(requested) = get("requested_token_type")
+                    && requested != TOKEN_TYPE_ACCESS_TOKEN
+                {
+                    return Err(RequestError::Invalid {
+                        name: "requested_token_type",
+                        reason: format!("only {TOKEN_TYPE_ACCESS_TOKEN} can be issued"),
+                    });
+                }
+                if get("actor_token").is_some() {
+                    return Err(RequestError::Invalid {
+                        name: "actor_token",
+                        reason: "delegation (actor tokens) is not supported".into(),
+                    });
+                }
+                let target = exchange_target(get("scope"), get("resource"), get("audience"))?;
+                Ok(Self {
+                    tenant: tenant.to_string(),
+                    grant: GrantType::TokenExchange,
+                    client_id,
+                    subject_token: subject_token.to_string(),
+                    target,
+                    correlation_id,
+                })
+            }
+            _ => Err(RequestError::UnsupportedGrant),
+        }
+    }
+}
+
+/// Decodes the form, refusing duplicates and oversized parameter lists.
+fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, RequestError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(RequestError::NotForm);
+    }
+    let mut params = HashMap::new();
+    for (name, value) in url::form_urlencoded::parse(body) {
+        if params.len() >= MAX_PARAMS {
+            return Err(RequestError::TooManyParameters);
+        }
+        let name = name.into_owned();
+        if params.contains_key(&name) {
+            // Keep the echoed name short and printable: it is attacker-chosen.
+            let shown: String = name.chars().take(40).filter(|c| !c.is_control()).collect();
+            return Err(RequestError::Duplicate(shown));
+        }
+        params.insert(name, value.into_owned());
+    }
+    Ok(params)
+}
+
+/// Parses `scope` (`<resource>/.default` or `<resource>/<role> ...`).
+fn parse_scope(scope: &str) -> Result<Target, RequestError> {
+    let mut resource: Option<&str> = None;
+    let mut roles = Vec::new();
+    let mut default = false;
+    for item in scope.split_ascii_whitespace() {
+        if IGNORED_SCOPES.contains(&item) {
+            continue;
+        }
+        let Some((res, role)) = item.rsplit_once('/') else {
+            return Err(RequestError::Scope(
+                "each scope must be <resource>/.default or <resource>/<role>".into(),
+            ));
+        };
+        if res.is_empty() || role.is_empty() {
+            return Err(RequestError::Scope(
+                "each scope must be <resource>/.default or <resource>/<role>".into(),
+            ));
+        }
+        match resource {
+            None => resource = Some(res),
+            Some(r) if r == res => {}
+            Some(_) => {
+                return Err(RequestError::Scope(
+                    "all scopes must name the same resource".into(),
+                ));
+            }
+        }
+        if role == ".default" {
+            default = true;
+        } else if !roles.iter().any(|r: &String| r == role) {
+            roles.push(role.to_string());
+        }
+    }
+    let resource = resource.ok_or_else(|| RequestError::Scope("no resource requested".into()))?;
+    if default && !roles.is_empty() {
+        return Err(RequestError::Scope(
+            ".default cannot be combined with specific roles".into(),
+        ));
+    }
+    Ok(Target {
+        resource: resource.to_string(),
+        roles: if default {
+            RequestedRoles::All
+        } else {
+            RequestedRoles::Specific(roles)
+        },
+        from_scope: true,
+    })
+}
+
+/// Combines RFC 8693 `resource`/`audience` (RFC 8707) with `scope` into one target.
+fn exchange_target(
+    scope: Option<&str>,
+    resource: Option<&str>,
+    audience: Option<&str>,
+) -> Result<Target, RequestError> {
+    let strip = |v: &str| v.strip_suffix("/.default").unwrap_or(v).to_string();
+    let named = match (resource.map(strip), audience.map(strip)) {
+        (Some(r), Some(a)) if r != a => {
+            return Err(RequestError::Target(
+                "resource and audience name different resources".into(),
+            ));
+        }
+        (Some(r), _) => Some(r),
+        (None, a) => a,
+    };
+    match (named, scope) {
+        (None, None) => Err(RequestError::Missing("scope")),
+        (None, Some(scope)) => parse_scope(scope),
+        (Some(resource), None) => Ok(Target {
+            resource,
+            roles: RequestedRoles::All,
+            from_scope: false,
+        }),
+        (Some(resource), Some(scope)) => {
+            let mut target = parse_scope(scope)?;
+            if target.resource != resource {
+                return Err(RequestError::Target(
+                    "scope names a different resource than resource/audience".into(),
+                ));
+            }
+            target.from_scope = false;
+            Ok(target)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,39 @@
+//! Liveness, readiness and the Prometheus scrape.
+
+use std::sync::atomic::Ordering;
+
+use actix_web::{HttpResponse, web};
+use prometheus::{Encoder, TextEncoder};
+
+use crate::app::Gateway;
+
+/// `GET /healthz`: the process is serving.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+/// `GET /readyz`: policies and signing keys are loaded and the gateway is not shutting down.
+pub async fn readyz(gw: web::Data<Gateway>) -> HttpResponse {
+    if gw.ready.load(Ordering::Acquire) {
+        HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("ready\n")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("not ready\n")
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(gw: web::Data<Gateway>) -> HttpResponse {
+    let mut out = Vec::new();
+    let encoder = TextEncoder::new();
+    if let Err(e) = encoder.encode(&gw.registry.gather(), &mut out) {
+        tracing::error!(error = %e, "metrics encoding failed");
+        return HttpResponse::InternalServerError().finish();
+    }
+    HttpResponse::Ok()
+        .content_type(encoder.format_type())
+        .body(out)
+}
