@@ -1,0 +1,186 @@
+//! A real OIDC issuer on 127.0.0.1:0: discovery, JWKS, and minting with its keys.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use base64::Engine;
+use serde_json::{Value, json};
+use trustbridge::clock::{Clock, ManualClock};
+use trustbridge::policy::model::SigningAlgorithm;
+use trustbridge::tokens::keys::PrivateKey;
+
+#[derive(Default)]
+struct State {
+    keys: Vec<PrivateKey>,
+    extra_jwks: Vec<Value>,
+    fail_with: Option<u16>,
+    oversized: bool,
+    hits: HashMap<String, usize>,
+    issuer: String,
+}
+
+/// The test issuer.
+pub struct TestIssuer {
+    /// Base URL, also the `iss` of its tokens.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+    clock: Arc<ManualClock>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestIssuer {
+    /// Starts an issuer with one RS256 key.
+    pub async fn start(clock: Arc<ManualClock>) -> Self {
+        Self::start_with(clock, SigningAlgorithm::RS256).await
+    }
+
+    /// Starts an issuer with one key of `alg`.
+    pub async fn start_with(clock: Arc<ManualClock>, alg: SigningAlgorithm) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = Arc::new(Mutex::new(State {
+            keys: vec![PrivateKey::generate(alg).expect("key")],
+            issuer: url.clone(),
+            ..State::default()
+        }));
+        let data = web::Data::new(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/.well-known/openid-configuration", web::get().to(discovery))
+                .route("/keys", web::get().to(jwks))
+                .default_service(web::to(unknown))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen")
+        .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Self {
+            url,
+            state,
+            clock,
+            handle,
+        }
+    }
+
+    /// Standard claims for `sub` and `aud`, valid for 5 minutes from now.
+    pub fn claims(&self, sub: &str, aud: &str) -> Value {
+        let now = self.clock.unix();
+        json!({
+            "iss": self.url,
+            "sub": sub,
+            "aud": aud,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            "jti": uuid::Uuid::new_v4().to_string(),
+        })
+    }
+
+    /// Mints a token over `claims` with the newest key (header: alg, kid, typ JWT).
+    pub fn mint(&self, claims: &Value) -> String {
+        let state = self.state.lock().expect("state");
+        let key = state.keys.last().expect("a key");
+        let header = json!({"alg": key.algorithm().as_str(), "kid": key.kid(), "typ": "JWT"});
+        sign_raw(key, &header.to_string(), &claims.to_string())
+    }
+
+    /// Mints a token from raw header and payload JSON text, signed by the newest key.
+    pub fn mint_raw(&self, header: &str, payload: &str) -> String {
+        let state = self.state.lock().expect("state");
+        sign_raw(state.keys.last().expect("a key"), header, payload)
+    }
+
+    /// The newest key.
+    pub fn kid(&self) -> String {
+        self.state.lock().expect("state").keys.last().expect("a key").kid().to_string()
+    }
+
+    /// Adds a new key (published and used from now on); old keys stay published.
+    pub fn rotate_keys(&self) {
+        let mut state = self.state.lock().expect("state");
+        let alg = state.keys.last().map_or(SigningAlgorithm::RS256, |k| k.algorithm());
+        state.keys.push(PrivateKey::generate(alg).expect("key"));
+    }
+
+    /// Publishes an extra JWK as is (e.g. a weak key from tests/fixtures).
+    pub fn publish_jwk(&self, jwk: Value) {
+        self.state.lock().expect("state").extra_jwks.push(jwk);
+    }
+
+    /// Makes every endpoint answer `status` (`None` to recover).
+    pub fn fail_with(&self, status: Option<u16>) {
+        self.state.lock().expect("state").fail_with = status;
+    }
+
+    /// Makes the JWKS endpoint answer an oversized body.
+    pub fn serve_oversized(&self) {
+        self.state.lock().expect("state").oversized = true;
+    }
+
+    /// How often `path` was requested.
+    pub fn hits(&self, path: &str) -> usize {
+        *self.state.lock().expect("state").hits.get(path).unwrap_or(&0)
+    }
+
+    /// Stops the server.
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+fn sign_raw(key: &PrivateKey, header: &str, payload: &str) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let input = format!("{}.{}", b64.encode(header), b64.encode(payload));
+    let signature = key.sign_raw(input.as_bytes()).expect("sign");
+    format!("{input}.{signature}")
+}
+
+type Shared = web::Data<Arc<Mutex<State>>>;
+
+fn hit(state: &Shared, req: &HttpRequest) -> Option<HttpResponse> {
+    let mut s = state.lock().expect("state");
+    *s.hits.entry(req.path().to_string()).or_default() += 1;
+    s.fail_with.map(|code| {
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(code).expect("status")).finish()
+    })
+}
+
+async fn discovery(state: Shared, req: HttpRequest) -> HttpResponse {
+    if let Some(failed) = hit(&state, &req) {
+        return failed;
+    }
+    let issuer = state.lock().expect("state").issuer.clone();
+    HttpResponse::Ok().json(json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/keys"),
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }))
+}
+
+async fn jwks(state: Shared, req: HttpRequest) -> HttpResponse {
+    if let Some(failed) = hit(&state, &req) {
+        return failed;
+    }
+    let s = state.lock().expect("state");
+    if s.oversized {
+        return HttpResponse::Ok()
+            .content_type("application/json")
+            .body(format!("{{\"keys\":[],\"pad\":\"{}\"}}", "x".repeat(2 * 1024 * 1024)));
+    }
+    let mut keys: Vec<Value> = s.keys.iter().map(|k| k.public_jwk().clone()).collect();
+    keys.extend(s.extra_jwks.iter().cloned());
+    HttpResponse::Ok().json(json!({ "keys": keys }))
+}
+
+async fn unknown(state: Shared, req: HttpRequest) -> HttpResponse {
+    hit(&state, &req);
+    eprintln!("test issuer: unexpected request {} {}", req.method(), req.path());
+    HttpResponse::NotFound().finish()
+}
