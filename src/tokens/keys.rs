@@ -357,6 +357,8 @@ impl PrivateKey {
     /// # Errors
     /// [`SignError::Crypto`] if the claims do not serialize or the backend refuses.
     pub fn sign_jwt(&self, header_typ: &str, claims: &impl Serialize) -> Result<String, SignError> {
+        // TODO-perf: jsonwebtoken's aws-lc signers re-parse the DER key pair on every call
+        // (its API offers no prepared signer); hold aws-lc key pairs here if that shows up.
         let mut header = Header::new(self.alg.to_jsonwebtoken());
         header.kid = Some(self.kid.clone());
         header.typ = Some(header_typ.to_owned());
