@@ -1,9 +1,46 @@
 //! Claims of issued access tokens (RFC 9068 JWT profile, with Entra's app-token claims).
+//!
+//! Serialization is written by hand so that the fixed claims always come first and a mapped
+//! claim can never replace one of them (see [`AccessTokenClaims`]).
 
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+/// Names of the fixed claims, in the order they are serialized. A `claimMappings` entry with
+/// one of these names is never emitted.
+pub const FIXED_CLAIMS: [&str; 16] = [
+    "iss",
+    "sub",
+    "aud",
+    "iat",
+    "nbf",
+    "exp",
+    "jti",
+    "client_id",
+    "azp",
+    "oid",
+    "tid",
+    "roles",
+    "idtyp",
+    "src_iss",
+    "src_sub",
+    "src_cred",
+];
+
+/// Whether `name` is a fixed claim that mapped claims may not use.
+pub fn is_fixed_claim(name: &str) -> bool {
+    FIXED_CLAIMS.contains(&name)
+}
 
 /// The payload of a trustbridge access token.
-#[derive(Debug, Clone, Serialize)]
+///
+/// RFC 9068 §2.2 requires `iss`, `exp`, `aud`, `sub`, `client_id`, `iat` and `jti` (all fixed
+/// fields here; `nbf` is added as Entra does). The header's `typ: at+jwt` is set by the signer.
+///
+/// Serialized as the fixed claims in [`FIXED_CLAIMS`] order, then [`Self::mapped`] in its own
+/// order. The policy loader already refuses mappings named like a fixed claim; serialization
+/// skips such names anyway (defence in depth), because a mapping that overwrote `sub`, `aud`
+/// or `roles` would mint a token for another identity or resource.
+#[derive(Debug, Clone)]
 pub struct AccessTokenClaims {
     /// Tenant issuer URL, byte-identical to the discovery `issuer`.
     pub iss: String,
@@ -37,7 +74,113 @@ pub struct AccessTokenClaims {
     pub src_sub: String,
     /// Name of the federated credential that allowed the exchange.
     pub src_cred: String,
-    /// Claims from the credential's claimMappings.
-    #[serde(flatten)]
+    /// Claims from the credential's claimMappings; entries named like a fixed claim are
+    /// skipped when serializing.
     pub mapped: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Serialize for AccessTokenClaims {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mapped = self.mapped.iter().filter(|(k, _)| !is_fixed_claim(k));
+        let mut map =
+            serializer.serialize_map(Some(FIXED_CLAIMS.len() + mapped.clone().count()))?;
+        // Keep in step with FIXED_CLAIMS (a test checks the order).
+        map.serialize_entry("iss", &self.iss)?;
+        map.serialize_entry("sub", &self.sub)?;
+        map.serialize_entry("aud", &self.aud)?;
+        map.serialize_entry("iat", &self.iat)?;
+        map.serialize_entry("nbf", &self.nbf)?;
+        map.serialize_entry("exp", &self.exp)?;
+        map.serialize_entry("jti", &self.jti)?;
+        map.serialize_entry("client_id", &self.client_id)?;
+        map.serialize_entry("azp", &self.azp)?;
+        map.serialize_entry("oid", &self.oid)?;
+        map.serialize_entry("tid", &self.tid)?;
+        map.serialize_entry("roles", &self.roles)?;
+        map.serialize_entry("idtyp", self.idtyp)?;
+        map.serialize_entry("src_iss", &self.src_iss)?;
+        map.serialize_entry("src_sub", &self.src_sub)?;
+        map.serialize_entry("src_cred", &self.src_cred)?;
+        for (name, value) in mapped {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Claims for tests, with `mapped` as given.
+    pub(crate) fn sample(mapped: serde_json::Map<String, Value>) -> AccessTokenClaims {
+        AccessTokenClaims {
+            iss: "https://tb.example/contoso/v2.0".into(),
+            sub: "oid-1".into(),
+            aud: "api://payments".into(),
+            iat: 1_000,
+            nbf: 1_000,
+            exp: 4_600,
+            jti: "jti-1".into(),
+            client_id: "deploy-bot".into(),
+            azp: "deploy-bot".into(),
+            oid: "oid-1".into(),
+            tid: "tid-1".into(),
+            roles: vec!["Payments.Read".into()],
+            idtyp: "app",
+            src_iss: "https://token.actions.githubusercontent.com".into(),
+            src_sub: "repo:contoso/infra:ref:refs/heads/main".into(),
+            src_cred: "infra-main".into(),
+            mapped,
+        }
+    }
+
+    #[test]
+    fn fixed_claims_come_first_in_order_then_mapped() {
+        let mut mapped = serde_json::Map::new();
+        mapped.insert("repository".into(), json!("contoso/infra"));
+        mapped.insert("aaa".into(), json!(1));
+        let text = serde_json::to_string(&sample(mapped)).unwrap();
+        let mut names: Vec<&str> = FIXED_CLAIMS.to_vec();
+        names.extend(["aaa", "repository"]);
+        let positions: Vec<usize> = names
+            .iter()
+            .map(|n| {
+                text.find(&format!("\"{n}\":"))
+                    .unwrap_or_else(|| panic!("{n} missing"))
+            })
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["idtyp"], "app");
+        assert_eq!(value["roles"], json!(["Payments.Read"]));
+        assert_eq!(value["repository"], "contoso/infra");
+        assert_eq!(value.as_object().unwrap().len(), 18);
+    }
+
+    #[test]
+    fn mapped_claims_never_override_fixed_ones() {
+        let mut mapped = serde_json::Map::new();
+        for name in FIXED_CLAIMS {
+            mapped.insert(name.into(), json!("attacker"));
+        }
+        mapped.insert("ok".into(), json!(true));
+        let text = serde_json::to_string(&sample(mapped)).unwrap();
+        assert!(!text.contains("attacker"), "{text}");
+        assert_eq!(text.matches("\"sub\":").count(), 1);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["sub"], "oid-1");
+        assert_eq!(value["aud"], "api://payments");
+        assert_eq!(value["ok"], true);
+        assert_eq!(value.as_object().unwrap().len(), 17);
+    }
+
+    #[test]
+    fn fixed_claim_names_are_recognised() {
+        assert!(is_fixed_claim("roles"));
+        assert!(!is_fixed_claim("repository"));
+        assert!(!is_fixed_claim("Sub"), "claim names are case-sensitive");
+    }
 }

@@ -1,0 +1,426 @@
+//! One signing key: generated with aws-lc-rs or parsed from an unencrypted PKCS#8 PEM, with its
+//! RFC 7638 `kid`, its public JWK and the jsonwebtoken keys built once.
+//!
+//! Supported key types: RSA (2048 to 8192 bits; generated keys are 2048), P-256, P-384 and
+//! Ed25519. The key type decides the algorithm family; RSA keys sign RS256 unless told otherwise.
+//! Nothing here does file I/O or logs; no error message carries key material.
+
+use std::fmt;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
+    KeyPair, RsaKeyPair, RsaPublicKeyComponents,
+};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::policy::model::SigningAlgorithm;
+use crate::tokens::SignError;
+
+/// The PEM label of an unencrypted PKCS#8 private key, the only one accepted.
+const PKCS8_LABEL: &str = "PRIVATE KEY";
+
+/// The smallest RSA modulus accepted, in bytes (2048 bits). aws-lc-rs refuses smaller keys
+/// too; the check is repeated here so the policy does not hang on a dependency's default.
+const MIN_RSA_MODULUS_BYTES: usize = 256;
+
+/// Why a private key could not be generated or parsed. Messages never contain key material.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    /// No `-----BEGIN PRIVATE KEY-----` ... `-----END PRIVATE KEY-----` block.
+    #[error("no \"-----BEGIN PRIVATE KEY-----\" block found")]
+    NotPem,
+    /// A PEM block of another kind (PKCS#1, SEC1, encrypted PKCS#8, a certificate, ...).
+    #[error(
+        "found a \"{0}\" PEM block; expected an unencrypted PKCS#8 \"PRIVATE KEY\" \
+         (convert with `openssl pkcs8 -topk8 -nocrypt`)"
+    )]
+    WrongPemLabel(String),
+    /// The PEM body is not base64.
+    #[error("the PEM body is not valid base64")]
+    BadBase64,
+    /// The DER is not a PKCS#8 key of a supported type.
+    #[error("not an RSA (2048 to 8192 bits), P-256, P-384 or Ed25519 PKCS#8 private key")]
+    Unrecognized,
+    /// An RSA key below 2048 bits.
+    #[error("RSA key is smaller than 2048 bits")]
+    RsaTooSmall,
+    /// The key cannot sign the requested algorithm (e.g. a P-384 key for ES256).
+    #[error("a {key_type} key cannot sign {alg}")]
+    AlgorithmMismatch {
+        /// What the key is (`RSA`, `P-256`, `P-384`, `Ed25519`).
+        key_type: &'static str,
+        /// The algorithm asked for.
+        alg: SigningAlgorithm,
+    },
+    /// The crypto backend failed to generate or serialize a key.
+    #[error("key generation failed: {0}")]
+    Generate(&'static str),
+    /// The parsed key did not verify its own probe signature.
+    #[error("key self-test failed: {0}")]
+    SelfTest(String),
+}
+
+/// A private signing key of one [`SigningAlgorithm`].
+///
+/// Everything derived from the key (its `kid`, public JWK, jsonwebtoken encoding and decoding
+/// keys) is computed once at construction, so signing does no parsing on our side.
+pub struct PrivateKey {
+    alg: SigningAlgorithm,
+    kid: String,
+    // TODO-security: zeroize on drop (jsonwebtoken's EncodingKey already zeroizes its copy).
+    pkcs8_der: Vec<u8>,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    jwk: Value,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The public half of a key, as its RFC 7517 members (raw bytes, not yet base64url).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PublicParams {
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    Ec {
+        crv: &'static str,
+        x: Vec<u8>,
+        y: Vec<u8>,
+    },
+    Okp {
+        x: Vec<u8>,
+    },
+}
+
+impl PublicParams {
+    fn key_type(&self) -> &'static str {
+        match self {
+            Self::Rsa { .. } => "RSA",
+            Self::Ec { crv, .. } => crv,
+            Self::Okp { .. } => "Ed25519",
+        }
+    }
+
+    /// The RFC 7638 §3.2 canonical JSON: required members only, lexicographic order, no
+    /// whitespace. Every value is base64url or a fixed name, so nothing needs escaping.
+    fn canonical_json(&self) -> String {
+        let b = |v: &[u8]| URL_SAFE_NO_PAD.encode(v);
+        match self {
+            Self::Rsa { n, e } => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b(e), b(n)),
+            Self::Ec { crv, x, y } => format!(
+                r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#,
+                b(x),
+                b(y)
+            ),
+            Self::Okp { x } => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b(x)),
+        }
+    }
+
+    /// RFC 7638 JWK thumbprint: base64url(SHA-256(canonical JSON)).
+    pub(crate) fn thumbprint(&self) -> String {
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.canonical_json().as_bytes());
+        URL_SAFE_NO_PAD.encode(digest.as_ref())
+    }
+
+    /// The algorithm a key of this type signs when nobody says otherwise.
+    fn default_alg(&self) -> SigningAlgorithm {
+        match self {
+            Self::Rsa { .. } => SigningAlgorithm::RS256,
+            Self::Ec { crv: "P-384", .. } => SigningAlgorithm::ES384,
+            Self::Ec { .. } => SigningAlgorithm::ES256,
+            Self::Okp { .. } => SigningAlgorithm::EdDSA,
+        }
+    }
+
+    fn can_sign(&self, alg: SigningAlgorithm) -> bool {
+        use SigningAlgorithm as A;
+        match self {
+            Self::Rsa { .. } => matches!(alg, A::RS256 | A::RS384 | A::RS512 | A::PS256),
+            Self::Ec { crv, .. } => {
+                (*crv == "P-256" && alg == A::ES256) || (*crv == "P-384" && alg == A::ES384)
+            }
+            Self::Okp { .. } => alg == A::EdDSA,
+        }
+    }
+
+    /// Detects the key type by trying each aws-lc-rs PKCS#8 parser; every one of them fully
+    /// validates the key (curve point, RSA consistency) before we trust its public half.
+    fn from_pkcs8(der: &[u8]) -> Result<Self, KeyError> {
+        if let Ok(pair) = Ed25519KeyPair::from_pkcs8(der) {
+            return Ok(Self::Okp {
+                x: pair.public_key().as_ref().to_vec(),
+            });
+        }
+        for (alg, crv, len) in [
+            (&ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32),
+            (&ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48),
+        ] {
+            if let Ok(pair) = EcdsaKeyPair::from_pkcs8(alg, der) {
+                // Uncompressed SEC1 point: 0x04 || x || y.
+                let point = pair.public_key().as_ref();
+                return match point.split_first() {
+                    Some((4, xy)) if xy.len() == 2 * len => {
+                        let (x, y) = xy.split_at(len);
+                        Ok(Self::Ec {
+                            crv,
+                            x: x.to_vec(),
+                            y: y.to_vec(),
+                        })
+                    }
+                    _ => Err(KeyError::Unrecognized),
+                };
+            }
+        }
+        match RsaKeyPair::from_pkcs8(der) {
+            Ok(pair) => {
+                let public = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+                let n = strip_leading_zeros(public.n);
+                if n.len() < MIN_RSA_MODULUS_BYTES {
+                    return Err(KeyError::RsaTooSmall);
+                }
+                Ok(Self::Rsa {
+                    n,
+                    e: strip_leading_zeros(public.e),
+                })
+            }
+            Err(e) if e.description_() == "TooSmall" => Err(KeyError::RsaTooSmall),
+            Err(_) => Err(KeyError::Unrecognized),
+        }
+    }
+}
+
+/// RFC 7518 §6.3.1: `n` and `e` are unsigned big-endian without leading zero octets.
+fn strip_leading_zeros(mut v: Vec<u8>) -> Vec<u8> {
+    let zeros = v.iter().take_while(|b| **b == 0).count();
+    v.drain(..zeros.min(v.len().saturating_sub(1)));
+    v
+}
+
+// === impl PrivateKey ===
+
+impl PrivateKey {
+    /// Generates a fresh key for `alg` (RSA-family algorithms get a 2048-bit RSA key).
+    ///
+    /// Randomness: aws-lc-rs draws key material from its own DRBG (seeded by the OS); its
+    /// `generate_pkcs8(rng)` entry points accept and ignore an RNG argument, so taking one here
+    /// would only pretend to be injectable. Tests therefore assert properties of generated keys
+    /// (shape, round trip, uniqueness), never particular key bytes.
+    ///
+    /// # Errors
+    /// [`KeyError::Generate`] if the crypto backend fails.
+    pub fn generate(alg: SigningAlgorithm) -> Result<Self, KeyError> {
+        use SigningAlgorithm as A;
+        let der: Vec<u8> = match alg {
+            A::RS256 | A::RS384 | A::RS512 | A::PS256 => RsaKeyPair::generate(KeySize::Rsa2048)
+                .and_then(|k| k.as_der())
+                .map_err(|_| KeyError::Generate("RSA"))?
+                .as_ref()
+                .to_vec(),
+            A::ES256 | A::ES384 => {
+                let curve = if alg == A::ES256 {
+                    &ECDSA_P256_SHA256_FIXED_SIGNING
+                } else {
+                    &ECDSA_P384_SHA384_FIXED_SIGNING
+                };
+                EcdsaKeyPair::generate(curve)
+                    .and_then(|k| k.to_pkcs8v1())
+                    .map_err(|_| KeyError::Generate("ECDSA"))?
+                    .as_ref()
+                    .to_vec()
+            }
+            // PKCS#8 v1 rather than v2: older OpenSSL and other tools read only v1.
+            A::EdDSA => Ed25519KeyPair::generate()
+                .and_then(|k| k.to_pkcs8v1())
+                .map_err(|_| KeyError::Generate("Ed25519"))?
+                .as_ref()
+                .to_vec(),
+        };
+        Self::from_pkcs8_der(der, Some(alg))
+    }
+
+    /// Parses an unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`); text around the block
+    /// is ignored. The key type is detected; `alg` picks the algorithm (it must suit the key),
+    /// `None` takes the key type's natural one (RSA: RS256).
+    ///
+    /// # Errors
+    /// [`KeyError::NotPem`], [`KeyError::WrongPemLabel`] (PKCS#1, SEC1, encrypted keys, ...),
+    /// [`KeyError::BadBase64`], [`KeyError::Unrecognized`], [`KeyError::RsaTooSmall`],
+    /// [`KeyError::AlgorithmMismatch`], [`KeyError::SelfTest`].
+    pub fn from_pkcs8_pem(pem: &str, alg: Option<SigningAlgorithm>) -> Result<Self, KeyError> {
+        Self::from_pkcs8_der(pem_decode_private_key(pem)?, alg)
+    }
+
+    fn from_pkcs8_der(der: Vec<u8>, alg: Option<SigningAlgorithm>) -> Result<Self, KeyError> {
+        let params = PublicParams::from_pkcs8(&der)?;
+        let alg = alg.unwrap_or_else(|| params.default_alg());
+        if !params.can_sign(alg) {
+            return Err(KeyError::AlgorithmMismatch {
+                key_type: params.key_type(),
+                alg,
+            });
+        }
+        let kid = params.thumbprint();
+        let b = |v: &[u8]| URL_SAFE_NO_PAD.encode(v);
+        let bad = |e: jsonwebtoken::errors::Error| KeyError::SelfTest(e.to_string());
+        let (encoding, decoding, mut jwk) = match &params {
+            PublicParams::Rsa { n, e } => (
+                // jsonwebtoken's RSA signer wants PKCS#1; its PEM reader unwraps PKCS#8 for us.
+                EncodingKey::from_rsa_pem(pem_encode(PKCS8_LABEL, &der).as_bytes()).map_err(bad)?,
+                DecodingKey::from_rsa_raw_components(n, e),
+                json!({"kty": "RSA", "n": b(n), "e": b(e)}),
+            ),
+            PublicParams::Ec { crv, x, y } => (
+                EncodingKey::from_ec_der(&der),
+                DecodingKey::from_ec_components(&b(x), &b(y)).map_err(bad)?,
+                json!({"kty": "EC", "crv": crv, "x": b(x), "y": b(y)}),
+            ),
+            PublicParams::Okp { x } => (
+                EncodingKey::from_ed_der(&der),
+                DecodingKey::from_ed_components(&b(x)).map_err(bad)?,
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b(x)}),
+            ),
+        };
+        if let Value::Object(members) = &mut jwk {
+            members.insert("kid".into(), Value::String(kid.clone()));
+            members.insert("alg".into(), Value::String(alg.as_str().into()));
+            members.insert("use".into(), Value::String("sig".into()));
+        }
+        let key = Self {
+            alg,
+            kid,
+            pkcs8_der: der,
+            encoding,
+            decoding,
+            jwk,
+        };
+        key.probe()?;
+        Ok(key)
+    }
+
+    /// Signs and verifies a fixed message, so a key whose private and published halves
+    /// disagree (or that the signer cannot use) is refused at load, not at the first exchange.
+    fn probe(&self) -> Result<(), KeyError> {
+        let alg = self.alg.to_jsonwebtoken();
+        let message = b"trustbridge key self-test";
+        let signature = jsonwebtoken::crypto::sign(message, &self.encoding, alg)
+            .map_err(|e| KeyError::SelfTest(e.to_string()))?;
+        match jsonwebtoken::crypto::verify(&signature, message, &self.decoding, alg) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(KeyError::SelfTest("probe signature did not verify".into())),
+            Err(e) => Err(KeyError::SelfTest(e.to_string())),
+        }
+    }
+
+    /// The algorithm this key signs.
+    pub fn alg(&self) -> SigningAlgorithm {
+        self.alg
+    }
+
+    /// The RFC 7638 SHA-256 thumbprint of the public key, used as `kid`.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public JWK: `kty`, `crv`/`x`/`y` or `n`/`e`, `kid`, `alg`, `use: "sig"`; never
+    /// private members or `key_ops`.
+    pub fn public_jwk(&self) -> &Value {
+        &self.jwk
+    }
+
+    /// The verification key matching [`Self::public_jwk`] (built from the published members).
+    pub fn decoding_key(&self) -> &DecodingKey {
+        &self.decoding
+    }
+
+    /// The key as an unencrypted PKCS#8 PEM. Secret: write it only to 0600 files.
+    pub fn to_pkcs8_pem(&self) -> String {
+        pem_encode(PKCS8_LABEL, &self.pkcs8_der)
+    }
+
+    /// Signs `claims` as a JWS with header `alg`, `kid` and `typ: header_typ`.
+    ///
+    /// # Errors
+    /// [`SignError::Crypto`] if the claims do not serialize or the backend refuses.
+    pub fn sign_jwt(&self, header_typ: &str, claims: &impl Serialize) -> Result<String, SignError> {
+        // TODO-perf: jsonwebtoken's aws-lc signers re-parse the DER key pair on every call
+        // (its API offers no prepared signer); hold aws-lc key pairs here if that shows up.
+        let mut header = Header::new(self.alg.to_jsonwebtoken());
+        header.kid = Some(self.kid.clone());
+        header.typ = Some(header_typ.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map_err(|e| SignError::Crypto(e.to_string()))
+    }
+
+    /// Test hook: this key's private half with `other`'s published half, to exercise the
+    /// self-checks that must catch exactly this mismatch.
+    #[cfg(test)]
+    pub(crate) fn with_public_half_of(mut self, other: &PrivateKey) -> Self {
+        self.decoding = other.decoding.clone();
+        self
+    }
+}
+
+// === PEM ===
+
+/// Encodes DER as PEM with 64-column lines, as OpenSSL writes it.
+fn pem_encode(label: &str, der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in body.as_bytes().chunks(64) {
+        // base64 output is ASCII, so every chunk is valid UTF-8.
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Extracts the DER of the first PEM block, which must be an unencrypted PKCS#8 private key.
+fn pem_decode_private_key(text: &str) -> Result<Vec<u8>, KeyError> {
+    const BEGIN: &str = "-----BEGIN ";
+    const DASHES: &str = "-----";
+    let start = text.find(BEGIN).ok_or(KeyError::NotPem)? + BEGIN.len();
+    let rest = &text[start..];
+    let label_end = rest.find(DASHES).ok_or(KeyError::NotPem)?;
+    let label = &rest[..label_end];
+    if label != PKCS8_LABEL {
+        // The label is shown to help the operator; keep it short and printable.
+        let shown: String = label
+            .chars()
+            .filter(|c| c.is_ascii_graphic() || *c == ' ')
+            .take(40)
+            .collect();
+        return Err(KeyError::WrongPemLabel(shown));
+    }
+    let body_and_end = &rest[label_end + DASHES.len()..];
+    let end = body_and_end
+        .find("-----END PRIVATE KEY-----")
+        .ok_or(KeyError::NotPem)?;
+    let body: String = body_and_end[..end]
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let der = STANDARD.decode(body).map_err(|_| KeyError::BadBase64)?;
+    if der.is_empty() {
+        return Err(KeyError::Unrecognized);
+    }
+    Ok(der)
+}
+
+#[cfg(test)]
+mod tests;
