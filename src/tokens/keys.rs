@@ -366,6 +366,16 @@ impl PrivateKey {
             .map_err(|e| SignError::Crypto(e.to_string()))
     }
 
+    /// Signs `message` (a JWS signing input) and returns the base64url signature. Lets tests
+    /// and tools build tokens with headers `sign_jwt` would never write.
+    ///
+    /// # Errors
+    /// [`SignError::Crypto`] if the backend refuses.
+    pub fn sign_raw(&self, message: &[u8]) -> Result<String, SignError> {
+        jsonwebtoken::crypto::sign(message, &self.encoding, self.alg.to_jsonwebtoken())
+            .map_err(|e| SignError::Crypto(e.to_string()))
+    }
+
     /// Test hook: this key's private half with `other`'s published half, to exercise the
     /// self-checks that must catch exactly this mismatch.
     #[cfg(test)]

@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 
 use super::*;
 
-const RSA1024: &str = include_str!("testdata/rsa1024.pem");
-const RSA3072: &str = include_str!("testdata/rsa3072.pem");
-const RSA3072_PKCS1: &str = include_str!("testdata/rsa3072-pkcs1.pem");
-const P256: &str = include_str!("testdata/p256.pem");
-const P256_SEC1: &str = include_str!("testdata/p256-sec1.pem");
-const P521: &str = include_str!("testdata/p521.pem");
-const ED25519: &str = include_str!("testdata/ed25519.pem");
+const RSA1024: &str = include_str!("../../../tests/fixtures/keys/pem/rsa1024.pem");
+const RSA3072: &str = include_str!("../../../tests/fixtures/keys/pem/rsa3072.pem");
+const RSA3072_PKCS1: &str = include_str!("../../../tests/fixtures/keys/pem/rsa3072-pkcs1.pem");
+const P256: &str = include_str!("../../../tests/fixtures/keys/pem/p256.pem");
+const P256_SEC1: &str = include_str!("../../../tests/fixtures/keys/pem/p256-sec1.pem");
+const P521: &str = include_str!("../../../tests/fixtures/keys/pem/p521.pem");
+const ED25519: &str = include_str!("../../../tests/fixtures/keys/pem/ed25519.pem");
 
 fn member_names(jwk: &Value) -> BTreeSet<&str> {
     jwk.as_object()

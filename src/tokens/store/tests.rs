@@ -8,8 +8,8 @@ use super::*;
 use crate::clock::{Clock, ManualClock};
 
 const T0: u64 = 1_700_000_000;
-const RSA3072: &str = include_str!("../keys/testdata/rsa3072.pem");
-const P256: &str = include_str!("../keys/testdata/p256.pem");
+const RSA3072: &str = include_str!("../../../tests/fixtures/keys/pem/rsa3072.pem");
+const P256: &str = include_str!("../../../tests/fixtures/keys/pem/p256.pem");
 
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)

@@ -85,7 +85,7 @@ impl TestIssuer {
     pub fn mint(&self, claims: &Value) -> String {
         let state = self.state.lock().expect("state");
         let key = state.keys.last().expect("a key");
-        let header = json!({"alg": key.algorithm().as_str(), "kid": key.kid(), "typ": "JWT"});
+        let header = json!({"alg": key.alg().as_str(), "kid": key.kid(), "typ": "JWT"});
         sign_raw(key, &header.to_string(), &claims.to_string())
     }
 
@@ -103,7 +103,7 @@ impl TestIssuer {
     /// Adds a new key (published and used from now on); old keys stay published.
     pub fn rotate_keys(&self) {
         let mut state = self.state.lock().expect("state");
-        let alg = state.keys.last().map_or(SigningAlgorithm::RS256, |k| k.algorithm());
+        let alg = state.keys.last().map_or(SigningAlgorithm::RS256, |k| k.alg());
         state.keys.push(PrivateKey::generate(alg).expect("key"));
     }
 
