@@ -191,9 +191,9 @@ impl CachingKeySource {
             } else {
                 let joining = state.kid_refresh_target == Some(target);
                 if !joining {
-                    let limited = state.last_kid_refresh.is_some_and(|at| {
-                        now < add(at, self.inner.settings.min_refresh_interval)
-                    });
+                    let limited = state
+                        .last_kid_refresh
+                        .is_some_and(|at| now < add(at, self.inner.settings.min_refresh_interval));
                     if limited {
                         return Err(CacheError::RefreshRateLimited);
                     }

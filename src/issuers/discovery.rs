@@ -122,7 +122,8 @@ mod tests {
 
     #[test]
     fn document_must_name_the_issuer_exactly() {
-        let doc = br#"{"issuer":"https://a.example","jwks_uri":"https://a.example/keys","extra":1}"#;
+        let doc =
+            br#"{"issuer":"https://a.example","jwks_uri":"https://a.example/keys","extra":1}"#;
         assert_eq!(
             jwks_uri_from_document(doc, "https://a.example", false).unwrap(),
             "https://a.example/keys"
@@ -136,7 +137,8 @@ mod tests {
 
     #[test]
     fn kubernetes_style_document_without_authorization_endpoint() {
-        let doc = br#"{"issuer":"https://k8s.example","jwks_uri":"https://k8s.example/openid/v1/jwks",
+        let doc =
+            br#"{"issuer":"https://k8s.example","jwks_uri":"https://k8s.example/openid/v1/jwks",
             "response_types_supported":["id_token"],"subject_types_supported":["public"],
             "id_token_signing_alg_values_supported":["RS256"]}"#;
         assert!(jwks_uri_from_document(doc, "https://k8s.example", false).is_ok());

@@ -122,7 +122,11 @@ impl StdError for RedirectRefusal {}
 /// it does not need to: the first URL already passed [`check_scheme`] for that issuer, the host
 /// may not change, and `https`→`http` is refused, so a chain can only reach plain `http` when
 /// it started there, which the issuer allowed.
-fn redirect_decision(previous: &Url, next: &Url, hops_so_far: usize) -> Result<(), RedirectRefusal> {
+fn redirect_decision(
+    previous: &Url,
+    next: &Url,
+    hops_so_far: usize,
+) -> Result<(), RedirectRefusal> {
     if hops_so_far >= MAX_REDIRECTS {
         return Err(RedirectRefusal("too many redirects"));
     }
@@ -161,10 +165,11 @@ pub fn parse_cache_control(value: &str) -> Option<Duration> {
         if lower == "no-store" || lower == "no-cache" {
             return Some(Duration::ZERO);
         }
-        if let Some(secs) = lower.strip_prefix("max-age=") {
-            if let Ok(secs) = secs.trim_matches('"').parse::<u64>() {
-                max_age = Some(Duration::from_secs(secs));
-            }
+        if let Some(Ok(secs)) = lower
+            .strip_prefix("max-age=")
+            .map(|secs| secs.trim_matches('"').parse::<u64>())
+        {
+            max_age = Some(Duration::from_secs(secs));
         }
     }
     max_age

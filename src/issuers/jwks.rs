@@ -194,7 +194,10 @@ fn parse_key(jwk: &Value) -> Option<IssuerKey> {
             }
             let x = jwk.get("x")?.as_str()?;
             let y = jwk.get("y")?.as_str()?;
-            (KeyKind::Ec(curve), DecodingKey::from_ec_components(x, y).ok()?)
+            (
+                KeyKind::Ec(curve),
+                DecodingKey::from_ec_components(x, y).ok()?,
+            )
         }
         "OKP" => {
             if jwk.get("crv")?.as_str()? != "Ed25519" {
@@ -269,8 +272,12 @@ mod tests {
 
     #[test]
     fn rsa_bits_are_measured() {
-        let set = parse_jwks(json!({"keys": [rsa_jwk(&[0x40; 128])]}).to_string().as_bytes())
-            .unwrap();
+        let set = parse_jwks(
+            json!({"keys": [rsa_jwk(&[0x40; 128])]})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
         assert_eq!(set.keys()[0].kind, KeyKind::Rsa { bits: 1023 });
         assert!(parse_jwks(json!({"keys": [rsa_jwk(&[0; 4])]}).to_string().as_bytes()).is_err());
     }

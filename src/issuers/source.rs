@@ -119,7 +119,10 @@ impl HttpKeySource {
             }
             HttpTarget::JwksUri(uri) => uri.clone(),
         };
-        let fetched = self.fetcher.get(&jwks_uri, self.allow_insecure_http).await?;
+        let fetched = self
+            .fetcher
+            .get(&jwks_uri, self.allow_insecure_http)
+            .await?;
         let keys = parse_jwks(&fetched.body)?;
         Ok(LoadedKeys {
             keys: Arc::new(keys),

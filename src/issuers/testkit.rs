@@ -13,8 +13,8 @@ use std::time::Duration;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
-    Ed25519KeyPair, KeyPair as _,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
+    KeyPair as _,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -69,9 +69,12 @@ fn pkcs8_to_pkcs1(pkcs8: &[u8]) -> Vec<u8> {
     key.to_vec()
 }
 
-/// (PKCS#1 private key, n, e); generated once per slot per test run, since RSA is slow.
-fn rsa_material(slot: usize) -> &'static (Vec<u8>, Vec<u8>, Vec<u8>) {
-    static SLOTS: [OnceLock<(Vec<u8>, Vec<u8>, Vec<u8>)>; 2] = [OnceLock::new(), OnceLock::new()];
+/// PKCS#1 private key, modulus, exponent.
+type RsaMaterial = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// Generated once per slot per test run, since RSA key generation is slow.
+fn rsa_material(slot: usize) -> &'static RsaMaterial {
+    static SLOTS: [OnceLock<RsaMaterial>; 2] = [OnceLock::new(), OnceLock::new()];
     SLOTS[slot].get_or_init(|| {
         let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
         let pkcs8: aws_lc_rs::encoding::Pkcs8V1Der<'_> = pair.as_der().unwrap();
@@ -160,8 +163,8 @@ impl TestKey {
             b64(header_json.as_bytes()),
             b64(payload_json.as_bytes())
         );
-        let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, self.alg)
-            .unwrap();
+        let signature =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, self.alg).unwrap();
         format!("{input}.{signature}")
     }
 }

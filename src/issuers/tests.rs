@@ -53,12 +53,8 @@ impl Fixture {
             KeySourceSpec::Discovery,
             true,
         )]);
-        let registry = IssuerRegistry::new(
-            &policies,
-            settings(),
-            clock.clone(),
-            std::env::temp_dir(),
-        );
+        let registry =
+            IssuerRegistry::new(&policies, settings(), clock.clone(), std::env::temp_dir());
         Self {
             server,
             clock,
@@ -143,7 +139,11 @@ async fn plain_http_needs_allow_insecure_http() {
     )]);
     let clock = Arc::new(ManualClock::at_unix(T0));
     let registry = IssuerRegistry::new(&policies, settings(), clock, std::env::temp_dir());
-    let reason = unavailable_reason(registry.validate(&key.mint(&long_claims(&server.url()))).await);
+    let reason = unavailable_reason(
+        registry
+            .validate(&key.mint(&long_claims(&server.url())))
+            .await,
+    );
     assert!(reason.contains("https is required"), "{reason}");
     assert_eq!(server.hits(DISCOVERY), 0);
 
@@ -207,7 +207,10 @@ async fn redirects_same_host_only_and_at_most_three() {
     let fetcher = Fetcher::new(&settings()).unwrap();
     server.set("/target", Reply::json(&json!({"ok": true})));
     // Same host: followed.
-    server.set("/moved", Reply::redirect(&format!("{}/target", server.url())));
+    server.set(
+        "/moved",
+        Reply::redirect(&format!("{}/target", server.url())),
+    );
     assert_eq!(
         fetcher
             .get(&format!("{}/moved", server.url()), true)
@@ -228,10 +231,20 @@ async fn redirects_same_host_only_and_at_most_three() {
     ));
     assert_eq!(server.hits("/target"), hits);
     // Three hops are fine, four are not.
-    for (from, to) in [("/r1", "/r2"), ("/r2", "/r3"), ("/r3", "/target"), ("/r0", "/r1")] {
+    for (from, to) in [
+        ("/r1", "/r2"),
+        ("/r2", "/r3"),
+        ("/r3", "/target"),
+        ("/r0", "/r1"),
+    ] {
         server.set(from, Reply::redirect(&format!("{}{to}", server.url())));
     }
-    assert!(fetcher.get(&format!("{}/r1", server.url()), true).await.is_ok());
+    assert!(
+        fetcher
+            .get(&format!("{}/r1", server.url()), true)
+            .await
+            .is_ok()
+    );
     assert!(matches!(
         fetcher.get(&format!("{}/r0", server.url()), true).await,
         Err(FetchError::RedirectRefused { reason }) if reason.contains("too many")
@@ -258,7 +271,9 @@ async fn error_statuses_are_errors() {
     assert!(!err.to_string().contains("unavailable"));
     server.fail_with(None);
     assert!(matches!(
-        fetcher.get(&format!("{}/missing", server.url()), true).await,
+        fetcher
+            .get(&format!("{}/missing", server.url()), true)
+            .await,
         Err(FetchError::Status { status: 404, .. })
     ));
 }
@@ -307,7 +322,8 @@ async fn unknown_kid_refresh_is_rate_limited() {
 
     // `c` appears at the issuer, but a kid-triggered refresh just happened: refused without
     // fetching.
-    f.server.serve_issuer(&f.server.url(), &jwks(&[&f.key, &b, &c]));
+    f.server
+        .serve_issuer(&f.server.url(), &jwks(&[&f.key, &b, &c]));
     f.clock.advance(Duration::from_secs(29));
     assert_eq!(
         f.registry.validate(&f.token(&c)).await.unwrap_err(),
@@ -389,7 +405,10 @@ async fn jwks_uri_source_skips_discovery() {
     )]);
     let clock = Arc::new(ManualClock::at_unix(T0));
     let registry = IssuerRegistry::new(&policies, settings(), clock, std::env::temp_dir());
-    registry.validate(&key.mint(&long_claims(iss))).await.unwrap();
+    registry
+        .validate(&key.mint(&long_claims(iss)))
+        .await
+        .unwrap();
     assert_eq!(server.hits("/keys"), 1);
     assert_eq!(server.hits(DISCOVERY), 0);
 }
@@ -408,9 +427,24 @@ async fn file_and_demo_sources() {
     std::fs::write(&big_path, vec![b' '; 16 * 1024 + 1]).unwrap();
 
     let policies = policy_set(vec![
-        issuer("file", "https://k8s.internal", KeySourceSpec::JwksFile(path), false),
-        issuer("demo", crate::demo::DEMO_ISSUER_URL, KeySourceSpec::Demo, false),
-        issuer("big", "https://big.internal", KeySourceSpec::JwksFile(big_path), false),
+        issuer(
+            "file",
+            "https://k8s.internal",
+            KeySourceSpec::JwksFile(path),
+            false,
+        ),
+        issuer(
+            "demo",
+            crate::demo::DEMO_ISSUER_URL,
+            KeySourceSpec::Demo,
+            false,
+        ),
+        issuer(
+            "big",
+            "https://big.internal",
+            KeySourceSpec::JwksFile(big_path),
+            false,
+        ),
         issuer(
             "missing",
             "https://missing.internal",

@@ -239,7 +239,11 @@ fn check_key(key: &IssuerKey, alg: SigningAlgorithm) -> Result<(), ValidationErr
     if key.kind.kty() != alg.key_type() {
         return Err(mismatch());
     }
-    if key.alg.as_deref().is_some_and(|stated| stated != alg.as_str()) {
+    if key
+        .alg
+        .as_deref()
+        .is_some_and(|stated| stated != alg.as_str())
+    {
         return Err(mismatch());
     }
     match (key.kind, alg) {

@@ -120,7 +120,10 @@ fn cache_control_ttl_is_bounded() {
     let s = settings();
     let ttl = |age| CachingKeySource::ttl_for(&s, age);
     assert_eq!(ttl(None), Duration::from_secs(3600));
-    assert_eq!(ttl(Some(Duration::from_secs(300))), Duration::from_secs(300));
+    assert_eq!(
+        ttl(Some(Duration::from_secs(300))),
+        Duration::from_secs(300)
+    );
     assert_eq!(ttl(Some(Duration::from_secs(5))), Duration::from_secs(60));
     assert_eq!(ttl(Some(Duration::ZERO)), Duration::from_secs(60));
     assert_eq!(
@@ -198,8 +201,14 @@ async fn first_load_failure_is_unavailable() {
     let source = FakeSource::new(&[&TestKey::es256("a")], None);
     source.fail();
     let (cache, _clock) = setup(&source);
-    assert!(matches!(cache.keys().await, Err(CacheError::Unavailable(_))));
-    assert!(matches!(cache.keys().await, Err(CacheError::Unavailable(_))));
+    assert!(matches!(
+        cache.keys().await,
+        Err(CacheError::Unavailable(_))
+    ));
+    assert!(matches!(
+        cache.keys().await,
+        Err(CacheError::Unavailable(_))
+    ));
     assert_eq!(cache.load_count(), 2);
 }
 
@@ -212,7 +221,10 @@ async fn unknown_kid_refresh_is_rate_limited() {
     let first = cache.keys().await.unwrap();
 
     source.serve(&[&a, &b], None);
-    let refreshed = cache.refresh_for_unknown_kid(first.generation).await.unwrap();
+    let refreshed = cache
+        .refresh_for_unknown_kid(first.generation)
+        .await
+        .unwrap();
     assert_eq!(kids(&refreshed), ["a", "b"]);
     assert_eq!(cache.load_count(), 2);
 
@@ -228,7 +240,10 @@ async fn unknown_kid_refresh_is_rate_limited() {
     assert_eq!(cache.load_count(), 2);
 
     // A caller still holding the older generation gets the newer set without a fetch.
-    let newer = cache.refresh_for_unknown_kid(first.generation).await.unwrap();
+    let newer = cache
+        .refresh_for_unknown_kid(first.generation)
+        .await
+        .unwrap();
     assert_eq!(newer.generation, refreshed.generation);
     assert_eq!(cache.load_count(), 2);
 

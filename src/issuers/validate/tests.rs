@@ -158,8 +158,12 @@ fn key_must_fit_the_algorithm() {
         ValidationError::KeyTypeMismatch("ES256".into())
     );
     // Without a stated alg the key is fine.
-    let keys = parse_jwks(json!({ "keys": [ec.jwk_without_alg()] }).to_string().as_bytes())
-        .unwrap();
+    let keys = parse_jwks(
+        json!({ "keys": [ec.jwk_without_alg()] })
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
     assert!(check(&token, &keys, at(T0)).is_ok());
 }
 
@@ -245,17 +249,32 @@ fn exp_is_required_and_numeric() {
     );
     for bad in [json!("1700000600"), json!(-5), json!(1.5), json!(null)] {
         assert_eq!(
-            check(&key.mint(&with(claims(ISS), "exp", bad.clone())), &keys, at(T0)).unwrap_err(),
+            check(
+                &key.mint(&with(claims(ISS), "exp", bad.clone())),
+                &keys,
+                at(T0)
+            )
+            .unwrap_err(),
             ValidationError::BadTimeClaim("exp"),
             "{bad}"
         );
     }
     assert_eq!(
-        check(&key.mint(&with(claims(ISS), "nbf", json!("x"))), &keys, at(T0)).unwrap_err(),
+        check(
+            &key.mint(&with(claims(ISS), "nbf", json!("x"))),
+            &keys,
+            at(T0)
+        )
+        .unwrap_err(),
         ValidationError::BadTimeClaim("nbf")
     );
     assert_eq!(
-        check(&key.mint(&with(claims(ISS), "iat", json!(true))), &keys, at(T0)).unwrap_err(),
+        check(
+            &key.mint(&with(claims(ISS), "iat", json!(true))),
+            &keys,
+            at(T0)
+        )
+        .unwrap_err(),
         ValidationError::BadTimeClaim("iat")
     );
     // A whole number written as a float is a NumericDate.
@@ -365,7 +384,10 @@ fn header_rules() {
 fn structure_rules() {
     assert_eq!(peek("a.b.c.d.e").unwrap_err(), ValidationError::Encrypted);
     for bad in ["", "a", "a.b", "a.b.c.d", "a.b.c.d.e.f"] {
-        assert!(matches!(peek(bad), Err(ValidationError::Malformed(_))), "{bad}");
+        assert!(
+            matches!(peek(bad), Err(ValidationError::Malformed(_))),
+            "{bad}"
+        );
     }
     let big = "a".repeat(MAX_TOKEN_BYTES + 1);
     assert_eq!(
@@ -385,7 +407,10 @@ fn structure_rules() {
         format!("{}.{}.{}", parts[0], b64("\"s\""), parts[2]),
         format!("{}.{}.{}", parts[0], b64("{} trailing"), parts[2]),
     ] {
-        assert!(matches!(peek(&bad), Err(ValidationError::Malformed(_))), "{bad}");
+        assert!(
+            matches!(peek(&bad), Err(ValidationError::Malformed(_))),
+            "{bad}"
+        );
     }
 }
 
