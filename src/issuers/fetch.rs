@@ -69,6 +69,12 @@ pub enum FetchError {
         /// The cap.
         max: usize,
     },
+    /// The HTTP client could not be built (TLS backend initialisation; a startup failure).
+    #[error("cannot build the HTTP client: {reason}")]
+    ClientSetup {
+        /// What failed.
+        reason: String,
+    },
     /// Any other transport failure (TLS, protocol, a body cut short).
     #[error("fetching {url:?} failed: {reason}")]
     Transport {
@@ -200,9 +206,8 @@ impl Fetcher {
             .redirect(policy)
             .user_agent(concat!("trustbridge/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| FetchError::Transport {
-                url: String::new(),
-                reason: format!("cannot build HTTP client: {e}"),
+            .map_err(|e| FetchError::ClientSetup {
+                reason: e.to_string(),
             })?;
         Ok(Self {
             client,

@@ -170,7 +170,18 @@ async fn oversized_bodies_are_refused() {
     server.set("/undeclared", undeclared.clone());
     let mut exact = undeclared;
     exact.body.pop();
-    server.set("/exact", exact);
+    server.set("/exact", exact.clone());
+    // A declared length over the cap is refused up front, before any body is read (this one
+    // then sends a short body, which would otherwise surface as a transport error).
+    let mut liar = exact;
+    liar.body = b"{}".to_vec();
+    liar.headers
+        .push(("Content-Length".into(), "999999".into()));
+    server.set("/liar", liar);
+    assert!(matches!(
+        fetcher.get(&format!("{}/liar", server.url()), true).await,
+        Err(FetchError::TooLarge { .. })
+    ));
     for path in ["/declared", "/undeclared"] {
         assert!(
             matches!(
