@@ -5,13 +5,29 @@
 //! only entry point the HTTP layer uses; it yields a [`ValidatedToken`] or a
 //! [`ValidationError`] in domain words.
 
+pub mod cache;
+pub mod discovery;
+pub mod fetch;
+pub mod jwks;
+pub mod source;
+pub mod validate;
+
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::policy::PolicySet;
-use crate::policy::model::SigningAlgorithm;
+use crate::policy::model::{Issuer, SigningAlgorithm};
+
+use cache::{CacheError, CachingKeySource};
+pub use fetch::Fetcher;
 
 /// A subject token whose structure, signature, issuer and time claims were verified.
 /// Audience, subject and conditions are policy matters, checked by `exchange::decide`.
@@ -137,32 +153,172 @@ impl Default for FetchSettings {
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// Keys and validation for every declared issuer.
+///
+/// Holds, per declared issuer URL, the compiled [`Issuer`] and its [`CachingKeySource`]. Cheap
+/// to share behind an `Arc`; [`IssuerRegistry::rebuild`] makes the registry for a reloaded
+/// policy set.
 pub struct IssuerRegistry {
-    _clock: Arc<dyn Clock>,
+    clock: Arc<dyn Clock>,
+    settings: FetchSettings,
+    fetcher: Fetcher,
+    data_dir: PathBuf,
+    by_iss: HashMap<String, IssuerEntry>,
+}
+
+#[derive(Clone)]
+struct IssuerEntry {
+    issuer: Arc<Issuer>,
+    keys: CachingKeySource,
+}
+
+impl std::fmt::Debug for IssuerRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerRegistry")
+            .field("issuers", &self.issuer_names())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether two issuer declarations would load the same keys (so a reload may keep the cache).
+fn same_key_config(a: &Issuer, b: &Issuer) -> bool {
+    a.issuer == b.issuer && a.keys == b.keys && a.allow_insecure_http == b.allow_insecure_http
 }
 
 impl IssuerRegistry {
     /// Builds a registry for the issuers of `policies`. Nothing is fetched until a token from an
     /// issuer arrives. `data_dir` locates the demo issuer's keys.
+    ///
+    /// Panics only if the HTTP client cannot be built (TLS backend initialisation), which is a
+    /// startup failure.
     pub fn new(
         policies: &PolicySet,
         settings: FetchSettings,
         clock: Arc<dyn Clock>,
         data_dir: PathBuf,
     ) -> Self {
-        let _ = (policies, settings, data_dir);
-        Self { _clock: clock }
+        #[allow(clippy::expect_used)]
+        let fetcher = Fetcher::new(&settings)
+            .expect("the HTTP client is built once at startup; its TLS backend must initialise");
+        Self::with_fetcher(policies, settings, clock, data_dir, fetcher)
+    }
+
+    /// Like [`IssuerRegistry::new`], with a given fetcher (shared, or built with
+    /// [`Fetcher::new`] to handle its error instead of panicking).
+    pub fn with_fetcher(
+        policies: &PolicySet,
+        settings: FetchSettings,
+        clock: Arc<dyn Clock>,
+        data_dir: PathBuf,
+        fetcher: Fetcher,
+    ) -> Self {
+        let mut registry = Self {
+            clock,
+            settings,
+            fetcher,
+            data_dir,
+            by_iss: HashMap::new(),
+        };
+        registry.by_iss = registry.entries(policies, None);
+        registry
+    }
+
+    fn entries(
+        &self,
+        policies: &PolicySet,
+        previous: Option<&HashMap<String, IssuerEntry>>,
+    ) -> HashMap<String, IssuerEntry> {
+        policies
+            .issuers
+            .values()
+            .map(|issuer| {
+                let reused = previous
+                    .and_then(|old| old.get(&issuer.issuer))
+                    .filter(|old| same_key_config(&old.issuer, issuer))
+                    .map(|old| old.keys.clone());
+                let keys = reused.unwrap_or_else(|| {
+                    CachingKeySource::new(
+                        source::source_for(issuer, &self.fetcher, &self.data_dir),
+                        self.settings.clone(),
+                        self.clock.clone(),
+                    )
+                });
+                (
+                    issuer.issuer.clone(),
+                    IssuerEntry {
+                        issuer: issuer.clone(),
+                        keys,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// Validates a compact JWS against the issuer it names: structure, size, algorithm,
     /// key, signature, `iss`, `exp`/`nbf`/`iat` with the issuer's leeway.
+    ///
+    /// Nothing is fetched for an `iss` no policy declares ([`ValidationError::UntrustedIssuer`])
+    /// nor for an algorithm the issuer does not allow. An unknown `kid` triggers one
+    /// (rate-limited, single-flight) key refresh and one more verification.
     pub async fn validate(&self, token: &str) -> Result<ValidatedToken, ValidationError> {
-        todo!("{token}")
+        let peeked = validate::peek(token)?;
+        let entry = self
+            .by_iss
+            .get(&peeked.iss)
+            .ok_or(ValidationError::UntrustedIssuer)?;
+        validate::allowed_algorithm(&peeked, &entry.issuer)?;
+        let cached = entry.keys.keys().await.map_err(unavailable)?;
+        match validate::verify(&peeked, &entry.issuer, &cached.keys, self.clock.now()) {
+            Err(ValidationError::UnknownKey) => {}
+            other => return other,
+        }
+        let refreshed = match entry.keys.refresh_for_unknown_kid(cached.generation).await {
+            Ok(refreshed) => refreshed,
+            Err(CacheError::RefreshRateLimited) => return Err(ValidationError::UnknownKey),
+            Err(error) => return Err(unavailable(error)),
+        };
+        validate::verify(&peeked, &entry.issuer, &refreshed.keys, self.clock.now())
     }
 
     /// A registry for a newly loaded policy set that keeps the key caches of issuers whose
-    /// configuration did not change (so a reload does not refetch every JWKS).
+    /// configuration did not change (so a reload does not refetch every JWKS). An issuer is
+    /// unchanged when its URL, key source and `allowInsecureHttp` are; other fields (name,
+    /// algorithms, leeway) are taken from the new set.
     pub fn rebuild(&self, policies: &PolicySet) -> Self {
-        todo!("{policies:?}")
+        Self {
+            clock: self.clock.clone(),
+            settings: self.settings.clone(),
+            fetcher: self.fetcher.clone(),
+            data_dir: self.data_dir.clone(),
+            by_iss: self.entries(policies, Some(&self.by_iss)),
+        }
     }
+
+    /// Names of the declared issuers, sorted (for readiness and metrics labels).
+    pub fn issuer_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .by_iss
+            .values()
+            .map(|e| e.issuer.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// How many times the keys of the issuer named `name` were loaded from its source (one
+    /// load is a discovery fetch plus a JWKS fetch, or one file read); `None` if undeclared.
+    pub fn key_loads(&self, name: &str) -> Option<u64> {
+        self.by_iss
+            .values()
+            .find(|e| e.issuer.name == name)
+            .map(|e| e.keys.load_count())
+    }
+
+    /// HTTP fetches started by the shared fetcher, across all issuers and reloads.
+    pub fn http_fetches(&self) -> u64 {
+        self.fetcher.fetch_count()
+    }
+}
+
+fn unavailable(error: CacheError) -> ValidationError {
+    ValidationError::KeysUnavailable(error.to_string())
 }
