@@ -187,9 +187,11 @@ fn parse_on_big_stack(source: &str) -> Result<IdedExpr, CompileError> {
             .stack_size(PARSER_STACK)
             .spawn_scoped(scope, || parse_and_check(source))
             .map_err(|e| CompileError(format!("cannot start the CEL compiler thread: {e}")))?;
-        worker
-            .join()
-            .unwrap_or_else(|_| Err(CompileError("the CEL parser failed on this expression".into())))
+        worker.join().unwrap_or_else(|_| {
+            Err(CompileError(
+                "the CEL parser failed on this expression".into(),
+            ))
+        })
     })
 }
 
@@ -249,9 +251,19 @@ fn ast_depth(expr: &IdedExpr, depth: usize) -> usize {
         .max()
         .unwrap_or(depth),
         Expr::List(list) => list.elements.iter().map(below).max().unwrap_or(depth),
-        Expr::Map(map) => map.entries.iter().map(|e| entry_depth(&e.expr)).max().unwrap_or(depth),
+        Expr::Map(map) => map
+            .entries
+            .iter()
+            .map(|e| entry_depth(&e.expr))
+            .max()
+            .unwrap_or(depth),
         Expr::Select(select) => below(&select.operand),
-        Expr::Struct(s) => s.entries.iter().map(|e| entry_depth(&e.expr)).max().unwrap_or(depth),
+        Expr::Struct(s) => s
+            .entries
+            .iter()
+            .map(|e| entry_depth(&e.expr))
+            .max()
+            .unwrap_or(depth),
     }
 }
 
@@ -360,10 +372,7 @@ fn too_deep() -> EvalError {
 
 /// Collapses a message to one bounded line: `cel` errors may span lines and quote claim values.
 fn one_line(message: &str) -> String {
-    let flat: String = message
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let flat: String = message.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.len() <= MAX_ERROR_LEN {
         return flat;
     }
@@ -448,7 +457,6 @@ const _: fn() = || {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Expression>();
 };
-
 
 #[cfg(test)]
 mod tests;

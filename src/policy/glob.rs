@@ -117,6 +117,5 @@ impl SubjectPattern {
     }
 }
 
-
 #[cfg(test)]
 mod tests;

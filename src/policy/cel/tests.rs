@@ -148,7 +148,10 @@ fn name_from_concatenates_strings() {
         r#""k8s/" + claims["kubernetes.io"].namespace + "/" + claims["kubernetes.io"].serviceaccount.name"#,
     )
     .unwrap();
-    assert_eq!(expr.eval_string(&k8s_claims()).unwrap(), "k8s/team-a/builder");
+    assert_eq!(
+        expr.eval_string(&k8s_claims()).unwrap(),
+        "k8s/team-a/builder"
+    );
 
     // A missing part is an error, never a partial name.
     let no_sa = claims(json!({"kubernetes.io": {"namespace": "team-a"}}));
@@ -205,7 +208,12 @@ fn compile_errors() {
         assert!(err.to_string().contains(fragment), "{src:?}: {err}");
     }
     let long = format!("claims.sub == \"{}\"", "a".repeat(MAX_SOURCE_LEN));
-    assert!(Expression::compile(&long).unwrap_err().0.contains("at most 4096"));
+    assert!(
+        Expression::compile(&long)
+            .unwrap_err()
+            .0
+            .contains("at most 4096")
+    );
     let deep = format!("{}true{}", "(".repeat(200), ")".repeat(200));
     assert!(Expression::compile(&deep).is_err());
 }
