@@ -3,13 +3,72 @@
 //! Compiled once at load; evaluation never panics and never fails a request with a 5xx: an
 //! expression that errors (missing claim, wrong type) is an [`EvalError`], which callers turn
 //! into a denial.
+//!
+//! `claims` is the only variable. Compilation refuses any other free identifier, so a typo such
+//! as `claim.sub` is a load problem instead of a policy that silently denies everything.
+//!
+//! Bounds on hostile input (the `cel` crate recurses, and a stack overflow aborts the process,
+//! which no `catch_unwind` can stop): sources are at most [`MAX_SOURCE_LEN`] bytes; the parser
+//! runs on a thread of its own with a large stack and refuses nesting past [`MAX_NESTING`]; the
+//! parsed tree must not be deeper than [`MAX_NESTING`] either; and claims nested deeper than
+//! [`MAX_CLAIMS_DEPTH`] are refused before evaluation. Together they keep the recursive
+//! evaluator well inside a 2 MiB worker stack (tested, in debug builds). The `cel` crate also
+//! holds a few `panic!`/`expect` calls on states its parser should never produce; evaluation
+//! runs under `catch_unwind` as a last line of defence, and a caught panic is an [`EvalError`]
+//! like any other.
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, LazyLock};
 
-/// A compiled CEL expression and its source text.
+use cel::common::ast::{EntryExpr, Expr};
+use cel::objects::{Key, Map};
+use cel::{Context, Env, IdedExpr, Value};
+use serde_json::Value as Json;
+
+/// Longest accepted expression source, in bytes.
+pub const MAX_SOURCE_LEN: usize = 4096;
+
+/// Deepest accepted expression nesting, both as the `cel` parser's recursion limit and as the
+/// depth of the parsed tree (a flat `a + a + ... + a` is shallow to the parser but deep to the
+/// evaluator). Real conditions stay far below it; long `||` chains read better as `x in [...]`.
+pub const MAX_NESTING: u16 = 32;
+
+/// Stack of the thread that parses: the generated ANTLR parser spends up to ~200 KiB of stack per
+/// nesting level in debug builds, more than a worker thread has.
+const PARSER_STACK: usize = 64 * 1024 * 1024;
+
+/// Deepest accepted nesting of token claims (and of evaluation results turned back into JSON).
+pub const MAX_CLAIMS_DEPTH: usize = 64;
+
+/// Longest error text kept from the `cel` crate: its messages may quote claim values.
+const MAX_ERROR_LEN: usize = 200;
+
+/// The variable expressions see.
+const CLAIMS: &str = "claims";
+
+/// Identifiers that name CEL types rather than variables (`type(x) == string`).
+const TYPE_IDENTS: [&str; 10] = [
+    "bool",
+    "bytes",
+    "double",
+    "int",
+    "list",
+    "map",
+    "null_type",
+    "string",
+    "type",
+    "uint",
+];
+
+/// The standard CEL environment, built once: building it registers every stdlib overload.
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
+
+/// A compiled CEL expression and its source text. Cheap to clone; shareable across threads.
 #[derive(Clone)]
 pub struct Expression {
     source: String,
+    program: Arc<IdedExpr>,
 }
 
 impl fmt::Debug for Expression {
@@ -30,8 +89,25 @@ pub struct EvalError(pub String);
 
 impl Expression {
     /// Compiles `source`.
+    ///
+    /// # Errors
+    /// Empty or longer than [`MAX_SOURCE_LEN`] bytes, a syntax error, nesting deeper than
+    /// [`MAX_NESTING`], or a free identifier other than `claims`.
     pub fn compile(source: &str) -> Result<Self, CompileError> {
-        todo!("{source}")
+        if source.trim().is_empty() {
+            return Err(CompileError("expression is empty".into()));
+        }
+        if source.len() > MAX_SOURCE_LEN {
+            return Err(CompileError(format!(
+                "expression is {} bytes long; at most {MAX_SOURCE_LEN} are allowed",
+                source.len()
+            )));
+        }
+        let program = parse_on_big_stack(source)?;
+        Ok(Self {
+            source: source.to_string(),
+            program: Arc::new(program),
+        })
     }
 
     /// The source text.
@@ -39,27 +115,348 @@ impl Expression {
         &self.source
     }
 
-    /// Evaluates to a bool; any other type or an error is an [`EvalError`].
+    /// Evaluates to a bool.
+    ///
+    /// # Errors
+    /// Any evaluation error (missing claim, wrong type, no such function) or a non-bool result.
     pub fn eval_bool(
         &self,
         claims: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<bool, EvalError> {
-        todo!("{claims:?}")
+        match self.eval(claims)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(EvalError(format!(
+                "expression yields {}, not a bool",
+                type_name(&other)
+            ))),
+        }
     }
 
     /// Evaluates to a non-empty string.
+    ///
+    /// # Errors
+    /// Any evaluation error, a non-string result, or the empty string.
     pub fn eval_string(
         &self,
         claims: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<String, EvalError> {
-        todo!("{claims:?}")
+        match self.eval(claims)? {
+            Value::String(s) if !s.is_empty() => Ok(s.as_str().to_string()),
+            Value::String(_) => Err(EvalError("expression yields an empty string".into())),
+            other => Err(EvalError(format!(
+                "expression yields {}, not a string",
+                type_name(&other)
+            ))),
+        }
     }
 
     /// Evaluates to a JSON value (for claimMappings).
+    ///
+    /// # Errors
+    /// Any evaluation error, or a result JSON cannot hold: bytes, a map with non-string keys, a
+    /// non-finite float, a function or an opaque value.
     pub fn eval_json(
         &self,
         claims: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<serde_json::Value, EvalError> {
-        todo!("{claims:?}")
+        cel_to_json(&self.eval(claims)?, 0)
+    }
+
+    fn eval(&self, claims: &serde_json::Map<String, Json>) -> Result<Value, EvalError> {
+        let claims = object_to_cel(claims, 0)?;
+        let program = &self.program;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let mut ctx = Context::with_env(Arc::clone(&ENV));
+            ctx.add_variable_from_value(CLAIMS, claims);
+            Value::resolve(program, &ctx)
+        }));
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(EvalError(one_line(&e.to_string()))),
+            Err(_) => Err(EvalError("the CEL evaluator failed on this input".into())),
+        }
     }
 }
+
+/// Parses `source` on a thread of its own with a large stack, then checks what the parse left:
+/// its depth and its free identifiers. Only load time pays for the thread.
+fn parse_on_big_stack(source: &str) -> Result<IdedExpr, CompileError> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("cel-compile".into())
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(scope, || parse_and_check(source))
+            .map_err(|e| CompileError(format!("cannot start the CEL compiler thread: {e}")))?;
+        worker.join().unwrap_or_else(|_| {
+            Err(CompileError(
+                "the CEL parser failed on this expression".into(),
+            ))
+        })
+    })
+}
+
+fn parse_and_check(source: &str) -> Result<IdedExpr, CompileError> {
+    let program = ENV
+        .parser()
+        .max_recursion_depth(MAX_NESTING)
+        .parse(source)
+        .map_err(|e| CompileError(one_line(&e.to_string())))?;
+    let depth = ast_depth(&program, 0);
+    if depth > usize::from(MAX_NESTING) {
+        return Err(CompileError(format!(
+            "expression nests deeper than {MAX_NESTING} levels; split it up \
+             (a long `||` chain of equalities reads better as `claims.x in [...]`)"
+        )));
+    }
+    let mut unknown = Vec::new();
+    free_identifiers(&program, &mut Vec::new(), &mut unknown);
+    if let Some(name) = unknown.first() {
+        return Err(CompileError(format!(
+            "unknown variable {name:?}: expressions can only read `{CLAIMS}` \
+             (e.g. `{CLAIMS}.sub`, `{CLAIMS}[\"kubernetes.io\"].namespace`)"
+        )));
+    }
+    Ok(program)
+}
+
+/// Depth of the tree below `expr`, counting from `depth`; stops descending past the limit so
+/// that measuring a hostile tree is as cheap as refusing it.
+fn ast_depth(expr: &IdedExpr, depth: usize) -> usize {
+    if depth > usize::from(MAX_NESTING) {
+        return depth;
+    }
+    let below = |e: &IdedExpr| ast_depth(e, depth + 1);
+    let entry_depth = |entry: &EntryExpr| match entry {
+        EntryExpr::StructField(f) => below(&f.value),
+        EntryExpr::MapEntry(e) => below(&e.key).max(below(&e.value)),
+    };
+    match &expr.expr {
+        Expr::Unspecified | Expr::Literal(_) | Expr::Ident(_) => depth,
+        Expr::Call(call) => call
+            .target
+            .iter()
+            .map(|t| below(t))
+            .chain(call.args.iter().map(below))
+            .max()
+            .unwrap_or(depth),
+        Expr::Comprehension(comp) => [
+            &comp.iter_range,
+            &comp.accu_init,
+            &comp.loop_cond,
+            &comp.loop_step,
+            &comp.result,
+        ]
+        .into_iter()
+        .map(below)
+        .max()
+        .unwrap_or(depth),
+        Expr::List(list) => list.elements.iter().map(below).max().unwrap_or(depth),
+        Expr::Map(map) => map
+            .entries
+            .iter()
+            .map(|e| entry_depth(&e.expr))
+            .max()
+            .unwrap_or(depth),
+        Expr::Select(select) => below(&select.operand),
+        Expr::Struct(s) => s
+            .entries
+            .iter()
+            .map(|e| entry_depth(&e.expr))
+            .max()
+            .unwrap_or(depth),
+    }
+}
+
+// === conversions ===
+
+fn object_to_cel(object: &serde_json::Map<String, Json>, depth: usize) -> Result<Value, EvalError> {
+    if depth > MAX_CLAIMS_DEPTH {
+        return Err(too_deep());
+    }
+    let mut map = std::collections::HashMap::with_capacity(object.len());
+    for (k, v) in object {
+        map.insert(Key::from(k.as_str()), json_to_cel(v, depth + 1)?);
+    }
+    Ok(Value::Map(Map { map: Arc::new(map) }))
+}
+
+fn json_to_cel(value: &Json, depth: usize) -> Result<Value, EvalError> {
+    if depth > MAX_CLAIMS_DEPTH {
+        return Err(too_deep());
+    }
+    Ok(match value {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::UInt(u)
+            } else {
+                // serde_json without arbitrary_precision: every other number is an f64.
+                Value::Float(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Json::String(s) => Value::String(Arc::new(s.clone())),
+        Json::Array(items) => Value::List(Arc::new(
+            items
+                .iter()
+                .map(|v| json_to_cel(v, depth + 1))
+                .collect::<Result<_, _>>()?,
+        )),
+        Json::Object(object) => object_to_cel(object, depth)?,
+    })
+}
+
+fn cel_to_json(value: &Value, depth: usize) -> Result<Json, EvalError> {
+    if depth > MAX_CLAIMS_DEPTH {
+        return Err(too_deep());
+    }
+    Ok(match value {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::UInt(u) => Json::from(*u),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Json::Number)
+            .ok_or_else(|| EvalError("expression yields a non-finite number".into()))?,
+        Value::String(s) => Json::String(s.as_str().to_string()),
+        Value::List(items) => Json::Array(
+            items
+                .iter()
+                .map(|v| cel_to_json(v, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map(map) => {
+            let mut object = serde_json::Map::with_capacity(map.map.len());
+            for (k, v) in map.map.iter() {
+                let Key::String(k) = k else {
+                    return Err(EvalError(
+                        "expression yields a map with non-string keys".into(),
+                    ));
+                };
+                object.insert(k.as_str().to_string(), cel_to_json(v, depth + 1)?);
+            }
+            Json::Object(object)
+        }
+        other => {
+            return Err(EvalError(format!(
+                "expression yields {}, which has no JSON form",
+                type_name(other)
+            )));
+        }
+    })
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::List(_) => "a list",
+        Value::Map(_) => "a map",
+        Value::Function(..) => "a function",
+        Value::Int(_) => "an int",
+        Value::UInt(_) => "a uint",
+        Value::Float(_) => "a double",
+        Value::String(_) => "a string",
+        Value::Bytes(_) => "bytes",
+        Value::Bool(_) => "a bool",
+        Value::Null => "null",
+        _ => "an opaque value",
+    }
+}
+
+fn too_deep() -> EvalError {
+    EvalError(format!(
+        "claims are nested deeper than {MAX_CLAIMS_DEPTH} levels"
+    ))
+}
+
+/// Collapses a message to one bounded line: `cel` errors may span lines and quote claim values.
+fn one_line(message: &str) -> String {
+    let flat: String = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.len() <= MAX_ERROR_LEN {
+        return flat;
+    }
+    let mut end = MAX_ERROR_LEN;
+    while !flat.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &flat[..end])
+}
+
+// === free identifiers ===
+
+/// Pushes onto `out` every identifier of `expr` that is neither `claims`, a CEL type name, nor a
+/// variable bound by an enclosing comprehension (`claims.groups.exists(g, g == "x")`).
+fn free_identifiers(expr: &IdedExpr, bound: &mut Vec<String>, out: &mut Vec<String>) {
+    match &expr.expr {
+        Expr::Unspecified | Expr::Literal(_) => {}
+        Expr::Ident(name) => {
+            let known = name == CLAIMS
+                || name.starts_with('@')
+                || TYPE_IDENTS.contains(&name.as_str())
+                || bound.iter().any(|b| b == name);
+            if !known && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        Expr::Call(call) => {
+            if let Some(target) = &call.target {
+                free_identifiers(target, bound, out);
+            }
+            for arg in &call.args {
+                free_identifiers(arg, bound, out);
+            }
+        }
+        Expr::Comprehension(comp) => {
+            free_identifiers(&comp.iter_range, bound, out);
+            free_identifiers(&comp.accu_init, bound, out);
+            let before = bound.len();
+            bound.push(comp.iter_var.clone());
+            if let Some(v) = &comp.iter_var2 {
+                bound.push(v.clone());
+            }
+            bound.push(comp.accu_var.clone());
+            free_identifiers(&comp.loop_cond, bound, out);
+            free_identifiers(&comp.loop_step, bound, out);
+            free_identifiers(&comp.result, bound, out);
+            bound.truncate(before);
+        }
+        Expr::List(list) => {
+            for e in &list.elements {
+                free_identifiers(e, bound, out);
+            }
+        }
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                match &entry.expr {
+                    EntryExpr::StructField(f) => free_identifiers(&f.value, bound, out),
+                    EntryExpr::MapEntry(e) => {
+                        free_identifiers(&e.key, bound, out);
+                        free_identifiers(&e.value, bound, out);
+                    }
+                }
+            }
+        }
+        Expr::Select(select) => free_identifiers(&select.operand, bound, out),
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                match &entry.expr {
+                    EntryExpr::StructField(f) => free_identifiers(&f.value, bound, out),
+                    EntryExpr::MapEntry(e) => {
+                        free_identifiers(&e.key, bound, out);
+                        free_identifiers(&e.value, bound, out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// Compile-time proof that a PolicySet holding expressions can be shared across threads.
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Expression>();
+};
+
+#[cfg(test)]
+mod tests;

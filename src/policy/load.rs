@@ -1,12 +1,316 @@
 //! Reading a policy directory: every `*.yaml`/`*.yml` file (not recursive, sorted by name), each
 //! split into its `---` documents, each deserialized by its `kind`, then compiled as one set.
+//!
+//! Every file and document is read even after a problem, so one run reports everything. The one
+//! exception is a YAML syntax error: past it the document boundaries of that file cannot be
+//! trusted, so the rest of that file is skipped (and the problem says so).
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
 
-use crate::policy::LoadErrors;
-use crate::policy::model::PolicySet;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::{Mapping, Value};
+use sha2::{Digest, Sha256};
+
+use crate::policy::compile::{BrokenDeclaration, RawPolicySet, SourcedDocument};
+use crate::policy::model::{Origin, PolicySet};
+use crate::policy::raw::{Document, KINDS};
+use crate::policy::{LoadErrors, Problem};
+
+/// Largest policy file read, in bytes: policies are text written by people, and a stray
+/// multi-gigabyte file in the directory must not exhaust memory.
+pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Most documents read from one file.
+pub const MAX_DOCUMENTS_PER_FILE: usize = 10_000;
 
 /// Loads and compiles every policy file in `dir`, reporting every problem found in one pass.
+///
+/// # Errors
+/// [`LoadErrors`] with every problem: an unreadable or empty directory, unreadable or non-UTF-8
+/// files, YAML syntax errors, unknown kinds, unknown fields and wrong types (with their field
+/// path), and everything compilation checks (unknown names, invalid URLs, CEL that does not
+/// compile, ...).
 pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadErrors> {
-    todo!("{dir:?}")
+    let mut problems = Vec::new();
+    let raw = read_dir(dir, &mut problems);
+    match PolicySet::try_from(raw) {
+        Ok(set) if problems.is_empty() => Ok(set),
+        Ok(_) => Err(LoadErrors(sorted(problems))),
+        Err(LoadErrors(more)) => {
+            problems.extend(more);
+            Err(LoadErrors(sorted(problems)))
+        }
+    }
 }
+
+/// Orders problems as an operator reads the files: directory first, then by file and document
+/// (numerically: `#10` after `#9`). The sort is stable, so problems of one document keep the
+/// order in which their fields were checked.
+fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
+    problems.sort_by_cached_key(|p| match p.location.rsplit_once('#') {
+        Some((file, doc)) => (file.to_string(), doc.parse::<usize>().unwrap_or(0)),
+        None => (p.location.clone(), 0),
+    });
+    problems
+}
+
+fn read_dir(dir: &Path, problems: &mut Vec<Problem>) -> RawPolicySet {
+    let mut raw = RawPolicySet::default();
+    let mut hasher = Sha256::new();
+    for path in policy_files(dir, problems) {
+        let Some(text) = read_file(&path, problems) else {
+            continue;
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or_default();
+        // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
+        hasher.update((name.len() as u64).to_be_bytes());
+        hasher.update(name);
+        hasher.update((text.len() as u64).to_be_bytes());
+        hasher.update(text.as_bytes());
+        read_documents(&path, &text, &mut raw, problems);
+    }
+    raw.content_hash = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    raw
+}
+
+/// The `*.yaml`/`*.yml` files directly in `dir`, sorted by file name.
+fn policy_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
+    let dir_problem = |message: String| Problem {
+        location: String::new(),
+        path: String::new(),
+        message,
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            problems.push(dir_problem(format!(
+                "cannot read policy directory {}: {e}",
+                dir.display()
+            )));
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<(OsString, PathBuf)> = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                problems.push(dir_problem(format!(
+                    "cannot list policy directory {}: {e}",
+                    dir.display()
+                )));
+                continue;
+            }
+        };
+        let name = entry.file_name();
+        let is_yaml = Path::new(&name)
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml");
+        let path = dir.join(&name);
+        // is_file follows symlinks: Kubernetes mounts ConfigMap keys as links into `..data/`.
+        if is_yaml && path.is_file() {
+            files.push((name, path));
+        }
+    }
+    if files.is_empty() && problems.is_empty() {
+        problems.push(dir_problem(format!(
+            "policy directory {} holds no *.yaml or *.yml files; refusing to load an empty \
+             policy set",
+            dir.display()
+        )));
+    }
+    files.sort();
+    files.into_iter().map(|(_, path)| path).collect()
+}
+
+fn read_file(path: &Path, problems: &mut Vec<Problem>) -> Option<String> {
+    let file_problem = |message: String| Problem {
+        location: path.display().to_string(),
+        path: String::new(),
+        message,
+    };
+    match fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+            problems.push(file_problem(format!(
+                "file is {} bytes; policy files may be at most {MAX_FILE_BYTES}",
+                meta.len()
+            )));
+            return None;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            problems.push(file_problem(format!("cannot read: {e}")));
+            return None;
+        }
+    }
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            problems.push(file_problem(format!("cannot read: {e}")));
+            return None;
+        }
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            problems.push(file_problem(format!("not UTF-8 text: {}", e.utf8_error())));
+            None
+        }
+    }
+}
+
+fn read_documents(path: &Path, text: &str, raw: &mut RawPolicySet, problems: &mut Vec<Problem>) {
+    for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let origin = Origin {
+            file: path.to_path_buf(),
+            document: i + 1,
+        };
+        if i >= MAX_DOCUMENTS_PER_FILE {
+            problems.push(problem(
+                &origin,
+                "",
+                format!(
+                    "more than {MAX_DOCUMENTS_PER_FILE} documents in one file; split it up \
+                     (the rest of the file was not read)"
+                ),
+            ));
+            return;
+        }
+        let value = match Value::deserialize(document) {
+            Ok(value) => value,
+            Err(e) => {
+                // After a syntax error the parser cannot find the next document reliably (and
+                // the iterator would repeat the error forever), so stop reading this file.
+                problems.push(problem(
+                    &origin,
+                    "",
+                    format!("invalid YAML: {e} (the rest of the file was not read)"),
+                ));
+                return;
+            }
+        };
+        match document_from_value(value) {
+            Ok(None) => {}
+            Ok(Some(document)) => raw.documents.push(SourcedDocument { origin, document }),
+            Err((path, message, broken)) => {
+                problems.push(problem(&origin, path, message));
+                raw.broken.extend(broken.map(|b| *b));
+            }
+        }
+    }
+}
+
+/// (field path, message, what the broken document still declares).
+type DocumentError = (String, String, Option<Box<BrokenDeclaration>>);
+
+/// The document `value` holds: `None` for an empty document.
+fn document_from_value(mut value: Value) -> Result<Option<Document>, DocumentError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    if let Err(e) = value.apply_merge() {
+        return Err((
+            String::new(),
+            format!("invalid YAML merge (`<<`): {e}"),
+            None,
+        ));
+    }
+    let Value::Mapping(mut mapping) = value else {
+        return Err((
+            String::new(),
+            format!(
+                "a policy document must be a mapping with a `kind` (one of {})",
+                KINDS.join(", ")
+            ),
+            None,
+        ));
+    };
+    let kind = match mapping.remove("kind") {
+        Some(Value::String(kind)) => kind,
+        Some(_) => {
+            return Err((
+                "kind".into(),
+                format!("kind must be a string, one of {}", KINDS.join(", ")),
+                None,
+            ));
+        }
+        None => {
+            return Err((
+                String::new(),
+                format!("document has no `kind`; add one of {}", KINDS.join(", ")),
+                None,
+            ));
+        }
+    };
+    let broken = || broken_declaration(&kind, &mapping);
+    let parsed = match kind.as_str() {
+        "Issuer" => typed(&mapping).map(Document::Issuer),
+        "Tenant" => typed(&mapping).map(Document::Tenant),
+        "Application" => typed(&mapping).map(Document::Application),
+        "ServicePrincipal" => typed(&mapping).map(Document::ServicePrincipal),
+        "ManagedIdentity" => typed(&mapping).map(Document::ManagedIdentity),
+        _ => {
+            return Err((
+                "kind".into(),
+                format!(
+                    "unknown kind {kind:?}; expected one of {}",
+                    KINDS.join(", ")
+                ),
+                None,
+            ));
+        }
+    };
+    parsed
+        .map(Some)
+        .map_err(|(path, message)| (path, message, Some(Box::new(broken()))))
+}
+
+/// Deserializes a document body, reporting the field path of the first error.
+fn typed<T: DeserializeOwned>(mapping: &Mapping) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(Value::Mapping(mapping.clone())).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        (path, e.into_inner().to_string())
+    })
+}
+
+fn broken_declaration(kind: &str, mapping: &Mapping) -> BrokenDeclaration {
+    let string = |key: &str| mapping.get(key).and_then(Value::as_str).map(str::to_string);
+    let identifier_uris = mapping
+        .get("identifierUris")
+        .and_then(Value::as_sequence)
+        .map(|uris| {
+            uris.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    BrokenDeclaration {
+        kind: kind.to_string(),
+        name: string("name"),
+        app_id: string("appId"),
+        identifier_uris,
+    }
+}
+
+fn problem(origin: &Origin, path: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        location: origin.to_string(),
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

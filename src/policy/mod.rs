@@ -6,9 +6,11 @@
 //! [`load_dir`].
 
 pub mod cel;
+mod compile;
 pub mod glob;
 pub mod load;
 pub mod model;
+mod raw;
 
 use std::fmt;
 

@@ -1,0 +1,378 @@
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+
+fn claims(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(m) => m,
+        other => panic!("claims must be an object, got {other}"),
+    }
+}
+
+fn k8s_claims() -> serde_json::Map<String, serde_json::Value> {
+    claims(json!({
+        "iss": "https://k8s.example",
+        "sub": "system:serviceaccount:team-a:builder",
+        "repository_owner_id": "1234567",
+        "run_number": 42,
+        "big": u64::MAX,
+        "ratio": 0.5,
+        "admin": true,
+        "nothing": null,
+        "groups": ["dev", "ops"],
+        "kubernetes.io": {
+            "namespace": "team-a",
+            "serviceaccount": {"name": "builder", "uid": "u-1"}
+        }
+    }))
+}
+
+struct Case {
+    name: &'static str,
+    expr: &'static str,
+    want: Result<bool, &'static str>,
+}
+
+#[test]
+fn conditions() {
+    let cases = [
+        Case {
+            name: "string equality",
+            expr: r#"claims.repository_owner_id == "1234567""#,
+            want: Ok(true),
+        },
+        Case {
+            name: "string inequality",
+            expr: r#"claims.repository_owner_id == "7654321""#,
+            want: Ok(false),
+        },
+        Case {
+            name: "dotted claim name via index, then startsWith",
+            expr: r#"claims["kubernetes.io"].namespace.startsWith("team-")"#,
+            want: Ok(true),
+        },
+        Case {
+            name: "comprehension variables are bound",
+            expr: r#"claims.groups.exists(g, g == "ops")"#,
+            want: Ok(true),
+        },
+        Case {
+            name: "in operator on lists",
+            expr: r#""dev" in claims.groups"#,
+            want: Ok(true),
+        },
+        Case {
+            name: "has() on a present claim",
+            expr: "has(claims.admin) && claims.admin",
+            want: Ok(true),
+        },
+        Case {
+            name: "has() on a missing claim is false, not an error",
+            expr: "has(claims.missing)",
+            want: Ok(false),
+        },
+        Case {
+            name: "ints compare with ints",
+            expr: "claims.run_number > 40",
+            want: Ok(true),
+        },
+        Case {
+            name: "u64 beyond i64 is a uint",
+            expr: "claims.big == 18446744073709551615u",
+            want: Ok(true),
+        },
+        Case {
+            name: "floats",
+            expr: "claims.ratio < 1.0",
+            want: Ok(true),
+        },
+        Case {
+            name: "null",
+            expr: "claims.nothing == null",
+            want: Ok(true),
+        },
+        Case {
+            name: "missing claim errors",
+            expr: r#"claims.missing == "x""#,
+            want: Err("No such key"),
+        },
+        Case {
+            name: "string claim ordered against an int errors",
+            expr: "claims.repository_owner_id > 1234567",
+            want: Err("no matching overload"),
+        },
+        // CEL's heterogeneous equality: a string never equals an int, so this is false (deny),
+        // not an error. (And `!=` across types is true: policy authors should compare like types.)
+        Case {
+            name: "string claim equal to an int is false",
+            expr: "claims.repository_owner_id == 1234567",
+            want: Ok(false),
+        },
+        Case {
+            name: "startsWith on an int errors",
+            expr: r#"claims.run_number.startsWith("4")"#,
+            want: Err(""),
+        },
+        Case {
+            name: "unknown function errors",
+            expr: "nosuchfunction(claims.sub)",
+            want: Err(""),
+        },
+        Case {
+            name: "non-bool result errors",
+            expr: "claims.sub",
+            want: Err("not a bool"),
+        },
+        Case {
+            name: "division by zero errors",
+            expr: "claims.run_number / 0 == 1",
+            want: Err(""),
+        },
+    ];
+    let claims = k8s_claims();
+    for case in cases {
+        let expr = Expression::compile(case.expr).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let got = expr.eval_bool(&claims);
+        match (&got, case.want) {
+            (Ok(got), Ok(want)) => assert_eq!(*got, want, "{}", case.name),
+            (Err(e), Err(fragment)) => assert!(e.0.contains(fragment), "{}: {e}", case.name),
+            _ => panic!("{}: got {got:?}, want {:?}", case.name, case.want),
+        }
+    }
+}
+
+#[test]
+fn name_from_concatenates_strings() {
+    let expr = Expression::compile(
+        r#""k8s/" + claims["kubernetes.io"].namespace + "/" + claims["kubernetes.io"].serviceaccount.name"#,
+    )
+    .unwrap();
+    assert_eq!(
+        expr.eval_string(&k8s_claims()).unwrap(),
+        "k8s/team-a/builder"
+    );
+
+    // A missing part is an error, never a partial name.
+    let no_sa = claims(json!({"kubernetes.io": {"namespace": "team-a"}}));
+    assert!(expr.eval_string(&no_sa).is_err());
+}
+
+#[test]
+fn eval_string_refuses_empty_and_non_strings() {
+    let c = k8s_claims();
+    let empty = Expression::compile(r#""""#).unwrap();
+    assert!(empty.eval_string(&c).unwrap_err().0.contains("empty"));
+    let int = Expression::compile("claims.run_number").unwrap();
+    assert!(int.eval_string(&c).unwrap_err().0.contains("not a string"));
+}
+
+#[test]
+fn eval_json_converts_back() {
+    let c = k8s_claims();
+    let cases = [
+        ("claims.sub", json!("system:serviceaccount:team-a:builder")),
+        ("claims.run_number", json!(42)),
+        ("claims.big", json!(u64::MAX)),
+        ("claims.ratio", json!(0.5)),
+        ("claims.admin", json!(true)),
+        ("claims.nothing", json!(null)),
+        ("claims.groups", json!(["dev", "ops"])),
+        (
+            r#"claims["kubernetes.io"].serviceaccount"#,
+            json!({"name": "builder", "uid": "u-1"}),
+        ),
+        (r#"{"a": [1, "b"]}"#, json!({"a": [1, "b"]})),
+    ];
+    for (src, want) in cases {
+        let expr = Expression::compile(src).unwrap();
+        assert_eq!(expr.eval_json(&c).unwrap(), want, "{src}");
+    }
+    for bad in [r#"b"bytes""#, "{1: 2}", "claims.missing", "1.0 / 0.0"] {
+        let expr = Expression::compile(bad).unwrap();
+        assert!(expr.eval_json(&c).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn compile_errors() {
+    let cases: [(&str, &str); 5] = [
+        ("", "empty"),
+        ("claims.sub ==", "invalid CEL expression"),
+        ("claim.sub == \"x\"", "unknown variable \"claim\""),
+        ("sub == \"x\"", "only read `claims`"),
+        ("claims.groups.exists(g, h == 1)", "unknown variable \"h\""),
+    ];
+    for (src, fragment) in cases {
+        let err = Expression::compile(src).unwrap_err();
+        assert!(err.to_string().contains(fragment), "{src:?}: {err}");
+    }
+    let long = format!("claims.sub == \"{}\"", "a".repeat(MAX_SOURCE_LEN));
+    assert!(
+        Expression::compile(&long)
+            .unwrap_err()
+            .0
+            .contains("at most 4096")
+    );
+    let deep = format!("{}true{}", "(".repeat(200), ")".repeat(200));
+    assert!(Expression::compile(&deep).is_err());
+}
+
+#[test]
+fn type_identifiers_are_not_variables() {
+    let expr = Expression::compile("type(claims.sub) == string").unwrap();
+    assert!(expr.eval_bool(&k8s_claims()).unwrap());
+}
+
+#[test]
+fn deep_claims_deny_instead_of_overflowing() {
+    let mut v = json!("leaf");
+    for _ in 0..(MAX_CLAIMS_DEPTH + 5) {
+        v = json!({ "a": v });
+    }
+    let c = claims(json!({ "deep": v }));
+    let expr = Expression::compile("claims.deep == claims.deep").unwrap();
+    assert!(expr.eval_bool(&c).unwrap_err().0.contains("nested deeper"));
+}
+
+/// Evaluation of the deepest accepted expression over the deepest accepted claims must fit in a
+/// worker thread's default 2 MiB stack.
+#[test]
+fn worst_case_fits_in_a_worker_stack() {
+    let handle = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let mut v = json!("leaf");
+            for _ in 0..(MAX_CLAIMS_DEPTH - 2) {
+                v = json!([v]);
+            }
+            let c = claims(json!({ "deep": v }));
+            let mut nested = String::from("claims.deep == claims.deep");
+            let mut accepted = None;
+            for _ in 0..200 {
+                match Expression::compile(&nested) {
+                    Ok(e) => accepted = Some(e),
+                    Err(_) => break,
+                }
+                nested = format!("!(!({nested}))");
+            }
+            let expr = accepted.expect("some nesting compiles");
+            let _ = expr.eval_bool(&c);
+            let _ = expr.eval_json(&c);
+        })
+        .unwrap();
+    handle.join().unwrap();
+}
+
+#[test]
+fn expressions_are_shareable() {
+    let expr = Arc::new(Expression::compile("claims.admin").unwrap());
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let expr = Arc::clone(&expr);
+            std::thread::spawn(move || expr.eval_bool(&k8s_claims()).unwrap())
+        })
+        .collect();
+    for t in threads {
+        assert!(t.join().unwrap());
+    }
+    assert_eq!(expr.source(), "claims.admin");
+    assert_eq!(format!("{:?}", expr), "Expression(\"claims.admin\")");
+}
+
+fn json_strategy() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<u64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        "\\PC{0,8}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map("[a-z.]{0,4}", inner, 0..4)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn expr_strategy() -> impl Strategy<Value = String> {
+    let atoms = prop_oneof![
+        Just("claims".to_string()),
+        Just("claims.a".to_string()),
+        Just("claims[\"b.c\"]".to_string()),
+        Just("1".to_string()),
+        Just("\"s\"".to_string()),
+        Just("1.5".to_string()),
+        Just("null".to_string()),
+        Just("[1, \"x\"]".to_string()),
+        Just("{\"k\": 1}".to_string()),
+    ];
+    atoms.prop_recursive(3, 16, 3, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} == {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} + {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} / {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} in {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a}[{b}]")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a}.startsWith({b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a}.matches({b})")),
+            inner.clone().prop_map(|a| format!("size({a})")),
+            inner.clone().prop_map(|a| format!("{a}.exists(x, x == 1)")),
+            inner.clone().prop_map(|a| format!("{a}.map(x, x + x)")),
+            inner.clone().prop_map(|a| format!("int({a})")),
+            inner.prop_map(|a| format!("!{a}")),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn compile_never_panics(src in "\\PC{0,64}") {
+        let _ = Expression::compile(&src);
+    }
+
+    #[test]
+    fn eval_never_panics(src in expr_strategy(), value in json_strategy()) {
+        if let Ok(expr) = Expression::compile(&src) {
+            let c = claims(json!({ "a": value.clone(), "b.c": value }));
+            let _ = expr.eval_bool(&c);
+            let _ = expr.eval_string(&c);
+            let _ = expr.eval_json(&c);
+        }
+    }
+}
+
+/// Chains that parse shallowly but build deep trees are refused at compile time, and the
+/// longest accepted ones evaluate on a 2 MiB stack.
+#[test]
+fn deep_trees_are_refused_and_accepted_ones_fit() {
+    let chains: [fn(usize) -> String; 3] = [
+        |n| format!("claims.a{}", " + claims.a".repeat(n)),
+        |n| format!("claims.a{} == 1", "[0]".repeat(n)),
+        |n| format!("claims{} == 1", ".a".repeat(n)),
+    ];
+    for chain in chains {
+        let too_deep = chain(200);
+        let err = Expression::compile(&too_deep).unwrap_err();
+        assert!(err.0.contains("deeper than"), "{err}");
+        let mut n = 1;
+        let mut longest = None;
+        while let Ok(e) = Expression::compile(&chain(n)) {
+            longest = Some(e);
+            n += 1;
+        }
+        let expr = longest.expect("short chains compile");
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let c = claims(json!({"a": 1}));
+                let _ = expr.eval_json(&c);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+}

@@ -1,0 +1,234 @@
+//! The policy file format as written: serde types, one per document `kind`.
+//!
+//! These types only describe shape (field names, types, defaults). Every rule that relates
+//! fields or documents (names resolve, exactly one of two fields, URL schemes, limits) lives in
+//! `compile`, which turns these into the model. Unknown fields are refused so a misspelt key
+//! (`subjectPatern`) is a load problem instead of a silently broader policy.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// The `kind` values a document may have.
+pub const KINDS: [&str; 5] = [
+    "Issuer",
+    "Tenant",
+    "Application",
+    "ServicePrincipal",
+    "ManagedIdentity",
+];
+
+/// One policy document, by its `kind`.
+#[derive(Debug, Clone)]
+pub enum Document {
+    /// `kind: Issuer`.
+    Issuer(Issuer),
+    /// `kind: Tenant`.
+    Tenant(Tenant),
+    /// `kind: Application`.
+    Application(Application),
+    /// `kind: ServicePrincipal`.
+    ServicePrincipal(ServicePrincipal),
+    /// `kind: ManagedIdentity`.
+    ManagedIdentity(ManagedIdentity),
+}
+
+/// A duration written the humantime way (`60s`, `15m`, `1h 30m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"60s\", \"15m\" or \"1h\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
+                humantime::parse_duration(v)
+                    .map(HumanDuration)
+                    .map_err(|e| {
+                        E::custom(format!(
+                            "invalid duration {v:?}: {e} (write e.g. \"60s\", \"15m\", \"1h\")"
+                        ))
+                    })
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+/// Platform preset names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// `generic`.
+    #[default]
+    Generic,
+    /// `github`.
+    Github,
+    /// `gitlab`.
+    Gitlab,
+    /// `kubernetes`.
+    Kubernetes,
+    /// `gcp`.
+    Gcp,
+    /// `aws`.
+    Aws,
+    /// `azure`.
+    Azure,
+}
+
+/// `kind: Issuer`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Issuer {
+    /// Name credentials refer to.
+    pub name: String,
+    /// Exact `iss` of its tokens.
+    pub issuer: String,
+    /// Platform preset.
+    #[serde(default)]
+    pub preset: Preset,
+    /// JWKS URL instead of discovery.
+    pub jwks_uri: Option<String>,
+    /// JWKS file instead of discovery, relative to the policy file.
+    pub jwks_file: Option<String>,
+    /// The local demo issuer whose keys trustbridge generates.
+    #[serde(default)]
+    pub demo: bool,
+    /// Algorithm allowlist (JOSE names).
+    pub algorithms: Option<Vec<String>>,
+    /// Clock skew tolerated.
+    pub leeway: Option<HumanDuration>,
+    /// Allow plain http (loopback tests and demos only).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+}
+
+/// `kind: Tenant`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Tenant {
+    /// Name (a URL path segment).
+    pub name: String,
+}
+
+/// One entry of `appRoles`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AppRole {
+    /// The role value that appears in `roles`.
+    pub value: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Free text.
+    pub display_name: Option<String>,
+}
+
+/// `kind: Application`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Application {
+    /// Unique name.
+    pub name: String,
+    /// Client id; defaults to `name`.
+    pub app_id: Option<String>,
+    /// Identifier URIs under which it is a resource.
+    #[serde(default)]
+    pub identifier_uris: Vec<String>,
+    /// Roles it exposes.
+    #[serde(default)]
+    pub app_roles: Vec<AppRole>,
+    /// Trust policies.
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedCredential>,
+}
+
+/// One entry of `federatedCredentials`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FederatedCredential {
+    /// Name, unique within its identity.
+    pub name: String,
+    /// Name of a declared Issuer.
+    pub issuer: String,
+    /// Accepted audiences.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Exact subject.
+    pub subject: Option<String>,
+    /// Subject glob.
+    pub subject_pattern: Option<String>,
+    /// CEL condition.
+    pub condition: Option<String>,
+    /// Claim name → CEL expression.
+    #[serde(default)]
+    pub claim_mappings: BTreeMap<String, String>,
+    /// Upper bound on issued token lifetime.
+    pub max_token_lifetime: Option<HumanDuration>,
+    /// Free text.
+    pub description: Option<String>,
+}
+
+/// One entry of `appRoleAssignments`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RoleAssignment {
+    /// Identifier URI of the resource.
+    pub resource: String,
+    /// Role values.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// `kind: ServicePrincipal`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServicePrincipal {
+    /// Application name.
+    pub application: String,
+    /// Tenant name.
+    pub tenant: String,
+    /// Whether it may obtain tokens.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Roles it holds.
+    #[serde(default)]
+    pub app_role_assignments: Vec<RoleAssignment>,
+    /// Upper bound on issued token lifetime.
+    pub token_lifetime: Option<HumanDuration>,
+}
+
+/// `kind: ManagedIdentity`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ManagedIdentity {
+    /// Tenant name.
+    pub tenant: String,
+    /// Fixed name (user-assigned).
+    pub name: Option<String>,
+    /// CEL name template (workload-assigned).
+    pub name_from: Option<String>,
+    /// Whether it may obtain tokens.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Trust policies.
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedCredential>,
+    /// Roles it holds.
+    #[serde(default)]
+    pub app_role_assignments: Vec<RoleAssignment>,
+    /// Upper bound on issued token lifetime.
+    pub token_lifetime: Option<HumanDuration>,
+    /// Free text.
+    pub description: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
