@@ -18,11 +18,19 @@ pub const EXIT_CONFIG: i32 = 64;
 
 /// trustbridge: exchange platform OIDC tokens for short-lived, signed workload tokens.
 #[derive(Debug, Parser)]
-#[command(name = "trustbridge", version, about)]
+#[command(
+    name = "trustbridge",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// `serve` flags, accepted without the subcommand too (`trustbridge --listen ...`).
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// Subcommands.
@@ -215,7 +223,7 @@ pub fn demo_token(
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
-        None => serve(&ServeArgs::default()),
+        None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Policy(PolicyCommand::Check { dir })) => {
             policy_check(dir, &mut std::io::stdout())

@@ -51,6 +51,13 @@ pub struct ApiError {
     pub grant: Option<GrantType>,
     /// Whether the target came from `scope` (`invalid_scope`) or `resource`/`audience`.
     pub target_from_scope: bool,
+    /// Ids tying the response to log lines (boxed: errors travel in `Result`s).
+    pub ids: Box<ErrorIds>,
+}
+
+/// Ids carried by every error response.
+#[derive(Debug)]
+pub struct ErrorIds {
     /// Request trace id.
     pub trace_id: String,
     /// The client's correlation id, echoed.
@@ -66,9 +73,11 @@ impl ApiError {
             kind,
             grant: None,
             target_from_scope: true,
-            trace_id: trace_id.to_string(),
-            correlation_id: correlation_id.to_string(),
-            timestamp: timestamp.to_string(),
+            ids: Box::new(ErrorIds {
+                trace_id: trace_id.to_string(),
+                correlation_id: correlation_id.to_string(),
+                timestamp: timestamp.to_string(),
+            }),
         }
     }
 
@@ -233,7 +242,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let (error, status, code) = self.classify();
         if let ErrorKind::Internal(detail) = &self.kind {
-            tracing::error!(trace_id = %self.trace_id, error = %detail, "request failed unexpectedly");
+            tracing::error!(trace_id = %self.ids.trace_id, error = %detail, "request failed unexpectedly");
         }
         let prefix = code.map(|c| format!("TB{c}: ")).unwrap_or_default();
         let body = Body {
@@ -241,14 +250,14 @@ impl ResponseError for ApiError {
             error_description: format!(
                 "{prefix}{} Trace ID: {} Correlation ID: {} Timestamp: {}",
                 self.message(),
-                self.trace_id,
-                self.correlation_id,
-                self.timestamp
+                self.ids.trace_id,
+                self.ids.correlation_id,
+                self.ids.timestamp
             ),
             error_codes: code.into_iter().collect(),
-            timestamp: &self.timestamp,
-            trace_id: &self.trace_id,
-            correlation_id: &self.correlation_id,
+            timestamp: &self.ids.timestamp,
+            trace_id: &self.ids.trace_id,
+            correlation_id: &self.ids.correlation_id,
         };
         let mut response = HttpResponse::build(status);
         response

@@ -10,7 +10,10 @@ fn policy_check_accepts_the_bundled_policies() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     assert_eq!(trustbridge::cli::policy_check(Some(dir), &mut out), 0);
     let text = String::from_utf8(out).expect("utf8");
-    assert!(text.contains(": ok (1 issuers, 1 tenants, 2 applications"), "{text}");
+    assert!(
+        text.contains(": ok (1 issuers, 1 tenants, 2 applications"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -22,7 +25,10 @@ fn policy_check_reports_every_problem_with_its_location() {
     )
     .expect("write");
     let mut out = Vec::new();
-    assert_eq!(trustbridge::cli::policy_check(Some(dir.path().to_path_buf()), &mut out), 1);
+    assert_eq!(
+        trustbridge::cli::policy_check(Some(dir.path().to_path_buf()), &mut out),
+        1
+    );
     let text = String::from_utf8(out).expect("utf8");
     assert!(text.contains("broken.yaml#2"), "{text}");
     assert!(text.contains("federatedCredentials[0].issuer"), "{text}");
@@ -34,17 +40,30 @@ fn policy_check_reports_every_problem_with_its_location() {
 fn serve_with_bad_configuration_exits_64_before_binding() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(BIN)
-        .args(["serve", "--listen", "not-an-address", "--signing-algorithm", "HS256"])
+        .args([
+            "serve",
+            "--listen",
+            "not-an-address",
+            "--signing-algorithm",
+            "HS256",
+        ])
         .env("TRUSTBRIDGE_DATA_DIR", dir.path())
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("listen") && stderr.contains("HS256"), "{stderr}");
+    assert!(
+        stderr.contains("listen") && stderr.contains("HS256"),
+        "{stderr}"
+    );
 
     let broken = dir.path().join("policies");
     std::fs::create_dir(&broken).expect("mkdir");
-    std::fs::write(broken.join("x.yaml"), "kind: Issuer\nname: a\nissuer: http://insecure.example\n").expect("write");
+    std::fs::write(
+        broken.join("x.yaml"),
+        "kind: Issuer\nname: a\nissuer: http://insecure.example\n",
+    )
+    .expect("write");
     let out = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--policies"])
         .arg(&broken)
@@ -61,13 +80,26 @@ fn demo_token_mints_from_a_key_made_on_first_use() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = || {
         Command::new(BIN)
-            .args(["demo", "token", "--subject", "repo:a/b:ref:refs/heads/main", "--claim", "n=5", "--claim", "s=text"])
+            .args([
+                "demo",
+                "token",
+                "--subject",
+                "repo:a/b:ref:refs/heads/main",
+                "--claim",
+                "n=5",
+                "--claim",
+                "s=text",
+            ])
             .env("TRUSTBRIDGE_DATA_DIR", dir.path())
             .output()
             .expect("run")
     };
     let first = run();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let token = String::from_utf8(first.stdout).expect("utf8");
     let (header, claims) = crate::support::decode_parts(token.trim());
     assert_eq!(header["alg"], "RS256");
@@ -77,7 +109,8 @@ fn demo_token_mints_from_a_key_made_on_first_use() {
     assert_eq!(claims["n"], 5);
     assert_eq!(claims["s"], "text");
     let second = run();
-    let (header2, _) = crate::support::decode_parts(String::from_utf8(second.stdout).expect("utf8").trim());
+    let (header2, _) =
+        crate::support::decode_parts(String::from_utf8(second.stdout).expect("utf8").trim());
     assert_eq!(header["kid"], header2["kid"], "the demo key is reused");
     assert!(trustbridge::demo::jwks_path(dir.path()).exists());
 }

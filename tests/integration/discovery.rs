@@ -13,20 +13,44 @@ async fn setup() -> TestGateway {
 #[actix_web::test]
 async fn discovery_document_is_complete_and_consistent() {
     let gw = setup().await;
-    let (status, doc) = gw.get_json("/contoso/v2.0/.well-known/openid-configuration").await;
+    let (status, doc) = gw
+        .get_json("/contoso/v2.0/.well-known/openid-configuration")
+        .await;
     assert_eq!(status, 200);
     let base = &gw.url;
     assert_eq!(doc["issuer"], format!("{base}/contoso/v2.0"));
-    assert_eq!(doc["jwks_uri"], format!("{base}/contoso/discovery/v2.0/keys"));
-    assert_eq!(doc["token_endpoint"], format!("{base}/contoso/oauth2/v2.0/token"));
-    assert_eq!(doc["authorization_endpoint"], format!("{base}/contoso/oauth2/v2.0/authorize"));
-    assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["ES256"]));
+    assert_eq!(
+        doc["jwks_uri"],
+        format!("{base}/contoso/discovery/v2.0/keys")
+    );
+    assert_eq!(
+        doc["token_endpoint"],
+        format!("{base}/contoso/oauth2/v2.0/token")
+    );
+    assert_eq!(
+        doc["authorization_endpoint"],
+        format!("{base}/contoso/oauth2/v2.0/authorize")
+    );
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        json!(["ES256"])
+    );
     assert_eq!(
         doc["grant_types_supported"],
-        json!(["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"])
+        json!([
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
-    for field in ["response_types_supported", "subject_types_supported", "token_endpoint_auth_methods_supported"] {
-        assert!(doc[field].as_array().is_some_and(|a| !a.is_empty()), "{field}: {doc}");
+    for field in [
+        "response_types_supported",
+        "subject_types_supported",
+        "token_endpoint_auth_methods_supported",
+    ] {
+        assert!(
+            doc[field].as_array().is_some_and(|a| !a.is_empty()),
+            "{field}: {doc}"
+        );
     }
 }
 
@@ -49,12 +73,16 @@ async fn jwks_keys_carry_kid_alg_and_use_only() {
 #[actix_web::test]
 async fn unknown_tenant_and_machine_only_endpoints() {
     let gw = setup().await;
-    let (status, body) = gw.get_json("/fabrikam/v2.0/.well-known/openid-configuration").await;
+    let (status, body) = gw
+        .get_json("/fabrikam/v2.0/.well-known/openid-configuration")
+        .await;
     assert_eq!(status, 400);
     assert_eq!(body["error_codes"], json!([90002]));
     let (status, body) = gw.get_json("/fabrikam/discovery/v2.0/keys").await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = gw.get_json("/contoso/oauth2/v2.0/authorize?response_type=code").await;
+    let (status, body) = gw
+        .get_json("/contoso/oauth2/v2.0/authorize?response_type=code")
+        .await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "unsupported_response_type");
     let (status, body) = gw.get_json("/no/such/path").await;
@@ -69,5 +97,8 @@ async fn health_and_readiness() {
     assert_eq!(gw.get_text("/readyz").await, (200, "ready\n".to_string()));
     let (_, metrics) = gw.get_text("/metrics").await;
     assert!(metrics.contains("trustbridge_ready 1"), "{metrics}");
-    assert!(metrics.contains(r#"trustbridge_policy_objects{kind="issuer"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"trustbridge_policy_objects{kind="issuer"} 1"#),
+        "{metrics}"
+    );
 }

@@ -21,13 +21,23 @@ fn ci_claims(issuer: &TestIssuer, sub: &str) -> serde_json::Value {
 #[actix_web::test]
 async fn client_credentials_grant_issues_a_verifiable_rfc9068_token() {
     let (issuer, gw) = setup().await;
-    let assertion = issuer.mint(&ci_claims(&issuer, "repo:contoso/infra:ref:refs/heads/main"));
+    let assertion = issuer.mint(&ci_claims(
+        &issuer,
+        "repo:contoso/infra:ref:refs/heads/main",
+    ));
     let (status, body) = gw
-        .client_credentials("6f2d3b1e-0c4a-4d8e-9b7a-1a2b3c4d5e6f", &assertion, "api://payments/.default")
+        .client_credentials(
+            "6f2d3b1e-0c4a-4d8e-9b7a-1a2b3c4d5e6f",
+            &assertion,
+            "api://payments/.default",
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "Bearer");
-    assert_eq!(body["expires_in"], 900, "credential maxTokenLifetime 15m wins");
+    assert_eq!(
+        body["expires_in"], 900,
+        "credential maxTokenLifetime 15m wins"
+    );
     assert_eq!(body["ext_expires_in"], 900);
     let token = body["access_token"].as_str().expect("access_token");
 
@@ -57,13 +67,21 @@ async fn client_credentials_grant_issues_a_verifiable_rfc9068_token() {
 #[actix_web::test]
 async fn token_exchange_grant_finds_the_identity_from_the_token() {
     let (issuer, gw) = setup().await;
-    let subject = issuer.mint(&ci_claims(&issuer, "repo:contoso/infra:ref:refs/heads/release/v2"));
+    let subject = issuer.mint(&ci_claims(
+        &issuer,
+        "repo:contoso/infra:ref:refs/heads/release/v2",
+    ));
     let (status, body) = gw.token_exchange(&subject, "api://payments").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["issued_token_type"], "urn:ietf:params:oauth:token-type:access_token");
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600, "server default lifetime");
-    let claims = gw.verify("contoso", body["access_token"].as_str().expect("token")).await;
+    let claims = gw
+        .verify("contoso", body["access_token"].as_str().expect("token"))
+        .await;
     assert_eq!(claims["src_cred"], "infra-release");
     assert_eq!(claims["client_id"], "6f2d3b1e-0c4a-4d8e-9b7a-1a2b3c4d5e6f");
 }
@@ -71,17 +89,25 @@ async fn token_exchange_grant_finds_the_identity_from_the_token() {
 #[actix_web::test]
 async fn scopes_down_scope_roles() {
     let (issuer, gw) = setup().await;
-    let assertion = issuer.mint(&ci_claims(&issuer, "repo:contoso/infra:ref:refs/heads/main"));
+    let assertion = issuer.mint(&ci_claims(
+        &issuer,
+        "repo:contoso/infra:ref:refs/heads/main",
+    ));
     let (status, body) = gw
         .client_credentials("deploy-bot", &assertion, "api://payments/Payments.Read")
         .await;
     assert_eq!(status, 200, "{body}");
-    let claims = gw.verify("contoso", body["access_token"].as_str().expect("token")).await;
+    let claims = gw
+        .verify("contoso", body["access_token"].as_str().expect("token"))
+        .await;
     assert_eq!(claims["roles"], json!(["Payments.Read"]));
 }
 
 fn k8s_claims(issuer: &TestIssuer, namespace: &str, sa: &str) -> serde_json::Value {
-    let mut claims = issuer.claims(&format!("system:serviceaccount:{namespace}:{sa}"), "api://cluster");
+    let mut claims = issuer.claims(
+        &format!("system:serviceaccount:{namespace}:{sa}"),
+        "api://cluster",
+    );
     claims["kubernetes.io"] = json!({
         "namespace": namespace,
         "serviceaccount": {"name": sa, "uid": uuid::Uuid::new_v4().to_string()},
@@ -93,20 +119,34 @@ fn k8s_claims(issuer: &TestIssuer, namespace: &str, sa: &str) -> serde_json::Val
 async fn workload_assigned_identities_are_distinct_and_stable() {
     let (issuer, gw) = setup().await;
     let mut oids = Vec::new();
-    for (ns, sa) in [("team-a", "builder"), ("team-a", "builder"), ("team-b", "builder")] {
-        let (status, body) = gw.token_exchange(&issuer.mint(&k8s_claims(&issuer, ns, sa)), "api://payments").await;
+    for (ns, sa) in [
+        ("team-a", "builder"),
+        ("team-a", "builder"),
+        ("team-b", "builder"),
+    ] {
+        let (status, body) = gw
+            .token_exchange(&issuer.mint(&k8s_claims(&issuer, ns, sa)), "api://payments")
+            .await;
         assert_eq!(status, 200, "{body}");
-        let claims = gw.verify("contoso", body["access_token"].as_str().expect("token")).await;
+        let claims = gw
+            .verify("contoso", body["access_token"].as_str().expect("token"))
+            .await;
         assert_eq!(claims["roles"], json!(["Payments.Read"]));
         oids.push((claims["oid"].clone(), claims["client_id"].clone()));
     }
     assert_eq!(oids[0], oids[1], "same service account, same identity");
-    assert_ne!(oids[0].0, oids[2].0, "another service account, another identity");
+    assert_ne!(
+        oids[0].0, oids[2].0,
+        "another service account, another identity"
+    );
     assert_ne!(oids[0].0, oids[0].1, "object id and client id differ");
 
     // The condition still gates the template.
     let (status, body) = gw
-        .token_exchange(&issuer.mint(&k8s_claims(&issuer, "kube-system", "x")), "api://payments")
+        .token_exchange(
+            &issuer.mint(&k8s_claims(&issuer, "kube-system", "x")),
+            "api://payments",
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error_codes"], json!([70021]));
@@ -115,33 +155,71 @@ async fn workload_assigned_identities_are_distinct_and_stable() {
 #[actix_web::test]
 async fn user_assigned_managed_identity_by_name() {
     let (issuer, gw) = setup().await;
-    let assertion = issuer.mint(&issuer.claims("repo:contoso/nightly:ref:refs/heads/main", "api://nightly"));
-    let (status, body) = gw.client_credentials("nightly-job", &assertion, "api://ledger/.default").await;
+    let assertion =
+        issuer.mint(&issuer.claims("repo:contoso/nightly:ref:refs/heads/main", "api://nightly"));
+    let (status, body) = gw
+        .client_credentials("nightly-job", &assertion, "api://ledger/.default")
+        .await;
     assert_eq!(status, 200, "{body}");
-    let claims = gw.verify("contoso", body["access_token"].as_str().expect("token")).await;
+    let claims = gw
+        .verify("contoso", body["access_token"].as_str().expect("token"))
+        .await;
     assert_eq!(claims["roles"], json!(["Ledger.Read"]));
 }
 
 #[actix_web::test]
 async fn issuer_key_rotation_is_picked_up_on_unknown_kid() {
     let (issuer, gw) = setup().await;
-    let first = issuer.mint(&ci_claims(&issuer, "repo:contoso/infra:ref:refs/heads/main"));
-    assert_eq!(gw.client_credentials("deploy-bot", &first, "api://payments/.default").await.0, 200);
+    let first = issuer.mint(&ci_claims(
+        &issuer,
+        "repo:contoso/infra:ref:refs/heads/main",
+    ));
+    assert_eq!(
+        gw.client_credentials("deploy-bot", &first, "api://payments/.default")
+            .await
+            .0,
+        200
+    );
     issuer.rotate_keys();
-    let second = issuer.mint(&ci_claims(&issuer, "repo:contoso/infra:ref:refs/heads/main"));
-    let (status, body) = gw.client_credentials("deploy-bot", &second, "api://payments/.default").await;
+    let second = issuer.mint(&ci_claims(
+        &issuer,
+        "repo:contoso/infra:ref:refs/heads/main",
+    ));
+    let (status, body) = gw
+        .client_credentials("deploy-bot", &second, "api://payments/.default")
+        .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(issuer.hits("/.well-known/openid-configuration") >= 1, true);
-    assert_eq!(issuer.hits("/keys"), 2, "one initial fetch and one refresh for the new kid");
+    assert!(issuer.hits("/.well-known/openid-configuration") >= 1);
+    assert_eq!(
+        issuer.hits("/keys"),
+        2,
+        "one initial fetch and one refresh for the new kid"
+    );
 }
 
 #[actix_web::test]
 async fn metrics_count_outcomes() {
     let (issuer, gw) = setup().await;
-    let ok = issuer.mint(&ci_claims(&issuer, "repo:contoso/infra:ref:refs/heads/main"));
-    assert_eq!(gw.client_credentials("deploy-bot", &ok, "api://payments/.default").await.0, 200);
-    let wrong = issuer.mint(&ci_claims(&issuer, "repo:contoso/other:ref:refs/heads/main"));
-    assert_eq!(gw.client_credentials("deploy-bot", &wrong, "api://payments/.default").await.0, 401);
+    let ok = issuer.mint(&ci_claims(
+        &issuer,
+        "repo:contoso/infra:ref:refs/heads/main",
+    ));
+    assert_eq!(
+        gw.client_credentials("deploy-bot", &ok, "api://payments/.default")
+            .await
+            .0,
+        200
+    );
+    let wrong = issuer.mint(&ci_claims(
+        &issuer,
+        "repo:contoso/other:ref:refs/heads/main",
+    ));
+    assert_eq!(
+        gw.client_credentials("deploy-bot", &wrong, "api://payments/.default")
+            .await
+            .0,
+        401
+    );
     let (status, text) = gw.get_text("/metrics").await;
     assert_eq!(status, 200);
     assert!(
@@ -152,5 +230,8 @@ async fn metrics_count_outcomes() {
         text.contains(r#"trustbridge_exchanges_total{grant="client_credentials",issuer="test",outcome="subject_mismatch"} 1"#),
         "{text}"
     );
-    assert!(text.contains("trustbridge_exchange_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("trustbridge_exchange_duration_seconds_bucket"),
+        "{text}"
+    );
 }

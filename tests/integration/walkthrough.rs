@@ -22,7 +22,9 @@ impl Drop for Server {
 fn walkthrough_block() -> String {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
         .expect("README");
-    let start = readme.find("<!-- walkthrough:start -->").expect("start marker");
+    let start = readme
+        .find("<!-- walkthrough:start -->")
+        .expect("start marker");
     let end = readme.find("<!-- walkthrough:end -->").expect("end marker");
     let block = &readme[start..end];
     let body_start = block.find("```sh\n").expect("sh block") + "```sh\n".len();
@@ -35,7 +37,9 @@ fn readme_walkthrough_works_word_for_word() {
     let cwd = tempfile::tempdir().expect("tempdir");
     let policies = cwd.path().join("policies");
     std::fs::create_dir(&policies).expect("mkdir");
-    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).expect("policies") {
+    for entry in
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).expect("policies")
+    {
         let path = entry.expect("entry").path();
         std::fs::copy(&path, policies.join(path.file_name().expect("name"))).expect("copy");
     }
@@ -83,14 +87,29 @@ fn readme_walkthrough_works_word_for_word() {
     // Step 3: the decoded access token.
     assert!(stdout.contains(r#""aud": "api://payments""#), "{stdout}");
     assert!(stdout.contains(r#""Payments.Write""#), "{stdout}");
-    assert!(stdout.contains(r#""repository": "contoso/infra""#), "{stdout}");
-    assert!(stdout.contains(&format!(r#""iss": "http://{addr}/contoso/v2.0""#)), "{stdout}");
+    assert!(
+        stdout.contains(r#""repository": "contoso/infra""#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(r#""iss": "http://{addr}/contoso/v2.0""#)),
+        "{stdout}"
+    );
     // Step 4: token exchange succeeded.
-    assert!(stdout.contains(r#""issued_token_type":"urn:ietf:params:oauth:token-type:access_token""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""issued_token_type":"urn:ietf:params:oauth:token-type:access_token""#),
+        "{stdout}"
+    );
     // Step 5: discovery and keys.
-    assert!(stdout.contains(r#""jwks_uri""#) && stdout.contains(r#""use":"sig""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""jwks_uri""#) && stdout.contains(r#""use":"sig""#),
+        "{stdout}"
+    );
     // Step 6: the denial.
-    assert!(stdout.contains(r#""error":"invalid_client""#) && stdout.contains("700213"), "{stdout}");
+    assert!(
+        stdout.contains(r#""error":"invalid_client""#) && stdout.contains("700213"),
+        "{stdout}"
+    );
 }
 
 /// Polls `/readyz` until it answers 200 (the server starts in well under a second; the bound is
@@ -103,7 +122,10 @@ mod reqwest {
             if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
                 use std::io::Write;
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = write!(stream, "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+                let _ = write!(
+                    stream,
+                    "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                );
                 let mut response = String::new();
                 let _ = stream.read_to_string(&mut response);
                 if response.starts_with("HTTP/1.1 200") {

@@ -56,7 +56,8 @@ impl TestGateway {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let settings = settings(root.path(), &url);
-        let gateway = app::build(settings, clock.clone() as Arc<dyn Clock>).expect("gateway builds");
+        let gateway =
+            app::build(settings, clock.clone() as Arc<dyn Clock>).expect("gateway builds");
         let server = app::server(gateway.clone(), listener).expect("server");
         let handle = server.handle();
         actix_web::rt::spawn(server);
@@ -94,7 +95,12 @@ impl TestGateway {
     }
 
     /// Grant A: client credentials with a federated assertion.
-    pub async fn client_credentials(&self, client_id: &str, assertion: &str, scope: &str) -> (u16, Value) {
+    pub async fn client_credentials(
+        &self,
+        client_id: &str,
+        assertion: &str,
+        scope: &str,
+    ) -> (u16, Value) {
         self.post_token(
             "contoso",
             &[

@@ -48,7 +48,10 @@ impl TestIssuer {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .route("/.well-known/openid-configuration", web::get().to(discovery))
+                .route(
+                    "/.well-known/openid-configuration",
+                    web::get().to(discovery),
+                )
                 .route("/keys", web::get().to(jwks))
                 .default_service(web::to(unknown))
         })
@@ -97,13 +100,23 @@ impl TestIssuer {
 
     /// The newest key.
     pub fn kid(&self) -> String {
-        self.state.lock().expect("state").keys.last().expect("a key").kid().to_string()
+        self.state
+            .lock()
+            .expect("state")
+            .keys
+            .last()
+            .expect("a key")
+            .kid()
+            .to_string()
     }
 
     /// Adds a new key (published and used from now on); old keys stay published.
     pub fn rotate_keys(&self) {
         let mut state = self.state.lock().expect("state");
-        let alg = state.keys.last().map_or(SigningAlgorithm::RS256, |k| k.alg());
+        let alg = state
+            .keys
+            .last()
+            .map_or(SigningAlgorithm::RS256, |k| k.alg());
         state.keys.push(PrivateKey::generate(alg).expect("key"));
     }
 
@@ -124,7 +137,13 @@ impl TestIssuer {
 
     /// How often `path` was requested.
     pub fn hits(&self, path: &str) -> usize {
-        *self.state.lock().expect("state").hits.get(path).unwrap_or(&0)
+        *self
+            .state
+            .lock()
+            .expect("state")
+            .hits
+            .get(path)
+            .unwrap_or(&0)
     }
 
     /// Stops the server.
@@ -172,7 +191,10 @@ async fn jwks(state: Shared, req: HttpRequest) -> HttpResponse {
     if s.oversized {
         return HttpResponse::Ok()
             .content_type("application/json")
-            .body(format!("{{\"keys\":[],\"pad\":\"{}\"}}", "x".repeat(2 * 1024 * 1024)));
+            .body(format!(
+                "{{\"keys\":[],\"pad\":\"{}\"}}",
+                "x".repeat(2 * 1024 * 1024)
+            ));
     }
     let mut keys: Vec<Value> = s.keys.iter().map(|k| k.public_jwk().clone()).collect();
     keys.extend(s.extra_jwks.iter().cloned());
@@ -181,6 +203,10 @@ async fn jwks(state: Shared, req: HttpRequest) -> HttpResponse {
 
 async fn unknown(state: Shared, req: HttpRequest) -> HttpResponse {
     hit(&state, &req);
-    eprintln!("test issuer: unexpected request {} {}", req.method(), req.path());
+    eprintln!(
+        "test issuer: unexpected request {} {}",
+        req.method(),
+        req.path()
+    );
     HttpResponse::NotFound().finish()
 }

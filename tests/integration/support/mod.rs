@@ -34,8 +34,12 @@ pub fn decode_parts(token: &str) -> (serde_json::Value, serde_json::Value) {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut parts = token.split('.');
-    let header = b64.decode(parts.next().expect("header")).expect("b64 header");
-    let payload = b64.decode(parts.next().expect("payload")).expect("b64 payload");
+    let header = b64
+        .decode(parts.next().expect("header"))
+        .expect("b64 header");
+    let payload = b64
+        .decode(parts.next().expect("payload"))
+        .expect("b64 payload");
     (
         serde_json::from_slice(&header).expect("header json"),
         serde_json::from_slice(&payload).expect("payload json"),
