@@ -32,29 +32,8 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest tenant name (it is a URL path segment).
 pub const MAX_TENANT_NAME: usize = 64;
 
-/// Claims trustbridge sets itself; a `claimMappings` entry may not name them.
-pub const RESERVED_CLAIMS: [&str; 20] = [
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "nbf",
-    "iat",
-    "jti",
-    "client_id",
-    "azp",
-    "oid",
-    "tid",
-    "roles",
-    "idtyp",
-    "scp",
-    "src_iss",
-    "src_sub",
-    "src_cred",
-    "typ",
-    "ver",
-    "appid",
-];
+/// Claims a `claimMappings` entry may not name (owned by the token format).
+pub use crate::tokens::claims::RESERVED_CLAIMS;
 
 /// How many declared names a "did you mean one of these" hint lists at most.
 const MAX_LISTED: usize = 20;

@@ -26,6 +26,31 @@ pub const FIXED_CLAIMS: [&str; 16] = [
     "src_cred",
 ];
 
+/// Claim names `claimMappings` may not use: the fixed claims, plus Entra claims (`scp`, `typ`,
+/// `ver`, `appid`) that verifiers interpret and trustbridge must not let policies forge.
+pub const RESERVED_CLAIMS: [&str; 20] = [
+    "iss",
+    "sub",
+    "aud",
+    "iat",
+    "nbf",
+    "exp",
+    "jti",
+    "client_id",
+    "azp",
+    "oid",
+    "tid",
+    "roles",
+    "idtyp",
+    "src_iss",
+    "src_sub",
+    "src_cred",
+    "scp",
+    "typ",
+    "ver",
+    "appid",
+];
+
 /// Whether `name` is a fixed claim that mapped claims may not use.
 pub fn is_fixed_claim(name: &str) -> bool {
     FIXED_CLAIMS.contains(&name)
@@ -113,6 +138,13 @@ pub(crate) mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+
+    #[test]
+    fn every_fixed_claim_is_reserved_from_policies() {
+        for claim in FIXED_CLAIMS {
+            assert!(RESERVED_CLAIMS.contains(&claim), "{claim}");
+        }
+    }
 
     /// Claims for tests, with `mapped` as given.
     pub(crate) fn sample(mapped: serde_json::Map<String, Value>) -> AccessTokenClaims {
