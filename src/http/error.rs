@@ -114,7 +114,12 @@ impl ApiError {
                 ValidationError::UntrustedIssuer => (token_error.0, token_error.1, Some(700211)),
                 ValidationError::Expired
                 | ValidationError::NotYetValid
-                | ValidationError::IssuedInFuture => (token_error.0, token_error.1, Some(700024)),
+                | ValidationError::IssuedInFuture
+                | ValidationError::LifetimeTooLong { .. }
+                | ValidationError::TooOld { .. } => (token_error.0, token_error.1, Some(700024)),
+                ValidationError::WrongType { .. } | ValidationError::MissingIssuedAt => {
+                    (token_error.0, token_error.1, Some(50027))
+                }
                 ValidationError::AlgorithmNotAllowed(_)
                 | ValidationError::UnknownKey
                 | ValidationError::KeyTypeMismatch(_)
@@ -182,6 +187,10 @@ impl ApiError {
                     "token_not_yet_valid"
                 }
                 ValidationError::KeysUnavailable(_) => "issuer_keys_unavailable",
+                ValidationError::LifetimeTooLong { .. } => "token_lifetime_too_long",
+                ValidationError::TooOld { .. } => "token_too_old",
+                ValidationError::WrongType { .. } => "token_wrong_type",
+                ValidationError::MissingIssuedAt => "bad_time_claim",
             },
             ErrorKind::Denial(d) => d.reason_label(),
             ErrorKind::AuthorizeUnsupported => "authorize_unsupported",

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod discovery;
 pub mod fetch;
+pub mod hygiene;
 pub mod jwks;
 pub mod source;
 pub mod validate;
@@ -111,6 +112,35 @@ pub enum ValidationError {
     /// A time claim has the wrong type.
     #[error("claim {0} is not a number")]
     BadTimeClaim(&'static str),
+    /// `exp - iat` (or `exp - now` without `iat`) is longer than the issuer allows.
+    #[error(
+        "token lifetime of {lifetime_secs}s is longer than this issuer's maximum of {max_secs}s"
+    )]
+    LifetimeTooLong {
+        /// The token's lifetime in seconds.
+        lifetime_secs: u64,
+        /// The issuer's `maxTokenLifetime` in seconds.
+        max_secs: u64,
+    },
+    /// `now - iat` is more than the issuer's maximum age plus leeway.
+    #[error("token was issued {age_secs}s ago, more than this issuer's maximum age of {max_secs}s")]
+    TooOld {
+        /// Seconds since `iat`.
+        age_secs: u64,
+        /// The issuer's `maxTokenAge` in seconds.
+        max_secs: u64,
+    },
+    /// `iat` is absent although the issuer's platform always sets it.
+    #[error("the iat claim is missing (this issuer's tokens always carry it)")]
+    MissingIssuedAt,
+    /// The header `typ` is not the one the issuer's platform sets.
+    #[error("token type {found} is not {expected}, the type this issuer's tokens carry")]
+    WrongType {
+        /// The required `typ`.
+        expected: String,
+        /// What the token carried (sanitised and truncated), or `none`.
+        found: String,
+    },
     /// The issuer's keys could not be obtained (and no usable stale copy exists).
     #[error("issuer keys are unavailable: {0}")]
     KeysUnavailable(String),

@@ -196,6 +196,8 @@ pub fn issuer(name: &str, url: &str, keys: KeySourceSpec, allow_insecure_http: b
             file: PathBuf::from("policies/test.yaml"),
             document: 1,
         },
+        hygiene: crate::policy::model::TokenHygiene::default(),
+        ca_file: None,
     }
 }
 

@@ -29,6 +29,8 @@ pub struct PeekedToken {
     pub alg: String,
     /// Header `kid`, when present.
     pub kid: Option<String>,
+    /// Header `typ`, when present.
+    pub typ: Option<String>,
     /// The unverified `iss`: only good for choosing which declared issuer to check against.
     pub iss: String,
     /// The decoded payload (parsed once, here).
@@ -90,6 +92,12 @@ pub fn peek(token: &str) -> Result<PeekedToken, ValidationError> {
         Some(_) => return Err(malformed("header kid is not a string")),
     };
 
+    let typ = match header.get("typ") {
+        None => None,
+        Some(Value::String(typ)) => Some(typ.clone()),
+        Some(_) => return Err(malformed("header typ is not a string")),
+    };
+
     let claims = decode_object(payload_b64, "payload")?;
     let iss = match claims.get("iss") {
         Some(Value::String(iss)) => iss.clone(),
@@ -99,6 +107,7 @@ pub fn peek(token: &str) -> Result<PeekedToken, ValidationError> {
     Ok(PeekedToken {
         alg,
         kid,
+        typ,
         iss,
         claims,
         signing_input: format!("{header_b64}.{payload_b64}"),
@@ -338,7 +347,8 @@ fn audiences(claims: &Map<String, Value>) -> Result<Vec<String>, ValidationError
 ///
 /// Order: algorithm allowlist, key selection (by `kid`, or the single key fitting the
 /// algorithm), key checks, signature, `iss`, `exp` (required), `nbf`, `iat` (with the issuer's
-/// leeway), then the shape of `aud`, `sub` and `jti`.
+/// leeway), the issuer's hygiene limits (`typ`, lifetime, age: [`super::hygiene::check`]),
+/// then the shape of `aud`, `sub` and `jti`.
 ///
 /// Errors: every [`ValidationError`] except `TooLarge`, `Encrypted`, `Nested`,
 /// `CriticalHeader` and `KeysUnavailable`.
@@ -378,6 +388,14 @@ pub fn verify(
     if iat.is_some_and(|iat| Duration::from_secs(iat) > now.saturating_add(leeway)) {
         return Err(ValidationError::IssuedInFuture);
     }
+    super::hygiene::check(
+        &issuer.hygiene,
+        peeked.typ.as_deref(),
+        exp,
+        iat,
+        now,
+        leeway,
+    )?;
     let aud = audiences(claims)?;
     let sub = optional_string(claims, "sub")?;
     let jti = optional_string(claims, "jti")?;

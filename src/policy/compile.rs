@@ -18,15 +18,19 @@ use crate::policy::glob::SubjectPattern;
 use crate::policy::model::{
     self, Application, FederatedCredential, Issuer, KeySourceSpec, ManagedIdentity,
     ManagedIdentityName, Origin, PolicySet, Preset, RoleAssignment, ServicePrincipal,
-    SigningAlgorithm, SubjectRule, Tenant,
+    SigningAlgorithm, SubjectRule, Tenant, TokenHygiene,
 };
+use crate::policy::presets;
 use crate::policy::raw::{self, Document, HumanDuration};
 use crate::policy::{LoadErrors, Problem};
 
-/// Default clock skew tolerated on issuer tokens.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// Largest accepted `leeway`.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(5 * 60);
+/// Smallest accepted Issuer `maxTokenLifetime` / `maxTokenAge`.
+pub const MIN_SUBJECT_TOKEN_LIMIT: Duration = Duration::from_secs(60);
+/// Largest accepted Issuer `maxTokenLifetime` / `maxTokenAge` (a year and a day: enough for the
+/// longest Kubernetes tokens, for operators who knowingly accept them).
+pub const MAX_SUBJECT_TOKEN_LIMIT: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Largest accepted `maxTokenLifetime` / `tokenLifetime`.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest tenant name (it is a URL path segment).
@@ -113,6 +117,8 @@ struct Compiler {
     /// First origin of each unique key, to say where a duplicate was first declared.
     issuer_names: HashMap<String, Origin>,
     issuer_urls: HashMap<String, Origin>,
+    /// Issuer URL without trailing slashes → (URL as declared, origin), to refuse twins.
+    issuer_twins: HashMap<String, (String, Origin)>,
     tenant_names: HashMap<String, Origin>,
     app_names: HashMap<String, Origin>,
     identifier_uris: HashMap<String, Origin>,
@@ -181,6 +187,7 @@ impl Compiler {
             problems: Vec::new(),
             issuer_names: HashMap::new(),
             issuer_urls: HashMap::new(),
+            issuer_twins: HashMap::new(),
             tenant_names: HashMap::new(),
             app_names: HashMap::new(),
             identifier_uris: HashMap::new(),
@@ -254,7 +261,23 @@ impl Compiler {
             self.issuer_names.insert(raw.name.clone(), origin.clone());
         }
 
-        self.check_url(origin, "issuer", &raw.issuer, raw.allow_insecure_http);
+        if raw.issuer.contains("://") {
+            self.check_url(origin, "issuer", &raw.issuer, raw.allow_insecure_http);
+        } else {
+            // `Url::parse("accounts.google.com:443")` "succeeds" with scheme
+            // `accounts.google.com`; say plainly what is wrong instead.
+            self.problem(
+                origin,
+                "issuer",
+                format!(
+                    "issuer {:?} has no scheme; write the exact `iss` of the tokens, e.g. \
+                     \"https://{}\" (an issuer without https:// cannot be discovered and \
+                     would match tokens of whoever else uses that string)",
+                    raw.issuer,
+                    raw.issuer.trim_start_matches('/')
+                ),
+            );
+        }
         if let Some(first) = self.issuer_urls.get(&raw.issuer).cloned() {
             self.problem(
                 origin,
@@ -267,6 +290,7 @@ impl Compiler {
             );
         } else {
             self.issuer_urls.insert(raw.issuer.clone(), origin.clone());
+            self.issuer_twin(origin, &raw.issuer);
         }
 
         let sources = usize::from(raw.jwks_uri.is_some())
@@ -295,8 +319,40 @@ impl Compiler {
             None => default_algorithms(preset),
             Some(names) => self.algorithms(origin, names),
         };
+        if !raw.allow_insecure_http && raw.issuer.contains("://") {
+            if let Err(message) = presets::check_issuer_url(preset, &raw.issuer) {
+                self.problem(origin, "issuer", message);
+            }
+        }
+        if presets::ambiguous_issuer(&raw.issuer) && raw.jwks_file.is_none() {
+            self.problem(
+                origin,
+                "issuer",
+                format!(
+                    "issuer {:?} is the in-cluster API server name that countless clusters \
+                     share, so its tokens do not say which cluster minted them; pin this \
+                     cluster's keys with jwksFile (or configure the cluster with a unique \
+                     --service-account-issuer URL)",
+                    raw.issuer
+                ),
+            );
+        }
+        let ca_file = raw
+            .ca_file
+            .as_deref()
+            .map(|file| self.ca_file(origin, file));
+        if ca_file.is_some() && (raw.jwks_file.is_some() || raw.demo) {
+            self.problem(
+                origin,
+                "caFile",
+                "caFile applies to discovery and jwksUri fetches; with jwksFile or demo \
+                 nothing is fetched",
+            );
+        }
+        let defaults = presets::defaults(preset, &raw.issuer);
+        let hygiene = self.hygiene(origin, raw, preset, &defaults);
 
-        let leeway = raw.leeway.map_or(DEFAULT_LEEWAY, |HumanDuration(d)| d);
+        let leeway = raw.leeway.map_or(defaults.leeway, |HumanDuration(d)| d);
         if leeway > MAX_LEEWAY {
             self.problem(
                 origin,
@@ -318,7 +374,108 @@ impl Compiler {
             leeway,
             allow_insecure_http: raw.allow_insecure_http,
             origin: origin.clone(),
+            hygiene,
+            ca_file,
         })
+    }
+
+    /// Refuses `https://a.example/` next to `https://a.example` (or the other way round): the
+    /// two are different `iss` values, and declaring both almost always means one is a typo
+    /// whose tokens would silently be matched to the other's policies.
+    fn issuer_twin(&mut self, origin: &Origin, issuer: &str) {
+        let key = issuer.trim_end_matches('/').to_string();
+        match self.issuer_twins.get(&key).cloned() {
+            Some((first_url, first)) => self.problem(
+                origin,
+                "issuer",
+                format!(
+                    "issuer URL {issuer:?} differs from {first_url:?} (declared at {first}) only \
+                     by a trailing slash; `iss` is compared byte for byte, so declare the one \
+                     form the platform puts in its tokens, once"
+                ),
+            ),
+            None => {
+                self.issuer_twins
+                    .insert(key, (issuer.to_string(), origin.clone()));
+            }
+        }
+    }
+
+    fn hygiene(
+        &mut self,
+        origin: &Origin,
+        raw: &raw::Issuer,
+        preset: Preset,
+        defaults: &presets::PresetDefaults,
+    ) -> TokenHygiene {
+        let max_lifetime = raw
+            .max_token_lifetime
+            .map_or(defaults.max_token_lifetime, |HumanDuration(d)| d);
+        let max_age = raw
+            .max_token_age
+            .map_or(defaults.max_token_age, |HumanDuration(d)| d);
+        for (path, value) in [("maxTokenLifetime", max_lifetime), ("maxTokenAge", max_age)] {
+            if value < MIN_SUBJECT_TOKEN_LIMIT || value > MAX_SUBJECT_TOKEN_LIMIT {
+                self.problem(
+                    origin,
+                    path,
+                    format!(
+                        "{path} {} is outside {} to {}",
+                        humantime::format_duration(value),
+                        humantime::format_duration(MIN_SUBJECT_TOKEN_LIMIT),
+                        humantime::format_duration(MAX_SUBJECT_TOKEN_LIMIT)
+                    ),
+                );
+            }
+        }
+        let required_type = match raw.required_type.as_deref() {
+            None => defaults.required_type.map(str::to_string),
+            Some("any") => None,
+            Some(typ) if !typ.is_empty() && typ.chars().all(|c| c.is_ascii_graphic()) => {
+                Some(typ.to_string())
+            }
+            Some(typ) => {
+                self.problem(
+                    origin,
+                    "requiredType",
+                    format!(
+                        "requiredType {typ:?} is not a media type name such as \"JWT\" (write \
+                         \"any\" to accept tokens with any or no typ)"
+                    ),
+                );
+                None
+            }
+        };
+        TokenHygiene {
+            max_lifetime,
+            max_age,
+            required_type,
+            require_iat: preset != Preset::Generic,
+        }
+    }
+
+    fn ca_file(&mut self, origin: &Origin, file: &str) -> PathBuf {
+        let base = origin.file.parent().unwrap_or(Path::new(""));
+        let resolved = base.join(file);
+        // Parsing is the HTTP client's job; here only make sure the file is there and looks
+        // like PEM certificates, so a typo fails the load instead of every fetch.
+        let looks_like_pem = std::fs::read(&resolved).is_ok_and(|bytes| {
+            bytes
+                .windows(27)
+                .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+        });
+        if !looks_like_pem {
+            self.problem(
+                origin,
+                "caFile",
+                format!(
+                    "CA file {} does not exist or holds no PEM certificate (a relative caFile is \
+                     resolved against the directory of the policy file naming it)",
+                    resolved.display()
+                ),
+            );
+        }
+        resolved
     }
 
     /// An absolute https URL (http when `insecure`), with a host, no credentials, no query and

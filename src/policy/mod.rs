@@ -10,6 +10,7 @@ mod compile;
 pub mod glob;
 pub mod load;
 pub mod model;
+pub mod presets;
 mod raw;
 
 use std::fmt;

@@ -179,6 +179,39 @@ pub struct Issuer {
     pub allow_insecure_http: bool,
     /// Where it was declared.
     pub origin: Origin,
+    /// Checks on subject tokens beyond signature and time validity (preset defaults applied).
+    pub hygiene: TokenHygiene,
+    /// An extra PEM CA bundle trusted for this issuer's discovery and JWKS (private clusters).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Input-token hygiene of one issuer: limits a token must meet even when it is validly signed
+/// and unexpired. Compiled from `maxTokenLifetime`, `maxTokenAge` and `requiredType`, with the
+/// preset's defaults (see `policy::presets`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHygiene {
+    /// Longest accepted lifetime `exp - iat` (without `iat`: `exp - now`).
+    pub max_lifetime: Duration,
+    /// Oldest accepted token: `now - iat` may exceed this by the leeway at most.
+    pub max_age: Duration,
+    /// Header `typ` the token must carry (compared case-insensitively, `application/` prefix
+    /// ignored, RFC 7515 §4.1.9); `None` accepts any or none.
+    pub required_type: Option<String>,
+    /// Whether `iat` must be present (set by every platform preset: they all send it).
+    pub require_iat: bool,
+}
+
+impl Default for TokenHygiene {
+    /// The generic preset's limits: 24 h lifetime and age, no `typ`, `iat` optional.
+    fn default() -> Self {
+        let d = crate::policy::presets::GENERIC_DEFAULTS;
+        Self {
+            max_lifetime: d.max_token_lifetime,
+            max_age: d.max_token_age,
+            required_type: None,
+            require_iat: false,
+        }
+    }
 }
 
 /// A tenant: an isolated namespace of identities with its own issuer URL.

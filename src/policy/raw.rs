@@ -108,6 +108,14 @@ pub struct Issuer {
     /// Allow plain http (loopback tests and demos only).
     #[serde(default)]
     pub allow_insecure_http: bool,
+    /// Longest accepted subject-token lifetime (`exp - iat`).
+    pub max_token_lifetime: Option<HumanDuration>,
+    /// Oldest accepted subject token (`now - iat`).
+    pub max_token_age: Option<HumanDuration>,
+    /// Required header `typ`; `any` turns a preset's requirement off.
+    pub required_type: Option<String>,
+    /// Extra PEM CA bundle for discovery/JWKS, relative to the policy file.
+    pub ca_file: Option<String>,
 }
 
 /// `kind: Tenant`.
