@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::exchange::Limits;
-use crate::issuers::{FetchSettings, IssuerRegistry};
+use crate::issuers::{FetchSettings, IssuerMetrics, IssuerRegistry};
 use crate::policy::model::KeySourceSpec;
 use crate::policy::{LoadErrors, PolicySet};
 use crate::telemetry::metrics::ExchangeMetrics;
@@ -107,13 +107,16 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     }
     let keys =
         SigningKeys::load_or_create(&settings.keys, settings.signing_algorithm, clock.clone())?;
+    let registry = prometheus::Registry::new();
     let issuers = IssuerRegistry::new(
         &policies,
         FetchSettings::default(),
         clock.clone(),
         settings.data_dir.clone(),
-    );
-    let registry = prometheus::Registry::new();
+    )
+    .with_metrics(IssuerMetrics::register(&registry)?);
+    // In a runtime (tests) keys load now; `serve` builds before its runtime, so `run` repeats it.
+    issuers.prewarm();
     let metrics = ExchangeMetrics::register(&registry)?;
     record_policy_objects(&metrics, &policies);
     tracing::info!(
@@ -190,6 +193,7 @@ pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
         public_url = %gateway.settings.public_url,
         "trustbridge serving"
     );
+    gateway.snapshot().issuers.prewarm();
     let server = server(gateway.clone(), listener)?;
     let handle = server.handle();
     let stopper = gateway.clone();

@@ -34,13 +34,21 @@
 //!   target generation) instead of being rate-limited; past the limit the answer is
 //!   [`CacheError::RefreshRateLimited`] without any fetch, so a flood of tokens with random
 //!   `kid`s cannot make trustbridge hammer an issuer.
+//! - **Refresh ahead**: once three quarters of a set's freshness has passed
+//!   ([`refresh_due`], a pure function of `fetched_at`, `fresh_until` and `now`), the next
+//!   lookup still gets the fresh set at once and spawns one background refresh (never more
+//!   than one at a time, none while a failure backoff runs). [`CachingKeySource::prewarm`]
+//!   loads the keys when policies load and starts a ticker that performs the same check every
+//!   [`REFRESH_CHECK_INTERVAL`] for issuers that see no traffic; the ticker holds a weak
+//!   reference and ends when the cache is dropped.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
 use super::FetchSettings;
 use super::jwks::KeySet;
+use super::metrics::IssuerMetrics;
 use super::source::{KeySource, KeySourceError, LoadedKeys};
 use crate::clock::Clock;
 
@@ -83,6 +91,26 @@ struct Inner {
     sets: moka::future::Cache<u64, Arc<CachedKeys>>,
     state: Mutex<State>,
     loads: AtomicU64,
+    /// Issuer name: the metrics label and the log field.
+    name: String,
+    metrics: IssuerMetrics,
+    /// A background refresh is running.
+    refreshing: AtomicBool,
+    /// The ticker of [`CachingKeySource::prewarm`] was started.
+    ticking: AtomicBool,
+}
+
+/// How often the background ticker checks whether an idle issuer's keys are due a refresh.
+pub const REFRESH_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Whether a set fetched at `fetched_at` and fresh until `fresh_until` should be refreshed at
+/// `now`: once three quarters of its freshness has passed (so the new set normally arrives
+/// before the old one goes stale), and whenever it is stale.
+pub fn refresh_due(fetched_at: SystemTime, fresh_until: SystemTime, now: SystemTime) -> bool {
+    let ttl = fresh_until
+        .duration_since(fetched_at)
+        .unwrap_or(Duration::ZERO);
+    now >= add(fetched_at, ttl - ttl / 4)
 }
 
 /// A caching decorator around one issuer's [`KeySource`]. Cheap to clone; clones share the
@@ -109,6 +137,23 @@ fn add(t: SystemTime, d: Duration) -> SystemTime {
 impl CachingKeySource {
     /// Wraps `source`; nothing is loaded until keys are first asked for.
     pub fn new(source: Arc<dyn KeySource>, settings: FetchSettings, clock: Arc<dyn Clock>) -> Self {
+        Self::observed(
+            source,
+            settings,
+            clock,
+            String::new(),
+            IssuerMetrics::unregistered(),
+        )
+    }
+
+    /// Like [`CachingKeySource::new`], recording into `metrics` under the issuer `name`.
+    pub fn observed(
+        source: Arc<dyn KeySource>,
+        settings: FetchSettings,
+        clock: Arc<dyn Clock>,
+        name: String,
+        metrics: IssuerMetrics,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 source,
@@ -118,8 +163,65 @@ impl CachingKeySource {
                 sets: moka::future::Cache::new(8),
                 state: Mutex::new(State::default()),
                 loads: AtomicU64::new(0),
+                name,
+                metrics,
+                refreshing: AtomicBool::new(false),
+                ticking: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Loads the keys now, in the background, and starts the refresh ticker (once per cache).
+    /// Failures are logged, never fatal: the first token will try again. Does nothing outside
+    /// a Tokio runtime; returns whether it started.
+    pub fn prewarm(&self) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        if self.inner.ticking.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let cache = self.clone();
+        runtime.spawn(async move {
+            if let Err(error) = cache.keys().await {
+                tracing::warn!(issuer.name = %cache.inner.name, %error, "prewarming issuer keys failed");
+            }
+        });
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(REFRESH_CHECK_INTERVAL).await;
+                let Some(inner) = weak.upgrade() else { break };
+                // `keys` refreshes ahead (in the background) or, when stale, in place.
+                let _ = CachingKeySource { inner }.keys().await;
+            }
+        });
+        true
+    }
+
+    /// Spawns one background refresh of the generation after `generation`, unless one runs,
+    /// a failure backoff is active, or there is no runtime.
+    fn refresh_in_background(&self, generation: u64, now: SystemTime) {
+        let backing_off = self
+            .state()
+            .last_failure
+            .is_some_and(|at| now < add(at, self.inner.settings.min_refresh_interval));
+        if backing_off {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.inner.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let cache = self.clone();
+        runtime.spawn(async move {
+            if let Err(error) = cache.load_generation(generation + 1).await {
+                tracing::warn!(issuer.name = %cache.inner.name, %error, "background refresh of issuer keys failed; current keys stay in use");
+            }
+            cache.inner.refreshing.store(false, Ordering::Release);
+        });
     }
 
     /// How many times the underlying source was asked to load (for tests and metrics).
@@ -151,6 +253,9 @@ impl CachingKeySource {
             return self.load_generation(generation).await;
         };
         if now < current.fresh_until {
+            if refresh_due(current.fetched_at, current.fresh_until, now) {
+                self.refresh_in_background(generation, now);
+            }
             return Ok(current);
         }
         let stale_until = add(current.fresh_until, self.inner.settings.max_stale);
@@ -159,13 +264,26 @@ impl CachingKeySource {
             .last_failure
             .is_some_and(|at| now < add(at, self.inner.settings.min_refresh_interval));
         if backing_off && now <= stale_until {
+            self.inner.metrics.served_stale(&self.inner.name);
             return Ok(current);
         }
         match self.load_generation(generation + 1).await {
             Ok(fresh) => Ok(fresh),
             Err(error) if now <= stale_until => {
-                tracing::warn!(%error, "issuer keys refresh failed; serving stale keys");
+                tracing::warn!(issuer.name = %self.inner.name, %error, "issuer keys refresh failed; serving stale keys");
+                self.inner.metrics.served_stale(&self.inner.name);
                 Ok(current)
+            }
+            Err(CacheError::Unavailable(error)) => {
+                let since = now
+                    .duration_since(current.fetched_at)
+                    .unwrap_or(Duration::ZERO);
+                Err(CacheError::Unavailable(format!(
+                    "the last good keys were fetched {} ago, beyond their freshness plus the \
+                     {} stale window, and refreshing failed: {error}",
+                    humantime::format_duration(Duration::from_secs(since.as_secs())),
+                    humantime::format_duration(self.inner.settings.max_stale)
+                )))
             }
             Err(error) => Err(error),
         }
@@ -227,8 +345,13 @@ impl CachingKeySource {
             .sets
             .try_get_with(target, async {
                 inner.loads.fetch_add(1, Ordering::Relaxed);
-                let LoadedKeys { keys, max_age } = inner.source.load().await?;
+                let loaded = inner.source.load().await;
                 let fetched_at = inner.clock.now();
+                inner.metrics.fetched(
+                    &inner.name,
+                    loaded.as_ref().map(|l| (l.keys.len(), fetched_at)),
+                );
+                let LoadedKeys { keys, max_age } = loaded?;
                 let fresh_until = add(fetched_at, Self::ttl_for(&inner.settings, max_age));
                 Ok::<_, KeySourceError>(Arc::new(CachedKeys {
                     keys,

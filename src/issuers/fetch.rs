@@ -101,6 +101,7 @@ pub struct Fetched {
 pub struct Fetcher {
     client: reqwest::Client,
     max_body_bytes: usize,
+    timeout: Duration,
     fetches: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -185,6 +186,40 @@ impl Fetcher {
     /// Builds the client. Fails only when the TLS backend cannot be initialised (a startup
     /// problem, not a request-path one).
     pub fn new(settings: &FetchSettings) -> Result<Self, FetchError> {
+        Ok(Self {
+            client: Self::client(settings.timeout, Vec::new())?,
+            max_body_bytes: settings.max_body_bytes,
+            timeout: settings.timeout,
+            fetches: Arc::default(),
+        })
+    }
+
+    /// A fetcher with the same limits (and fetch counter) that also trusts the CA
+    /// certificates of the PEM bundle `pem`, for issuers whose discovery uses a private CA
+    /// (a `caFile`). The system roots stay trusted. Build it once per distinct CA file: each
+    /// one is a separate connection pool.
+    ///
+    /// Errors: [`FetchError::ClientSetup`] when `pem` holds no certificate or the client
+    /// cannot be built with it.
+    pub fn with_extra_roots(&self, pem: &[u8]) -> Result<Self, FetchError> {
+        let setup = |reason: String| FetchError::ClientSetup { reason };
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| setup(format!("CA file is not a PEM certificate bundle: {e}")))?;
+        if certs.is_empty() {
+            return Err(setup("CA file holds no certificate".to_string()));
+        }
+        Ok(Self {
+            client: Self::client(self.timeout, certs)?,
+            max_body_bytes: self.max_body_bytes,
+            timeout: self.timeout,
+            fetches: self.fetches.clone(),
+        })
+    }
+
+    fn client(
+        timeout: Duration,
+        extra_roots: Vec<reqwest::Certificate>,
+    ) -> Result<reqwest::Client, FetchError> {
         let policy = reqwest::redirect::Policy::custom(|attempt| {
             let hops = attempt.previous().len().saturating_sub(1);
             let decision = match attempt.previous().last() {
@@ -196,23 +231,20 @@ impl Fetcher {
                 Err(refusal) => attempt.error(refusal),
             }
         });
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .no_proxy()
             .tls_backend_rustls()
             // TODO: FetchSettings has a single `timeout`; it bounds both the connect phase and
             // the whole exchange until a separate connect timeout is configurable.
-            .connect_timeout(settings.timeout)
-            .timeout(settings.timeout)
+            .connect_timeout(timeout)
+            .timeout(timeout)
             .redirect(policy)
-            .user_agent(concat!("trustbridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| FetchError::ClientSetup {
-                reason: e.to_string(),
-            })?;
-        Ok(Self {
-            client,
-            max_body_bytes: settings.max_body_bytes,
-            fetches: Arc::default(),
+            .user_agent(concat!("trustbridge/", env!("CARGO_PKG_VERSION")));
+        if !extra_roots.is_empty() {
+            builder = builder.tls_certs_merge(extra_roots);
+        }
+        builder.build().map_err(|e| FetchError::ClientSetup {
+            reason: e.to_string(),
         })
     }
 

@@ -47,13 +47,13 @@ pub fn check(
     now: Duration,
     leeway: Duration,
 ) -> Result<(), ValidationError> {
-    if let Some(expected) = &hygiene.required_type {
-        if !typ.is_some_and(|typ| type_matches(typ, expected)) {
-            return Err(ValidationError::WrongType {
-                expected: expected.clone(),
-                found: typ.map_or_else(|| "none".to_string(), shown),
-            });
-        }
+    if let Some(expected) = &hygiene.required_type
+        && !typ.is_some_and(|typ| type_matches(typ, expected))
+    {
+        return Err(ValidationError::WrongType {
+            expected: expected.clone(),
+            found: typ.map_or_else(|| "none".to_string(), shown),
+        });
     }
     let max_lifetime = hygiene.max_lifetime.as_secs();
     let lifetime = match iat {

@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod fetch;
 pub mod hygiene;
 pub mod jwks;
+pub mod metrics;
 pub mod source;
 pub mod validate;
 
@@ -20,7 +21,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -28,7 +29,9 @@ use crate::policy::PolicySet;
 use crate::policy::model::{Issuer, SigningAlgorithm};
 
 use cache::{CacheError, CachingKeySource};
+use fetch::FetchError;
 pub use fetch::Fetcher;
+pub use metrics::IssuerMetrics;
 
 /// A subject token whose structure, signature, issuer and time claims were verified.
 /// Audience, subject and conditions are policy matters, checked by `exchange::decide`.
@@ -172,7 +175,9 @@ impl Default for FetchSettings {
             max_body_bytes: 256 * 1024,
             min_refresh_interval: Duration::from_secs(30),
             default_ttl: Duration::from_secs(3600),
-            min_ttl: Duration::from_secs(60),
+            // Cache-Control is honoured within [5 min, 24 h]: below, a misconfigured issuer
+            // would be fetched on nearly every request; above, a rotation would go unseen.
+            min_ttl: Duration::from_secs(5 * 60),
             max_ttl: Duration::from_secs(24 * 3600),
             max_stale: Duration::from_secs(24 * 3600),
         }
@@ -193,7 +198,13 @@ pub struct IssuerRegistry {
     fetcher: Fetcher,
     data_dir: PathBuf,
     by_iss: HashMap<String, IssuerEntry>,
+    metrics: IssuerMetrics,
+    /// One fetcher per distinct `caFile` (each is its own client and connection pool), kept
+    /// across rebuilds; a CA file that does not make a client keeps its error.
+    ca_fetchers: CaFetchers,
 }
+
+type CaFetchers = Arc<Mutex<HashMap<PathBuf, Result<Fetcher, FetchError>>>>;
 
 #[derive(Clone)]
 struct IssuerEntry {
@@ -211,7 +222,12 @@ impl std::fmt::Debug for IssuerRegistry {
 
 /// Whether two issuer declarations would load the same keys (so a reload may keep the cache).
 fn same_key_config(a: &Issuer, b: &Issuer) -> bool {
-    a.issuer == b.issuer && a.keys == b.keys && a.allow_insecure_http == b.allow_insecure_http
+    a.issuer == b.issuer
+        && a.keys == b.keys
+        && a.allow_insecure_http == b.allow_insecure_http
+        && a.ca_file == b.ca_file
+        // The name labels the cache's metrics.
+        && a.name == b.name
 }
 
 impl IssuerRegistry {
@@ -247,9 +263,63 @@ impl IssuerRegistry {
             fetcher,
             data_dir,
             by_iss: HashMap::new(),
+            metrics: IssuerMetrics::unregistered(),
+            ca_fetchers: CaFetchers::default(),
         };
         registry.by_iss = registry.entries(policies, None);
         registry
+    }
+
+    /// The same registry recording into `metrics` (from [`IssuerMetrics::register`]). Call it
+    /// right after construction: the key caches are made anew (nothing was fetched yet).
+    pub fn with_metrics(mut self, metrics: IssuerMetrics) -> Self {
+        self.metrics = metrics;
+        let policies = crate::policy::PolicySet {
+            issuers: self
+                .by_iss
+                .values()
+                .map(|e| (e.issuer.name.clone(), e.issuer.clone()))
+                .collect(),
+            ..crate::policy::PolicySet::default()
+        };
+        self.by_iss = self.entries(&policies, None);
+        self
+    }
+
+    /// Loads every issuer's keys in the background and starts their refresh tickers, so the
+    /// first exchanges do not wait for discovery. Failures are logged, not fatal. Safe to call
+    /// again (each cache starts once); does nothing outside a Tokio runtime. Returns how many
+    /// caches started.
+    pub fn prewarm(&self) -> usize {
+        self.by_iss
+            .values()
+            .filter(|entry| entry.keys.prewarm())
+            .count()
+    }
+
+    /// The fetcher for `issuer`: the shared one, or the one trusting its `caFile`.
+    fn fetcher_for(&self, issuer: &Issuer) -> Result<Fetcher, FetchError> {
+        let Some(ca_file) = &issuer.ca_file else {
+            return Ok(self.fetcher.clone());
+        };
+        let mut fetchers = self.ca_fetchers.lock().unwrap_or_else(|e| e.into_inner());
+        fetchers
+            .entry(ca_file.clone())
+            .or_insert_with(|| {
+                let pem = std::fs::read(ca_file).map_err(|e| FetchError::ClientSetup {
+                    reason: format!("cannot read CA file {}: {}", ca_file.display(), e.kind()),
+                })?;
+                self.fetcher.with_extra_roots(&pem)
+            })
+            .clone()
+    }
+
+    /// How many distinct CA-file clients were built (for tests).
+    pub fn ca_clients(&self) -> usize {
+        self.ca_fetchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     fn entries(
@@ -266,10 +336,19 @@ impl IssuerRegistry {
                     .filter(|old| same_key_config(&old.issuer, issuer))
                     .map(|old| old.keys.clone());
                 let keys = reused.unwrap_or_else(|| {
-                    CachingKeySource::new(
-                        source::source_for(issuer, &self.fetcher, &self.data_dir),
+                    let source = match self.fetcher_for(issuer) {
+                        Ok(fetcher) => source::source_for(issuer, &fetcher, &self.data_dir),
+                        Err(error) => {
+                            tracing::error!(issuer.name = %issuer.name, %error, "issuer caFile unusable; its keys cannot be fetched");
+                            Arc::new(source::FailingKeySource(error.into()))
+                        }
+                    };
+                    CachingKeySource::observed(
+                        source,
                         self.settings.clone(),
                         self.clock.clone(),
+                        issuer.name.clone(),
+                        self.metrics.clone(),
                     )
                 });
                 (
@@ -298,7 +377,7 @@ impl IssuerRegistry {
         validate::allowed_algorithm(&peeked, &entry.issuer)?;
         let cached = entry.keys.keys().await.map_err(unavailable)?;
         match validate::verify(&peeked, &entry.issuer, &cached.keys, self.clock.now()) {
-            Err(ValidationError::UnknownKey) => {}
+            Err(ValidationError::UnknownKey) => self.metrics.kid_miss(&entry.issuer.name),
             other => return other,
         }
         let refreshed = match entry.keys.refresh_for_unknown_kid(cached.generation).await {
@@ -311,8 +390,9 @@ impl IssuerRegistry {
 
     /// A registry for a newly loaded policy set that keeps the key caches of issuers whose
     /// configuration did not change (so a reload does not refetch every JWKS). An issuer is
-    /// unchanged when its URL, key source and `allowInsecureHttp` are; other fields (name,
-    /// algorithms, leeway) are taken from the new set.
+    /// unchanged when its name, URL, key source, `caFile` and `allowInsecureHttp` are; other
+    /// fields (algorithms, leeway, hygiene) are taken from the new set. Call
+    /// [`IssuerRegistry::prewarm`] on the result to load new issuers' keys early.
     pub fn rebuild(&self, policies: &PolicySet) -> Self {
         Self {
             clock: self.clock.clone(),
@@ -320,6 +400,8 @@ impl IssuerRegistry {
             fetcher: self.fetcher.clone(),
             data_dir: self.data_dir.clone(),
             by_iss: self.entries(policies, Some(&self.by_iss)),
+            metrics: self.metrics.clone(),
+            ca_fetchers: self.ca_fetchers.clone(),
         }
     }
 

@@ -187,3 +187,17 @@ impl KeySource for FileKeySource {
         Box::pin(self.load_inner())
     }
 }
+
+// === impl FailingKeySource ===
+
+/// A source that always fails with the same error: stands in for an issuer whose HTTP client
+/// could not be built (an unusable `caFile`), so the failure surfaces per issuer, in metrics
+/// and on its exchanges, instead of stopping the server.
+#[derive(Debug, Clone)]
+pub struct FailingKeySource(pub KeySourceError);
+
+impl KeySource for FailingKeySource {
+    fn load(&self) -> BoxFuture<'_, Result<LoadedKeys, KeySourceError>> {
+        Box::pin(std::future::ready(Err(self.0.clone())))
+    }
+}

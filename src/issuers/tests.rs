@@ -528,3 +528,86 @@ async fn rebuild_keeps_caches_of_unchanged_issuers() {
         ValidationError::UntrustedIssuer
     );
 }
+
+// === caFile (issue #3) ===
+
+fn ca_pem() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ca/private-ca.pem"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn extra_roots_need_a_certificate() {
+    let fetcher = Fetcher::new(&settings()).unwrap();
+    assert!(fetcher.with_extra_roots(&ca_pem()).is_ok());
+    for bad in [
+        &b""[..],
+        b"not pem",
+        b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+    ] {
+        assert!(
+            matches!(
+                fetcher.with_extra_roots(bad),
+                Err(FetchError::ClientSetup { .. })
+            ),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_client_per_distinct_ca_file_and_unusable_ca_fails_only_its_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca1, ca2, bad) = (
+        dir.path().join("a.pem"),
+        dir.path().join("b.pem"),
+        dir.path().join("bad.pem"),
+    );
+    std::fs::write(&ca1, ca_pem()).unwrap();
+    std::fs::write(&ca2, ca_pem()).unwrap();
+    std::fs::write(
+        &bad,
+        "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let with_ca = |name: &str, ca: &std::path::Path| {
+        let mut i = issuer(
+            name,
+            &format!("https://{name}.example"),
+            KeySourceSpec::Discovery,
+            false,
+        );
+        i.ca_file = Some(ca.to_path_buf());
+        i
+    };
+    let clock = Arc::new(ManualClock::at_unix(T0));
+    let policies = policy_set(vec![
+        with_ca("one", &ca1),
+        with_ca("two", &ca1),
+        with_ca("three", &ca2),
+        with_ca("broken", &bad),
+        issuer(
+            "plain",
+            "https://plain.example",
+            KeySourceSpec::Discovery,
+            false,
+        ),
+    ]);
+    let registry = IssuerRegistry::new(&policies, settings(), clock, std::env::temp_dir());
+    assert_eq!(registry.ca_clients(), 3);
+    // A rebuild reuses the clients.
+    let rebuilt = registry.rebuild(&policies);
+    assert_eq!(rebuilt.ca_clients(), 3);
+    let key = TestKey::es256("a");
+    let reason = unavailable_reason(
+        rebuilt
+            .validate(&key.mint(&long_claims("https://broken.example")))
+            .await,
+    );
+    assert!(reason.contains("CA file"), "{reason}");
+    assert_eq!(rebuilt.http_fetches(), 0);
+}

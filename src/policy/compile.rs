@@ -319,10 +319,11 @@ impl Compiler {
             None => default_algorithms(preset),
             Some(names) => self.algorithms(origin, names),
         };
-        if !raw.allow_insecure_http && raw.issuer.contains("://") {
-            if let Err(message) = presets::check_issuer_url(preset, &raw.issuer) {
-                self.problem(origin, "issuer", message);
-            }
+        if !raw.allow_insecure_http
+            && raw.issuer.contains("://")
+            && let Err(message) = presets::check_issuer_url(preset, &raw.issuer)
+        {
+            self.problem(origin, "issuer", message);
         }
         if presets::ambiguous_issuer(&raw.issuer) && raw.jwks_file.is_none() {
             self.problem(

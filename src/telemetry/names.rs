@@ -13,3 +13,41 @@ pub const POLICY_OBJECTS: &str = "trustbridge_policy_objects";
 pub const UNKNOWN_ISSUER: &str = "_unknown";
 /// Outcome label of a granted exchange.
 pub const OUTCOME_GRANTED: &str = "granted";
+
+// === issuer keys (registered by `issuers::IssuerMetrics`) ===
+
+/// Counter: key loads of an issuer by `issuer` name and `outcome` (the `FETCH_*` values).
+pub const ISSUER_KEY_FETCHES_TOTAL: &str = "trustbridge_issuer_key_fetches_total";
+/// Counter: tokens whose `kid` was not in the cached key set, by `issuer`.
+pub const ISSUER_KID_MISSES_TOTAL: &str = "trustbridge_issuer_kid_misses_total";
+/// Gauge: Unix time of the last successful key load, by `issuer`.
+pub const ISSUER_KEYS_LAST_SUCCESS: &str = "trustbridge_issuer_keys_last_success_timestamp_seconds";
+/// Gauge: keys in the set currently used, by `issuer`.
+pub const ISSUER_KEYS_IN_USE: &str = "trustbridge_issuer_keys_in_use";
+/// Gauge: 1 while an issuer's keys are served stale (past freshness, refresh failing).
+pub const ISSUER_KEYS_STALE: &str = "trustbridge_issuer_keys_stale";
+/// Counter: key lookups answered from a stale set, by `issuer`.
+pub const ISSUER_STALE_SERVED_TOTAL: &str = "trustbridge_issuer_stale_served_total";
+
+/// Fetch outcome: keys loaded.
+pub const FETCH_OK: &str = "ok";
+/// Fetch outcome: connection refused or reset.
+pub const FETCH_UNREACHABLE: &str = "unreachable";
+/// Fetch outcome: too slow.
+pub const FETCH_TIMEOUT: &str = "timeout";
+/// Fetch outcome: a non-2xx status.
+pub const FETCH_HTTP_STATUS: &str = "http_status";
+/// Fetch outcome: body over the size cap.
+pub const FETCH_TOO_LARGE: &str = "too_large";
+/// Fetch outcome: a redirect to another host, to http, or too many.
+pub const FETCH_REDIRECT_REFUSED: &str = "redirect_refused";
+/// Fetch outcome: discovery document or JWKS unusable.
+pub const FETCH_MALFORMED: &str = "malformed";
+/// Fetch outcome: the discovery document names another issuer.
+pub const FETCH_ISSUER_MISMATCH: &str = "issuer_mismatch";
+/// Fetch outcome: a URL refused before any I/O (scheme, syntax).
+pub const FETCH_INVALID_URL: &str = "invalid_url";
+/// Fetch outcome: a `jwksFile` could not be read.
+pub const FETCH_FILE_ERROR: &str = "file_error";
+/// Fetch outcome: anything else (TLS, protocol, client setup).
+pub const FETCH_ERROR: &str = "error";

@@ -9,6 +9,7 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::issuers::fetch::FetchError;
 use crate::issuers::jwks::parse_jwks;
+use crate::issuers::metrics::IssuerMetrics;
 use crate::issuers::testkit::{T0, TestKey, jwks};
 
 /// A key source whose next answer, and whether it blocks, the test controls.
@@ -336,4 +337,149 @@ async fn concurrent_first_use_shares_one_fetch() {
         assert!(task.await.unwrap().is_ok());
     }
     assert_eq!(source.started.load(Ordering::SeqCst), 1);
+}
+
+// === refresh ahead, stale error, metrics (issue #3) ===
+
+#[test]
+fn refresh_is_due_after_three_quarters_of_freshness() {
+    let at = epoch_plus(T0);
+    let until = epoch_plus(T0 + 400);
+    assert!(!refresh_due(at, until, at));
+    assert!(!refresh_due(at, until, epoch_plus(T0 + 299)));
+    assert!(refresh_due(at, until, epoch_plus(T0 + 300)));
+    assert!(refresh_due(at, until, epoch_plus(T0 + 399)));
+    // Stale is always due.
+    assert!(refresh_due(at, until, epoch_plus(T0 + 10_000)));
+    // A clock set before the fetch, or an empty window, never panics.
+    assert!(!refresh_due(at, until, epoch_plus(T0 - 5)));
+    assert!(refresh_due(at, at, at));
+    assert!(refresh_due(until, at, until));
+}
+
+#[test]
+fn default_freshness_bounds_are_five_minutes_to_a_day() {
+    let s = FetchSettings::default();
+    let ttl = |age| CachingKeySource::ttl_for(&s, Some(Duration::from_secs(age)));
+    assert_eq!(ttl(0), Duration::from_secs(300));
+    assert_eq!(ttl(60), Duration::from_secs(300));
+    assert_eq!(ttl(900), Duration::from_secs(900));
+    assert_eq!(ttl(7 * 86_400), Duration::from_secs(86_400));
+    assert_eq!(s.max_stale, Duration::from_secs(86_400));
+    assert_eq!(s.min_refresh_interval, Duration::from_secs(30));
+}
+
+async fn settle(source: &FakeSource, loads: usize) {
+    for _ in 0..1000 {
+        if source.started.load(Ordering::SeqCst) >= loads {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn keys_are_refreshed_in_the_background_before_they_go_stale() {
+    let a = TestKey::es256("a");
+    let b = TestKey::es256("b");
+    let source = FakeSource::new(&[&a], None);
+    let (cache, clock) = setup(&source);
+    cache.keys().await.unwrap();
+    source.serve(&[&a, &b], None);
+
+    // Before three quarters of the hour: nothing happens.
+    clock.advance(Duration::from_secs(2699));
+    assert_eq!(kids(&cache.keys().await.unwrap()), ["a"]);
+    settle(&source, 2).await;
+    assert_eq!(cache.load_count(), 1);
+
+    // From then on the current set is served at once and one refresh runs behind it.
+    clock.advance(Duration::from_secs(1));
+    let served = cache.keys().await.unwrap();
+    assert_eq!(kids(&served), ["a"]);
+    for _ in 0..10 {
+        cache.keys().await.unwrap();
+    }
+    settle(&source, 2).await;
+    assert_eq!(cache.load_count(), 2);
+    let refreshed = cache.keys().await.unwrap();
+    assert_eq!(kids(&refreshed), ["a", "b"]);
+    assert_eq!(refreshed.fetched_at, epoch_plus(T0 + 2700));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn failed_background_refresh_keeps_the_fresh_set_and_backs_off() {
+    let a = TestKey::es256("a");
+    let source = FakeSource::new(&[&a], None);
+    let (cache, clock) = setup(&source);
+    cache.keys().await.unwrap();
+    source.fail();
+    clock.advance(Duration::from_secs(2700));
+    assert_eq!(kids(&cache.keys().await.unwrap()), ["a"]);
+    settle(&source, 2).await;
+    assert_eq!(cache.load_count(), 2);
+    // Within the backoff no new background refresh starts.
+    clock.advance(Duration::from_secs(10));
+    cache.keys().await.unwrap();
+    settle(&source, 3).await;
+    assert_eq!(cache.load_count(), 2);
+    clock.advance(Duration::from_secs(20));
+    cache.keys().await.unwrap();
+    settle(&source, 3).await;
+    assert_eq!(cache.load_count(), 3);
+}
+
+#[tokio::test]
+async fn past_the_stale_window_the_error_says_so() {
+    let a = TestKey::es256("a");
+    let source = FakeSource::new(&[&a], None);
+    let (cache, clock) = setup(&source);
+    cache.keys().await.unwrap();
+    source.fail();
+    clock.advance(Duration::from_secs(3600 + 7200 + 1));
+    let Err(CacheError::Unavailable(message)) = cache.keys().await else {
+        panic!("expected Unavailable");
+    };
+    assert!(message.contains("fetched 3h 1s ago"), "{message}");
+    assert!(message.contains("2h stale window"), "{message}");
+    assert!(message.contains("503"), "{message}");
+}
+
+#[tokio::test]
+async fn loads_and_stale_serving_are_recorded_per_issuer() {
+    let a = TestKey::es256("a");
+    let b = TestKey::es256("b");
+    let source = FakeSource::new(&[&a, &b], None);
+    let clock = Arc::new(ManualClock::at_unix(T0));
+    let metrics = IssuerMetrics::unregistered();
+    let cache = CachingKeySource::observed(
+        source.clone(),
+        settings(),
+        clock.clone(),
+        "gh".into(),
+        metrics.clone(),
+    );
+    cache.keys().await.unwrap();
+    let label =
+        |v: &prometheus::IntCounterVec, outcome: &str| v.with_label_values(&["gh", outcome]).get();
+    assert_eq!(label(&metrics.fetches, "ok"), 1);
+    assert_eq!(metrics.keys_in_use.with_label_values(&["gh"]).get(), 2);
+    assert_eq!(
+        metrics.last_success.with_label_values(&["gh"]).get(),
+        T0 as i64
+    );
+    source.fail();
+    clock.advance(Duration::from_secs(3600));
+    cache.keys().await.unwrap();
+    assert_eq!(label(&metrics.fetches, "http_status"), 1);
+    assert_eq!(metrics.stale.with_label_values(&["gh"]).get(), 1);
+    assert_eq!(metrics.stale_served.with_label_values(&["gh"]).get(), 1);
+    source.serve(&[&a], None);
+    clock.advance(Duration::from_secs(60));
+    cache.keys().await.unwrap();
+    assert_eq!(metrics.stale.with_label_values(&["gh"]).get(), 0);
+    assert_eq!(metrics.keys_in_use.with_label_values(&["gh"]).get(), 1);
 }
