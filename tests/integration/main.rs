@@ -4,6 +4,7 @@
 mod cli;
 mod discovery;
 mod exchange;
+mod issuer_trust;
 mod rejections;
 mod restart;
 mod support;

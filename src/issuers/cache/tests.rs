@@ -483,3 +483,35 @@ async fn loads_and_stale_serving_are_recorded_per_issuer() {
     assert_eq!(metrics.stale.with_label_values(&["gh"]).get(), 0);
     assert_eq!(metrics.keys_in_use.with_label_values(&["gh"]).get(), 1);
 }
+
+#[test]
+fn prewarm_needs_a_runtime() {
+    let source = FakeSource::new(&[&TestKey::es256("a")], None);
+    let (cache, _clock) = setup(&source);
+    assert!(!cache.prewarm());
+    assert_eq!(source.started.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn prewarm_loads_once_in_the_background() {
+    let source = FakeSource::new(&[&TestKey::es256("a")], None);
+    let (cache, _clock) = setup(&source);
+    assert!(cache.prewarm());
+    assert!(!cache.prewarm());
+    settle(&source, 1).await;
+    assert_eq!(cache.load_count(), 1);
+    // The first lookup finds the keys already loaded.
+    assert_eq!(kids(&cache.keys().await.unwrap()), ["a"]);
+    assert_eq!(cache.load_count(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn prewarm_failure_is_not_fatal() {
+    let source = FakeSource::new(&[&TestKey::es256("a")], None);
+    source.fail();
+    let (cache, _clock) = setup(&source);
+    assert!(cache.prewarm());
+    settle(&source, 1).await;
+    source.serve(&[&TestKey::es256("a")], None);
+    assert_eq!(kids(&cache.keys().await.unwrap()), ["a"]);
+}

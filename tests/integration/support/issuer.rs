@@ -18,6 +18,13 @@ struct State {
     oversized: bool,
     hits: HashMap<String, usize>,
     issuer: String,
+    // Misbehaviours added for issue #3 (issuer trust).
+    delay: Option<std::time::Duration>,
+    malformed: bool,
+    redirect_jwks_to: Option<String>,
+    discovery_issuer: Option<String>,
+    cache_control: Option<String>,
+    jwks_before: Vec<Value>,
 }
 
 /// The test issuer.
@@ -135,6 +142,49 @@ impl TestIssuer {
         self.state.lock().expect("state").oversized = true;
     }
 
+    /// Makes discovery and JWKS answers wait `delay` (real time) before answering (`None` to
+    /// recover). For timeout tests with a short fetch timeout.
+    pub fn respond_slowly(&self, delay: Option<std::time::Duration>) {
+        self.state.lock().expect("state").delay = delay;
+    }
+
+    /// Makes the JWKS endpoint answer 200 with a body that is not JSON.
+    pub fn serve_malformed(&self, on: bool) {
+        self.state.lock().expect("state").malformed = on;
+    }
+
+    /// Makes the JWKS endpoint answer `302 Found` to `location` (`None` to recover).
+    pub fn redirect_jwks_to(&self, location: Option<String>) {
+        self.state.lock().expect("state").redirect_jwks_to = location;
+    }
+
+    /// Makes discovery name `issuer` instead of the real URL (`None` to recover).
+    pub fn set_discovery_issuer(&self, issuer: Option<String>) {
+        self.state.lock().expect("state").discovery_issuer = issuer;
+    }
+
+    /// Sends `Cache-Control: value` with the JWKS (`None`: no header).
+    pub fn set_cache_control(&self, value: Option<&str>) {
+        self.state.lock().expect("state").cache_control = value.map(str::to_string);
+    }
+
+    /// Publishes `jwks` before the issuer's own keys (to push them past a key-count cap).
+    pub fn publish_jwks_first(&self, jwks: Vec<Value>) {
+        self.state.lock().expect("state").jwks_before = jwks;
+    }
+
+    /// The newest key's public JWK.
+    pub fn public_jwk(&self) -> Value {
+        self.state
+            .lock()
+            .expect("state")
+            .keys
+            .last()
+            .expect("a key")
+            .public_jwk()
+            .clone()
+    }
+
     /// How often `path` was requested.
     pub fn hits(&self, path: &str) -> usize {
         *self
@@ -169,13 +219,28 @@ fn hit(state: &Shared, req: &HttpRequest) -> Option<HttpResponse> {
     })
 }
 
+async fn slow(state: &Shared) {
+    let delay = state.lock().expect("state").delay;
+    if let Some(delay) = delay {
+        actix_web::rt::time::sleep(delay).await;
+    }
+}
+
 async fn discovery(state: Shared, req: HttpRequest) -> HttpResponse {
     if let Some(failed) = hit(&state, &req) {
         return failed;
     }
-    let issuer = state.lock().expect("state").issuer.clone();
+    slow(&state).await;
+    let (issuer, named) = {
+        let s = state.lock().expect("state");
+        let named = s
+            .discovery_issuer
+            .clone()
+            .unwrap_or_else(|| s.issuer.clone());
+        (s.issuer.clone(), named)
+    };
     HttpResponse::Ok().json(json!({
-        "issuer": issuer,
+        "issuer": named,
         "jwks_uri": format!("{issuer}/keys"),
         "response_types_supported": ["id_token"],
         "subject_types_supported": ["public"],
@@ -187,7 +252,18 @@ async fn jwks(state: Shared, req: HttpRequest) -> HttpResponse {
     if let Some(failed) = hit(&state, &req) {
         return failed;
     }
+    slow(&state).await;
     let s = state.lock().expect("state");
+    if let Some(location) = &s.redirect_jwks_to {
+        return HttpResponse::Found()
+            .insert_header(("location", location.as_str()))
+            .finish();
+    }
+    if s.malformed {
+        return HttpResponse::Ok()
+            .content_type("application/json")
+            .body("{\"keys\": [ this is not json");
+    }
     if s.oversized {
         return HttpResponse::Ok()
             .content_type("application/json")
@@ -196,9 +272,14 @@ async fn jwks(state: Shared, req: HttpRequest) -> HttpResponse {
                 "x".repeat(2 * 1024 * 1024)
             ));
     }
-    let mut keys: Vec<Value> = s.keys.iter().map(|k| k.public_jwk().clone()).collect();
+    let mut keys: Vec<Value> = s.jwks_before.clone();
+    keys.extend(s.keys.iter().map(|k| k.public_jwk().clone()));
     keys.extend(s.extra_jwks.iter().cloned());
-    HttpResponse::Ok().json(json!({ "keys": keys }))
+    let mut response = HttpResponse::Ok();
+    if let Some(value) = &s.cache_control {
+        response.insert_header(("cache-control", value.as_str()));
+    }
+    response.json(json!({ "keys": keys }))
 }
 
 async fn unknown(state: Shared, req: HttpRequest) -> HttpResponse {
