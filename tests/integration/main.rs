@@ -6,5 +6,7 @@ mod discovery;
 mod exchange;
 mod rejections;
 mod restart;
+mod sdk;
 mod support;
+mod tls;
 mod walkthrough;

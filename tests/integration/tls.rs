@@ -21,13 +21,7 @@ async fn setup() -> (TestCa, TestIssuer, TlsGateway) {
     let clock = clock();
     let ca = TestCa::new();
     let issuer = TestIssuer::start(clock.clone()).await;
-    let gw = TlsGateway::start(
-        "basic",
-        &[("ISSUER", &issuer.url)],
-        clock,
-        ca.issue_files(),
-    )
-    .await;
+    let gw = TlsGateway::start("basic", &[("ISSUER", &issuer.url)], clock, ca.issue_files()).await;
     (ca, issuer, gw)
 }
 
@@ -80,7 +74,10 @@ async fn discovery_over_https_advertises_https_endpoints_and_matches_iss() {
     assert_eq!(status, 200, "{body}");
     let (_, token_claims) =
         crate::support::decode_parts(body["access_token"].as_str().expect("token"));
-    assert_eq!(token_claims["iss"], doc["issuer"], "iss is the https issuer");
+    assert_eq!(
+        token_claims["iss"], doc["issuer"],
+        "iss is the https issuer"
+    );
 
     // Plain HTTP on the TLS port gets no answer an HTTP client would accept.
     let plain = crate::support::http()
@@ -201,14 +198,20 @@ async fn reload_serves_new_connections_without_dropping_open_ones() {
 
     // The open connection keeps working; a new one is presented the renewed certificate.
     let (status, _) = blocking(move || old.get("/readyz")).await;
-    assert_eq!(status, 200, "the connection opened before the reload survives it");
+    assert_eq!(
+        status, 200,
+        "the connection opened before the reload survives it"
+    );
     let pem = ca.pem.clone();
     let new = blocking(move || IpClient::connect(addr, &pem)).await;
     assert_eq!(new.leaf(), second_leaf);
 
     // A broken file at reload is refused; the renewed certificate keeps serving.
-    std::fs::write(&gw.tls.cert, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
-        .expect("write garbage");
+    std::fs::write(
+        &gw.tls.cert,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write garbage");
     assert!(matches!(served.reload(), ReloadOutcome::Failed(_)));
     let pem = ca.pem.clone();
     let mut after = blocking(move || IpClient::connect(addr, &pem)).await;
