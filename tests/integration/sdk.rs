@@ -1,8 +1,9 @@
 //! SDK compatibility suite: client libraries written by others, run unchanged against the real
 //! gateway serving HTTPS with a certificate from a throwaway CA.
 //!
-//! - azure-identity: `ClientAssertionCredential` and `WorkloadIdentityCredential` get tokens;
-//!   a denial surfaces as `ClientAuthenticationError` after exactly one request.
+//! - azure-identity: `ClientAssertionCredential` and `WorkloadIdentityCredential` get tokens
+//!   (and msal's `ConfidentialClientApplication`, through the tenant discovery document); a
+//!   denial surfaces as `ClientAuthenticationError` after exactly one request.
 //! - google-auth: `external_account` / `identity_pool` credentials with a file-sourced subject
 //!   token and `token_url` = the tenant token endpoint refresh to a valid token.
 //! - PyJWT `PyJWKClient` and npm `jose` `createRemoteJWKSet` + `jwtVerify` validate issued
@@ -387,7 +388,26 @@ async fn azure_identity_client_assertion_and_workload_identity_get_tokens() {
     assert_eq!(claims["aud"], "api://payments");
     assert_eq!(claims["roles"], json!(["Payments.Read"]));
 
-    assert_eq!(exchanges(&gw, &ca, "outcome=\"granted\"").await, 2.0);
+    // msal itself (what azure-identity's secret and certificate credentials use) reads the
+    // tenant discovery document, validates it, and posts to its token_endpoint.
+    let run = python(
+        "azure_identity_client.py",
+        &["msal", "api://payments/.default"],
+        &ca,
+        &[
+            ("TENANT", "contoso"),
+            ("CLIENT_ID", DEPLOY_BOT_APP_ID),
+            ("AUTHORITY", &gw.url),
+            ("SUBJECT_TOKEN_FILE", token_file),
+        ],
+    )
+    .await;
+    assert!(run.success, "{run:?}");
+    assert_eq!(run.json["expires_in"], 900);
+    let (_, claims) = decode_parts(run.json["access_token"].as_str().expect("token"));
+    assert_eq!(claims["aud"], "api://payments");
+
+    assert_eq!(exchanges(&gw, &ca, "outcome=\"granted\"").await, 3.0);
 }
 
 #[actix_web::test]
@@ -588,6 +608,25 @@ async fn jwt_validators_trust_issued_tokens_from_discovery_across_a_key_rotation
     let key = PrivateKey::generate(SigningAlgorithm::ES256).expect("key");
     trustbridge::tokens::store::write_key(&gw.keys_dir(), &key, now, now).expect("write key");
     let gw = gw.restart().await;
+    let jwks: Value = ca
+        .client()
+        .get(format!("{}/contoso/discovery/v2.0/keys", gw.url))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("jwks json");
+    let keys = jwks["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 2, "new and previous key published: {jwks}");
+    for k in keys {
+        assert_eq!(
+            (&k["alg"], &k["use"]),
+            (&json!("ES256"), &json!("sig")),
+            "{k}"
+        );
+        assert!(k["kid"].is_string() && k.get("key_ops").is_none(), "{k}");
+    }
     let after = payments_token(&gw, &ca, &issuer).await;
     let (header_after, _) = decode_parts(&after);
     assert_eq!(header_after["kid"], json!(key.kid()));
