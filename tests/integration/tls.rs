@@ -192,7 +192,13 @@ async fn reload_serves_new_connections_without_dropping_open_ones() {
     let (cert, key) = ca.issue();
     std::fs::write(&gw.tls.key, key).expect("write key");
     std::fs::write(&gw.tls.cert, cert).expect("write cert");
-    assert!(matches!(served.reload(), ReloadOutcome::Reloaded));
+    // The gateway's own 10 s watcher may get there first on a slow machine; either way the
+    // renewed pair must be the one served now.
+    let outcome = served.reload();
+    assert!(
+        matches!(outcome, ReloadOutcome::Reloaded | ReloadOutcome::Unchanged),
+        "{outcome:?}"
+    );
     let second_leaf = served.current().cert[0].to_vec();
     assert_ne!(second_leaf, first_leaf);
 
@@ -212,7 +218,11 @@ async fn reload_serves_new_connections_without_dropping_open_ones() {
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
     )
     .expect("write garbage");
-    assert!(matches!(served.reload(), ReloadOutcome::Failed(_)));
+    let outcome = served.reload();
+    assert!(
+        matches!(outcome, ReloadOutcome::Failed(_) | ReloadOutcome::Unchanged),
+        "{outcome:?}"
+    );
     let pem = ca.pem.clone();
     let mut after = blocking(move || IpClient::connect(addr, &pem)).await;
     assert_eq!(after.leaf(), second_leaf);
