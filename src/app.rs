@@ -45,6 +45,8 @@ pub struct Gateway {
     pub ready: AtomicBool,
     /// Server-wide decision limits.
     pub limits: Limits,
+    /// The HTTPS certificate when serving TLS (`--tls-cert`/`--tls-key`).
+    pub tls: Option<Arc<crate::tls::ServerCert>>,
 }
 
 /// Why the gateway could not start. `main` prints it and exits 64 before binding.
@@ -64,6 +66,9 @@ pub enum StartupError {
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Gateway {
@@ -105,6 +110,10 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     {
         crate::demo::DemoIssuer::open_or_create(&settings.data_dir)?;
     }
+    let tls = match &settings.tls {
+        Some(files) => Some(Arc::new(crate::tls::ServerCert::load(files.clone())?)),
+        None => None,
+    };
     let keys =
         SigningKeys::load_or_create(&settings.keys, settings.signing_algorithm, clock.clone())?;
     let registry = prometheus::Registry::new();
@@ -141,6 +150,7 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         registry,
         metrics,
         ready: AtomicBool::new(true),
+        tls,
     };
     gateway.metrics.ready.set(1);
     Ok(Arc::new(gateway))
@@ -162,6 +172,8 @@ fn record_policy_objects(metrics: &ExchangeMetrics, p: &PolicySet) {
 }
 
 /// An actix server for `gateway` on an already bound listener (tests bind 127.0.0.1:0).
+/// With a TLS certificate it serves HTTPS and polls the certificate files for changes (a task
+/// on the current actix runtime, so call this from within one, as `run` and the tests do).
 pub fn server(
     gateway: Arc<Gateway>,
     listener: TcpListener,
@@ -170,6 +182,7 @@ pub fn server(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    let tls = gateway.tls.clone();
     let data = web::Data::from(gateway);
     let server = HttpServer::new(move || {
         App::new()
@@ -178,10 +191,20 @@ pub fn server(
     })
     .workers(workers)
     .shutdown_timeout(10)
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .disable_signals();
+    let server = match tls {
+        Some(cert) => {
+            let config = cert.server_config().map_err(std::io::Error::other)?;
+            // The watcher holds a weak reference: it ends once the gateway is dropped.
+            actix_web::rt::spawn(crate::tls::watch(
+                Arc::downgrade(&cert),
+                crate::tls::RELOAD_INTERVAL,
+            ));
+            server.listen_rustls_0_23(listener, config)?
+        }
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
 }
 
 /// Runs `serve` until SIGINT or SIGTERM: readiness turns off at once, in-flight requests get
@@ -191,6 +214,7 @@ pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
     tracing::info!(
         listen = %listener.local_addr()?,
         public_url = %gateway.settings.public_url,
+        tls = gateway.tls.is_some(),
         "trustbridge serving"
     );
     gateway.snapshot().issuers.prewarm();

@@ -79,6 +79,13 @@ pub struct ServeArgs {
     /// YAML file with the same settings (camelCase keys); flags and variables win.
     #[arg(long, env = "TRUSTBRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key. Reloaded
+    /// when it changes.
+    #[arg(long, env = "TRUSTBRIDGE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "TRUSTBRIDGE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -94,6 +101,8 @@ impl ServeArgs {
             max_token_lifetime: self.max_token_lifetime.clone(),
             log_format: self.log_format,
             workers: self.workers,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,

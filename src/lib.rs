@@ -21,4 +21,5 @@ pub mod http;
 pub mod issuers;
 pub mod policy;
 pub mod telemetry;
+pub mod tls;
 pub mod tokens;

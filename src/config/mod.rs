@@ -36,6 +36,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Worker threads (0 = one per core).
     pub workers: usize,
+    /// Certificate and key to serve HTTPS with; `None` serves plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// Settings as given by one layer (flags, file); `None` means "not set here".
@@ -60,6 +62,10 @@ pub struct Layer {
     pub log_format: Option<LogFormat>,
     /// `--workers`.
     pub workers: Option<usize>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Layer {
@@ -75,6 +81,8 @@ impl Layer {
             max_token_lifetime: self.max_token_lifetime.or(lower.max_token_lifetime),
             log_format: self.log_format.or(lower.log_format),
             workers: self.workers.or(lower.workers),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
         }
     }
 }
@@ -112,9 +120,18 @@ impl Settings {
             ));
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
+        let tls = match (layer.tls_cert, layer.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => {
+                problems.push("tls-cert and tls-key must be given together".to_string());
+                None
+            }
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let public_url = layer
             .public_url
-            .unwrap_or_else(|| format!("http://{listen}"));
+            .unwrap_or_else(|| format!("{scheme}://{listen}"));
         let public_url = match url::Url::parse(&public_url) {
             Ok(u)
                 if (u.scheme() == "http" || u.scheme() == "https")
@@ -179,6 +196,7 @@ impl Settings {
             max_token_lifetime,
             log_format: layer.log_format.unwrap_or_default(),
             workers: layer.workers.unwrap_or(0),
+            tls,
         })
     }
 
@@ -247,5 +265,69 @@ mod tests {
         std::fs::write(&path, "listen: 127.0.0.1:1\npublicUrl: http://a\n").expect("write");
         let layer = read_file(&path).expect("valid");
         assert_eq!(layer.public_url.as_deref(), Some("http://a"));
+    }
+
+    #[test]
+    fn tls_defaults_the_public_url_to_https() {
+        let s = Settings::resolve(Layer {
+            listen: Some("127.0.0.1:8443".into()),
+            tls_cert: Some("tls/cert.pem".into()),
+            tls_key: Some("tls/key.pem".into()),
+            ..Layer::default()
+        })
+        .expect("valid");
+        assert_eq!(s.public_url, "https://127.0.0.1:8443");
+        let tls = s.tls.expect("tls on");
+        assert_eq!(tls.cert, PathBuf::from("tls/cert.pem"));
+        assert_eq!(tls.key, PathBuf::from("tls/key.pem"));
+        // An explicit public URL wins (TLS terminated here, advertised under a DNS name).
+        let s = Settings::resolve(Layer {
+            public_url: Some("https://tb.example.com".into()),
+            tls_cert: Some("c".into()),
+            tls_key: Some("k".into()),
+            ..Layer::default()
+        })
+        .expect("valid");
+        assert_eq!(s.public_url, "https://tb.example.com");
+        assert!(
+            Settings::resolve(Layer::default())
+                .expect("valid")
+                .tls
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn tls_cert_and_key_come_together() {
+        for layer in [
+            Layer {
+                tls_cert: Some("c".into()),
+                ..Layer::default()
+            },
+            Layer {
+                tls_key: Some("k".into()),
+                ..Layer::default()
+            },
+        ] {
+            let errs = Settings::resolve(layer).unwrap_err().0;
+            assert_eq!(errs, vec!["tls-cert and tls-key must be given together"]);
+        }
+    }
+
+    #[test]
+    fn config_file_holds_tls_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tb.yaml");
+        std::fs::write(&path, "tlsCert: /etc/tb/tls.crt\ntlsKey: /etc/tb/tls.key\n")
+            .expect("write");
+        let file = read_file(&path).expect("valid");
+        let s = Settings::resolve(Layer::default().over(file)).expect("valid");
+        assert_eq!(
+            s.tls,
+            Some(crate::tls::TlsFiles {
+                cert: "/etc/tb/tls.crt".into(),
+                key: "/etc/tb/tls.key".into(),
+            })
+        );
     }
 }

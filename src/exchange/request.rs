@@ -21,6 +21,12 @@ pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:acce
 const MAX_PARAMS: usize = 32;
 /// Scope values OIDC clients add that carry no resource; ignored like Entra does.
 const IGNORED_SCOPES: [&str; 4] = ["openid", "profile", "offline_access", "email"];
+/// Google API OAuth scopes. google-auth's `external_account` credentials send them beside
+/// `audience` in their token exchange (Google client libraries default to
+/// `https://www.googleapis.com/auth/cloud-platform`). They name Google APIs, never a
+/// trustbridge resource, so token exchange ignores them and takes its target from
+/// `audience`/`resource`.
+const GOOGLE_SCOPE_PREFIX: &str = "https://www.googleapis.com/auth/";
 
 /// Which grant the client used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,8 +152,12 @@ impl ExchangeRequest {
                         reason: format!("must be {JWT_BEARER}"),
                     });
                 }
-                let assertion =
-                    get("client_assertion").ok_or(RequestError::Missing("client_assertion"))?;
+                // Surrounding whitespace is never part of a compact JWS; azure-identity sends a
+                // token file's trailing newline as is (`echo $TOKEN > file`).
+                let assertion = get("client_assertion")
+                    .map(str::trim_ascii)
+                    .filter(|v| !v.is_empty())
+                    .ok_or(RequestError::Missing("client_assertion"))?;
                 let scope = get("scope").ok_or(RequestError::Missing("scope"))?;
                 let target = parse_scope(scope)?;
                 Ok(Self {
@@ -160,8 +170,10 @@ impl ExchangeRequest {
                 })
             }
             TOKEN_EXCHANGE => {
-                let subject_token =
-                    get("subject_token").ok_or(RequestError::Missing("subject_token"))?;
+                let subject_token = get("subject_token")
+                    .map(str::trim_ascii)
+                    .filter(|v| !v.is_empty())
+                    .ok_or(RequestError::Missing("subject_token"))?;
                 let token_type =
                     get("subject_token_type").ok_or(RequestError::Missing("subject_token_type"))?;
                 if token_type != TOKEN_TYPE_JWT && token_type != TOKEN_TYPE_ID_TOKEN {
@@ -278,6 +290,18 @@ fn exchange_target(
     audience: Option<&str>,
 ) -> Result<Target, RequestError> {
     let strip = |v: &str| v.strip_suffix("/.default").unwrap_or(v).to_string();
+    let (scope, google_only) = match scope {
+        Some(scope) => {
+            let kept: Vec<&str> = scope
+                .split_ascii_whitespace()
+                .filter(|s| !s.starts_with(GOOGLE_SCOPE_PREFIX))
+                .collect();
+            let google_only = kept.is_empty() && !scope.trim_ascii().is_empty();
+            ((!kept.is_empty()).then(|| kept.join(" ")), google_only)
+        }
+        None => (None, false),
+    };
+    let scope = scope.as_deref();
     let named = match (resource.map(strip), audience.map(strip)) {
         (Some(r), Some(a)) if r != a => {
             return Err(RequestError::Target(
@@ -288,6 +312,10 @@ fn exchange_target(
         (None, a) => a,
     };
     match (named, scope) {
+        (None, None) if google_only => Err(RequestError::Target(
+            "Google API scopes name no trustbridge resource; name it with audience or resource"
+                .into(),
+        )),
         (None, None) => Err(RequestError::Missing("scope")),
         (None, Some(scope)) => parse_scope(scope),
         (Some(resource), None) => Ok(Target {

@@ -7,5 +7,7 @@ mod exchange;
 mod issuer_trust;
 mod rejections;
 mod restart;
+mod sdk;
 mod support;
+mod tls;
 mod walkthrough;

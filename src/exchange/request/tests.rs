@@ -231,6 +231,67 @@ fn token_exchange_type_checks() {
     assert!(ok.is_ok());
 }
 
+#[test]
+fn google_auth_sts_request_targets_the_audience() {
+    // The exact parameters google-auth's identity_pool credentials send (values urlencoded).
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let google = |scope: &str| {
+        format!(
+            "audience=api%3A%2F%2Fledger&grant_type={}&requested_token_type={}&subject_token=eyJ.a.b&subject_token_type={}{scope}",
+            enc(TOKEN_EXCHANGE),
+            enc(TOKEN_TYPE_ACCESS_TOKEN),
+            enc(TOKEN_TYPE_JWT),
+        )
+    };
+    for scope in [
+        "",
+        "&scope=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform",
+        "&scope=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform+https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fdevstorage.read_only",
+    ] {
+        let req = parse(&google(scope)).expect(scope);
+        assert_eq!(req.target.resource, "api://ledger", "{scope}");
+        assert_eq!(req.target.roles, RequestedRoles::All, "{scope}");
+    }
+    // Google scopes beside trustbridge roles: the roles still down-scope.
+    let req = parse(&google(
+        "&scope=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform+api%3A%2F%2Fledger%2FLedger.Read",
+    ))
+    .expect("mixed");
+    assert_eq!(
+        req.target.roles,
+        RequestedRoles::Specific(vec!["Ledger.Read".into()])
+    );
+    // Only Google scopes and no audience: nothing names a resource.
+    let err = parse(&te(
+        "&scope=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform",
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(&err, RequestError::Target(m) if m.contains("audience")),
+        "{err}"
+    );
+}
+
+#[test]
+fn surrounding_whitespace_of_tokens_is_dropped() {
+    // azure-identity's WorkloadIdentityCredential sends its token file as is, newline included.
+    let req = parse(&cc("%0A&scope=api%3A%2F%2Fpayments%2F.default")).expect("valid");
+    assert_eq!(req.subject_token, "eyJ.x.y");
+    let body = te("&resource=a").replace("subject_token=eyJ.a.b", "subject_token=+eyJ.a.b%0D%0A");
+    assert_eq!(parse(&body).expect("valid").subject_token, "eyJ.a.b");
+    // Whitespace alone is no token.
+    let body = te("&resource=a").replace("subject_token=eyJ.a.b", "subject_token=%0A");
+    assert_eq!(
+        parse(&body).unwrap_err(),
+        RequestError::Missing("subject_token")
+    );
+    let body = cc("&scope=a%2F.default").replace("client_assertion=eyJ.x.y", "client_assertion=+");
+    assert_eq!(
+        parse(&body).unwrap_err(),
+        RequestError::Missing("client_assertion")
+    );
+}
+
 proptest::proptest! {
     #[test]
     fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {

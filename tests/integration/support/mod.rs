@@ -5,6 +5,7 @@
 
 pub mod gateway;
 pub mod issuer;
+pub mod tls;
 
 pub use gateway::TestGateway;
 pub use issuer::TestIssuer;
