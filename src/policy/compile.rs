@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::policy::cel::Expression;
 use crate::policy::glob::SubjectPattern;
 use crate::policy::model::{
-    self, Application, FederatedCredential, Issuer, KeySourceSpec, ManagedIdentity,
+    self, Application, CredentialMode, FederatedCredential, Issuer, KeySourceSpec, ManagedIdentity,
     ManagedIdentityName, Origin, PolicySet, Preset, RoleAssignment, ServicePrincipal,
     SigningAlgorithm, SubjectRule, Tenant,
 };
@@ -731,6 +731,10 @@ impl Compiler {
             max_token_lifetime,
             origin: origin.clone(),
             path,
+            mode: match raw.mode {
+                raw::CredentialMode::Enforce => CredentialMode::Enforce,
+                raw::CredentialMode::Audit => CredentialMode::Audit,
+            },
         })
     }
 
