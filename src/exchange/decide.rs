@@ -460,7 +460,7 @@ pub(crate) fn granted_roles(
 
 // === helpers ===
 
-fn check_identity_name(name: &str) -> Result<(), Denial> {
+pub(crate) fn check_identity_name(name: &str) -> Result<(), Denial> {
     if name.is_empty() || name.len() > MAX_IDENTITY_NAME {
         return Err(Denial::NameTemplate(format!(
             "the name must be 1 to {MAX_IDENTITY_NAME} bytes long"
