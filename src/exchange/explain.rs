@@ -349,7 +349,7 @@ fn trace(
             None => Check {
                 kind: CheckKind::ClaimMappings,
                 status: Status::Pass,
-                detail: format!("{} evaluate", names.join(", ")),
+                detail: format!("evaluated: {}", names.join(", ")),
             },
             Some(detail) => Check {
                 kind: CheckKind::ClaimMappings,
