@@ -15,6 +15,7 @@ use crate::exchange::Limits;
 use crate::issuers::{FetchSettings, IssuerRegistry};
 use crate::policy::model::KeySourceSpec;
 use crate::policy::{LoadErrors, PolicySet};
+use crate::telemetry::audit::AuditLog;
 use crate::telemetry::metrics::ExchangeMetrics;
 use crate::tokens::{KeyStoreError, SigningKeys};
 
@@ -45,6 +46,8 @@ pub struct Gateway {
     pub ready: AtomicBool,
     /// Server-wide decision limits.
     pub limits: Limits,
+    /// The audit trail.
+    pub audit: AuditLog,
 }
 
 /// Why the gateway could not start. `main` prints it and exits 64 before binding.
@@ -64,6 +67,9 @@ pub enum StartupError {
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The audit log file could not be opened.
+    #[error("audit log: {0}")]
+    AuditLog(std::io::Error),
 }
 
 impl Gateway {
@@ -113,6 +119,7 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         clock.clone(),
         settings.data_dir.clone(),
     );
+    let audit = AuditLog::open(&settings.audit_log).map_err(StartupError::AuditLog)?;
     let registry = prometheus::Registry::new();
     let metrics = ExchangeMetrics::register(&registry)?;
     record_policy_objects(&metrics, &policies);
@@ -138,6 +145,7 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         registry,
         metrics,
         ready: AtomicBool::new(true),
+        audit,
     };
     gateway.metrics.ready.set(1);
     Ok(Arc::new(gateway))

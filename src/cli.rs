@@ -76,6 +76,9 @@ pub struct ServeArgs {
     /// Worker threads; 0 means one per core [default: 0].
     #[arg(long, env = "TRUSTBRIDGE_WORKERS")]
     pub workers: Option<usize>,
+    /// Audit trail: `-` for stdout, or a file appended to [default: -].
+    #[arg(long, env = "TRUSTBRIDGE_AUDIT_LOG")]
+    pub audit_log: Option<String>,
     /// YAML file with the same settings (camelCase keys); flags and variables win.
     #[arg(long, env = "TRUSTBRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -94,6 +97,7 @@ impl ServeArgs {
             max_token_lifetime: self.max_token_lifetime.clone(),
             log_format: self.log_format,
             workers: self.workers,
+            audit_log: self.audit_log.clone(),
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,

@@ -36,6 +36,18 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Worker threads (0 = one per core).
     pub workers: usize,
+    /// Where the audit trail goes (stdout by default).
+    pub audit_log: AuditDestination,
+}
+
+/// Where audit events are written: one JSON object per line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AuditDestination {
+    /// Standard output (`-`), apart from the operational logs on stderr.
+    #[default]
+    Stdout,
+    /// A file, appended to (created with mode 0600).
+    File(PathBuf),
 }
 
 /// Settings as given by one layer (flags, file); `None` means "not set here".
@@ -60,6 +72,8 @@ pub struct Layer {
     pub log_format: Option<LogFormat>,
     /// `--workers`.
     pub workers: Option<usize>,
+    /// `--audit-log` (`-` for stdout, or a file).
+    pub audit_log: Option<String>,
 }
 
 impl Layer {
@@ -75,6 +89,7 @@ impl Layer {
             max_token_lifetime: self.max_token_lifetime.or(lower.max_token_lifetime),
             log_format: self.log_format.or(lower.log_format),
             workers: self.workers.or(lower.workers),
+            audit_log: self.audit_log.or(lower.audit_log),
         }
     }
 }
@@ -166,6 +181,14 @@ impl Settings {
             .data_dir
             .unwrap_or_else(|| PathBuf::from(".trustbridge"));
         let keys = layer.keys.unwrap_or_else(|| data_dir.join("keys"));
+        let audit_log = match layer.audit_log.as_deref() {
+            None | Some("-") => AuditDestination::Stdout,
+            Some("") => {
+                problems.push("audit-log: give '-' for stdout or a file path".into());
+                AuditDestination::Stdout
+            }
+            Some(path) => AuditDestination::File(PathBuf::from(path)),
+        };
         if !problems.is_empty() {
             return Err(ConfigErrors(problems));
         }
@@ -179,6 +202,7 @@ impl Settings {
             max_token_lifetime,
             log_format: layer.log_format.unwrap_or_default(),
             workers: layer.workers.unwrap_or(0),
+            audit_log,
         })
     }
 

@@ -87,6 +87,17 @@ impl TryFrom<RawPolicySet> for PolicySet {
             compiler.document(&doc.origin, &doc.document, &mut set);
         }
         if compiler.problems.is_empty() {
+            set.audit_credentials = set
+                .applications
+                .values()
+                .flat_map(|a| &a.federated_credentials)
+                .chain(
+                    set.managed_identities
+                        .iter()
+                        .flat_map(|m| &m.federated_credentials),
+                )
+                .filter(|c| c.mode == CredentialMode::Audit)
+                .count();
             Ok(set)
         } else {
             Err(LoadErrors(compiler.problems))

@@ -354,6 +354,8 @@ pub struct PolicySet {
     pub resource_by_uri: HashMap<String, String>,
     /// SHA-256 (hex) over the loaded files' names and contents, to tell policy versions apart.
     pub content_hash: String,
+    /// How many credentials are in audit mode (when 0, exchanges skip evaluating them).
+    pub audit_credentials: usize,
 }
 
 impl PolicySet {
