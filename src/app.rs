@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::exchange::Limits;
 use crate::issuers::{FetchSettings, IssuerRegistry};
 use crate::policy::model::KeySourceSpec;
+use crate::policy::store::{self, PolicySink, PolicyStore, ReloadMetrics};
 use crate::policy::{LoadErrors, PolicySet};
 use crate::telemetry::audit::AuditLog;
 use crate::telemetry::metrics::ExchangeMetrics;
@@ -48,6 +49,8 @@ pub struct Gateway {
     pub limits: Limits,
     /// The audit trail.
     pub audit: AuditLog,
+    /// Policy reload metrics.
+    pub reload_metrics: ReloadMetrics,
 }
 
 /// Why the gateway could not start. `main` prints it and exits 64 before binding.
@@ -122,6 +125,7 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     let audit = AuditLog::open(&settings.audit_log).map_err(StartupError::AuditLog)?;
     let registry = prometheus::Registry::new();
     let metrics = ExchangeMetrics::register(&registry)?;
+    let reload_metrics = ReloadMetrics::register(&registry)?;
     record_policy_objects(&metrics, &policies);
     tracing::info!(
         policy.hash = %policies.content_hash,
@@ -146,9 +150,41 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         metrics,
         ready: AtomicBool::new(true),
         audit,
+        reload_metrics,
     };
     gateway.metrics.ready.set(1);
     Ok(Arc::new(gateway))
+}
+
+/// The gateway serves a reloaded set by swapping it in together with an issuer registry
+/// rebuilt for it (keeping the key caches of unchanged issuers): a request sees one version.
+impl PolicySink for Gateway {
+    fn current_hash(&self) -> String {
+        self.snapshot.load().policies.content_hash.clone()
+    }
+
+    fn install(&self, set: PolicySet) -> Result<(), String> {
+        if set.issuers.values().any(|i| i.keys == KeySourceSpec::Demo) {
+            crate::demo::DemoIssuer::open_or_create(&self.settings.data_dir)
+                .map_err(|e| format!("demo issuer: {e}"))?;
+        }
+        let issuers = self.snapshot.load().issuers.rebuild(&set);
+        record_policy_objects(&self.metrics, &set);
+        self.snapshot.store(Arc::new(Snapshot {
+            policies: Arc::new(set),
+            issuers: Arc::new(issuers),
+        }));
+        Ok(())
+    }
+}
+
+/// The reloader of `gateway`'s policy directory (see [`crate::policy::store`]).
+pub fn policy_store(gateway: &Arc<Gateway>) -> Arc<PolicyStore> {
+    Arc::new(PolicyStore::new(
+        gateway.settings.policies.clone(),
+        gateway.clone(),
+        gateway.reload_metrics.clone(),
+    ))
 }
 
 fn record_policy_objects(metrics: &ExchangeMetrics, p: &PolicySet) {
@@ -190,8 +226,12 @@ pub fn server(
 }
 
 /// Runs `serve` until SIGINT or SIGTERM: readiness turns off at once, in-flight requests get
-/// the shutdown timeout to finish.
+/// the shutdown timeout to finish. Meanwhile the policy directory is watched and reloaded on
+/// change or SIGHUP.
 pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
+    // Listen for SIGHUP before announcing anything: its default action ends the process.
+    let hangup = store::hangup();
+    actix_web::rt::spawn(policy_store(&gateway).watch(store::POLL_INTERVAL, hangup));
     let listener = TcpListener::bind(gateway.settings.listen)?;
     tracing::info!(
         listen = %listener.local_addr()?,

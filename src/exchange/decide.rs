@@ -15,8 +15,8 @@ use crate::exchange::grant::{Grant, IdentityKind};
 use crate::exchange::request::{ExchangeRequest, RequestedRoles};
 use crate::issuers::ValidatedToken;
 use crate::policy::model::{
-    Application, CredentialMode, FederatedCredential, ManagedIdentity, ManagedIdentityName, PolicySet,
-    RoleAssignment, ServicePrincipal, SubjectRule, object_id,
+    Application, CredentialMode, FederatedCredential, ManagedIdentity, ManagedIdentityName,
+    PolicySet, RoleAssignment, ServicePrincipal, SubjectRule, object_id,
 };
 
 /// Server-wide limits the decision applies.
@@ -282,7 +282,10 @@ fn match_credentials<'a>(
 ) -> Result<&'a FederatedCredential, (MismatchStage, String)> {
     let mut best: Option<(MismatchStage, String)> = None;
     // Audit-mode credentials never grant; `exchange::explain` evaluates them separately.
-    for credential in credentials.iter().filter(|c| c.mode == CredentialMode::Enforce) {
+    for credential in credentials
+        .iter()
+        .filter(|c| c.mode == CredentialMode::Enforce)
+    {
         match check_credential(credential, token) {
             Ok(()) => return Ok(credential),
             Err(miss) => keep_best(&mut best, miss),

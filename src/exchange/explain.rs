@@ -189,21 +189,22 @@ fn explain_where(
     if let Some(target) = query.target
         && policies.resource(&target.resource).is_none()
     {
-        notes.push(format!("resource '{}' was not found", echo(&target.resource)));
+        notes.push(format!(
+            "resource '{}' was not found",
+            echo(&target.resource)
+        ));
     }
     let identities = match query.client_id {
-        Some(client_id) => {
-            match identity_by_client_id(client_id, token, query.tenant, policies) {
-                Ok(identity) => vec![identity],
-                Err(denial) => {
-                    notes.push(format!(
-                        "{denial}; showing every identity of tenant '{}'",
-                        query.tenant
-                    ));
-                    identities_in(query.tenant, policies)
-                }
+        Some(client_id) => match identity_by_client_id(client_id, token, query.tenant, policies) {
+            Ok(identity) => vec![identity],
+            Err(denial) => {
+                notes.push(format!(
+                    "{denial}; showing every identity of tenant '{}'",
+                    query.tenant
+                ));
+                identities_in(query.tenant, policies)
             }
-        }
+        },
         None => identities_in(query.tenant, policies),
     };
     let candidates = identities
@@ -227,7 +228,13 @@ fn trace(
     policies: &PolicySet,
 ) -> CandidateTrace {
     let mut checks = Vec::with_capacity(8);
-    let status = |r: &Result<(), _>| if r.is_ok() { Status::Pass } else { Status::Fail };
+    let status = |r: &Result<(), _>| {
+        if r.is_ok() {
+            Status::Pass
+        } else {
+            Status::Fail
+        }
+    };
 
     let r = check_issuer(credential, token);
     let cmp = if r.is_ok() { "=" } else { "≠" };
@@ -243,7 +250,11 @@ fn trace(
     });
 
     let r = check_audience(credential, token);
-    let cmp = if r.is_ok() { "∩" } else { "has nothing in common with" };
+    let cmp = if r.is_ok() {
+        "∩"
+    } else {
+        "has nothing in common with"
+    };
     checks.push(Check {
         kind: CheckKind::Audience,
         status: status(&r),
@@ -332,14 +343,11 @@ fn trace(
     checks.push(roles_check(identity, &name, query, policies));
 
     if !credential.claim_mappings.is_empty() {
-        let failed = credential
-            .claim_mappings
-            .iter()
-            .find_map(|(claim, expr)| {
-                expr.eval_json(&token.claims)
-                    .err()
-                    .map(|e| format!("claim '{claim}' (`{}`): {e}", expr.source()))
-            });
+        let failed = credential.claim_mappings.iter().find_map(|(claim, expr)| {
+            expr.eval_json(&token.claims)
+                .err()
+                .map(|e| format!("claim '{claim}' (`{}`): {e}", expr.source()))
+        });
         let names: Vec<&str> = credential
             .claim_mappings
             .iter()

@@ -12,11 +12,11 @@ use serde_json::json;
 
 use crate::app::Gateway;
 use crate::clock::unix_seconds;
+use crate::exchange::explain::{self, Query};
 use crate::exchange::request::TOKEN_TYPE_ACCESS_TOKEN;
 use crate::exchange::{self, Denial, ExchangeRequest, GrantType};
 use crate::http::error::{ApiError, ErrorKind};
 use crate::http::extract::{self, BodyError, MAX_BODY_BYTES};
-use crate::exchange::explain::{self, Query};
 use crate::telemetry::audit::AuditRecord;
 use crate::telemetry::names;
 use crate::tokens::AccessTokenClaims;
@@ -200,8 +200,13 @@ fn finish_denied(
     explanation: &[String],
 ) -> ApiError {
     let reason = err.reason_label();
-    gw.audit
-        .denied(record, reason, err.classify().2, &err.message(), explanation);
+    gw.audit.denied(
+        record,
+        reason,
+        err.classify().2,
+        &err.message(),
+        explanation,
+    );
     let class = match err.kind {
         ErrorKind::Internal(_) => "error",
         _ => "denied",

@@ -301,7 +301,9 @@ fn any_owner(credential: &FederatedCredential, out: &mut Vec<Warning>) {
 pub fn shared_audience_owner(audience: &str) -> Option<&'static str> {
     let a = audience.trim_end_matches('/');
     if a == "https://github.com" || a.starts_with("https://github.com/") {
-        Some("GitHub Actions' default audience (the owner's URL), which every service the job calls without an explicit audience also receives")
+        Some(
+            "GitHub Actions' default audience (the owner's URL), which every service the job calls without an explicit audience also receives",
+        )
     } else if a == GITLAB_ISSUER {
         Some("GitLab's own URL, the audience many GitLab integrations use")
     } else if a == "sts.amazonaws.com" {
@@ -314,7 +316,9 @@ pub fn shared_audience_owner(audience: &str) -> Option<&'static str> {
     } else if a == "https://kubernetes.default.svc"
         || a.starts_with("https://kubernetes.default.svc.")
     {
-        Some("the Kubernetes API server's default audience, carried by every default service account token")
+        Some(
+            "the Kubernetes API server's default audience, carried by every default service account token",
+        )
     } else {
         None
     }
@@ -377,7 +381,12 @@ fn overlapping(all: &[Held<'_>], out: &mut Vec<Warning>) {
         let mut earlier: Vec<usize> = loose.get(c.issuer.as_str()).cloned().unwrap_or_default();
         match &c.subject {
             SubjectRule::Exact(s) => {
-                earlier.extend(exact.get(&(c.issuer.as_str(), s.as_str())).into_iter().flatten());
+                earlier.extend(
+                    exact
+                        .get(&(c.issuer.as_str(), s.as_str()))
+                        .into_iter()
+                        .flatten(),
+                );
             }
             _ => {
                 earlier.extend(

@@ -189,7 +189,10 @@ fn common(record: &AuditRecord<'_>, outcome: &str) -> Map<String, Value> {
     );
     e.insert("decision.outcome".into(), json!(outcome));
     e.insert("trace_id".into(), json!(record.trace_id));
-    e.insert("correlation_id".into(), json!(bounded(record.correlation_id)));
+    e.insert(
+        "correlation_id".into(),
+        json!(bounded(record.correlation_id)),
+    );
     e.insert("tenant".into(), json!(bounded(record.tenant)));
     e.insert("grant".into(), json!(record.grant));
     e.insert("client_id".into(), json!(record.client_id.map(bounded)));
@@ -211,7 +214,11 @@ fn bounded_long(value: &str) -> String {
 }
 
 fn bound(value: &str, max: usize) -> String {
-    let mut out: String = value.chars().filter(|c| !c.is_control()).take(max).collect();
+    let mut out: String = value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect();
     if value.chars().count() > max {
         out.push('…');
     }
@@ -285,7 +292,13 @@ mod tests {
         };
         log.granted(&record(), &grant, "jti-1");
         let long = "x".repeat(5000);
-        log.denied(&record(), "subject_mismatch", Some(700213), &long, &["a/b: subject failed".into()]);
+        log.denied(
+            &record(),
+            "subject_mismatch",
+            Some(700213),
+            &long,
+            &["a/b: subject failed".into()],
+        );
         let got = lines(&buffer);
         assert_eq!(got.len(), 2);
         let g = &got[0];

@@ -13,3 +13,12 @@ pub const POLICY_OBJECTS: &str = "trustbridge_policy_objects";
 pub const UNKNOWN_ISSUER: &str = "_unknown";
 /// Outcome label of a granted exchange.
 pub const OUTCOME_GRANTED: &str = "granted";
+
+/// Counter: policy reloads by `outcome` (`applied`, `unchanged`, `rejected`).
+pub const POLICY_RELOADS_TOTAL: &str = "trustbridge_policy_reloads_total";
+/// Reload outcome: a new policy set is serving.
+pub const RELOAD_APPLIED: &str = "applied";
+/// Reload outcome: the directory holds the set already serving.
+pub const RELOAD_UNCHANGED: &str = "unchanged";
+/// Reload outcome: the new set was refused; the last good one keeps serving.
+pub const RELOAD_REJECTED: &str = "rejected";

@@ -167,9 +167,7 @@ pub fn run_dir(dir: &Path, now: SystemTime, out: &mut dyn Write) -> Result<Total
     for file in files {
         let parsed = std::fs::read_to_string(&file)
             .map_err(|e| e.to_string())
-            .and_then(|text| {
-                serde_yaml_ng::from_str::<CaseFile>(&text).map_err(|e| e.to_string())
-            });
+            .and_then(|text| serde_yaml_ng::from_str::<CaseFile>(&text).map_err(|e| e.to_string()));
         let cases = match parsed {
             Ok(f) => f.cases,
             Err(e) => {

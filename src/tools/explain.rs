@@ -87,8 +87,8 @@ fn explain_to(
         .policies
         .clone()
         .unwrap_or_else(|| PathBuf::from("policies"));
-    let policies = crate::policy::load_dir(&dir)
-        .map_err(|e| format!("policies in {}: {e}", dir.display()))?;
+    let policies =
+        crate::policy::load_dir(&dir).map_err(|e| format!("policies in {}: {e}", dir.display()))?;
     let (token, verified) = input_token(args, &policies, clock.clone(), stdin)?;
 
     let w = |out: &mut dyn Write, line: String| {
@@ -117,7 +117,10 @@ fn explain_to(
     };
     let has_target = args.scope.is_some() || args.resource.is_some();
     let request = if has_target {
-        Some(spec.parse().map_err(|e| format!("the request is invalid: {e}"))?)
+        Some(
+            spec.parse()
+                .map_err(|e| format!("the request is invalid: {e}"))?,
+        )
     } else {
         None
     };
@@ -156,13 +159,7 @@ fn explain_to(
         );
         return Ok(1);
     };
-    let verdict = exchange::decide(
-        &token,
-        &request,
-        &policies,
-        &Limits::default(),
-        clock.now(),
-    );
+    let verdict = exchange::decide(&token, &request, &policies, &Limits::default(), clock.now());
     let code = match verdict {
         Ok(grant) => {
             w(

@@ -156,7 +156,10 @@ pub fn token_from_claims(
         exp,
         iat: number("iat"),
         nbf: number("nbf"),
-        jti: claims.get("jti").and_then(Value::as_str).map(str::to_string),
+        jti: claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         alg: issuer
             .algorithms
             .first()

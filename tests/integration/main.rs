@@ -4,6 +4,7 @@
 mod cli;
 mod discovery;
 mod exchange;
+mod operations;
 mod rejections;
 mod restart;
 mod support;

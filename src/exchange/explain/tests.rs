@@ -150,11 +150,19 @@ const MAIN: &str = "repo:contoso/infra:ref:refs/heads/main";
 #[test]
 fn allow_shows_every_check_passing_with_values() {
     let set = policies();
-    let t = token(MAIN, "api://trustbridge", json!({"repository": "contoso/infra"}));
+    let t = token(
+        MAIN,
+        "api://trustbridge",
+        json!({"repository": "contoso/infra"}),
+    );
     let all = target("api://payments", RequestedRoles::All);
     let e = explain(
         &t,
-        Query { tenant: "contoso", client_id: Some("deploy-bot"), target: Some(&all) },
+        Query {
+            tenant: "contoso",
+            client_id: Some("deploy-bot"),
+            target: Some(&all),
+        },
         &set,
     );
     assert!(e.notes.is_empty(), "{e:#?}");
@@ -164,19 +172,36 @@ fn allow_shows_every_check_passing_with_values() {
     let main = find(&e, "main");
     assert!(main.matched());
     assert_eq!(main.identity, "deploy-bot");
-    assert!(main.declared_at.ends_with("all.yaml#6 federatedCredentials[0]"), "{}", main.declared_at);
+    assert!(
+        main.declared_at
+            .ends_with("all.yaml#6 federatedCredentials[0]"),
+        "{}",
+        main.declared_at
+    );
     let (s, d) = status(main, CheckKind::Issuer);
     assert_eq!(s, Status::Pass);
-    assert!(d.contains("'ci'") && d.contains("https://ci.example.com"), "{d}");
+    assert!(
+        d.contains("'ci'") && d.contains("https://ci.example.com"),
+        "{d}"
+    );
     let (s, d) = status(main, CheckKind::Audience);
     assert_eq!(s, Status::Pass);
     assert!(d.contains("['api://trustbridge']"), "{d}");
     let (s, d) = status(main, CheckKind::Subject);
-    assert_eq!((s, d), (Status::Pass, format!("sub '{MAIN}' equals '{MAIN}'").as_str()));
+    assert_eq!(
+        (s, d),
+        (
+            Status::Pass,
+            format!("sub '{MAIN}' equals '{MAIN}'").as_str()
+        )
+    );
     let (s, d) = status(main, CheckKind::Enabled);
     assert_eq!((s, d), (Status::Pass, "deploy-bot is enabled"));
     let (s, d) = status(main, CheckKind::RoleAssignment);
-    assert_eq!((s, d), (Status::Pass, "roles on 'api://payments': Payments.Read"));
+    assert_eq!(
+        (s, d),
+        (Status::Pass, "roles on 'api://payments': Payments.Read")
+    );
     assert_eq!(status(main, CheckKind::ClaimMappings).0, Status::Pass);
 
     let text = e.to_string();
@@ -190,47 +215,95 @@ fn allow_shows_every_check_passing_with_values() {
 fn each_credential_check_failure_names_the_values() {
     let set = policies();
     let all = target("api://payments", RequestedRoles::All);
-    let q = |client: &'static str| Query { tenant: "contoso", client_id: Some(client), target: None };
+    let q = |client: &'static str| Query {
+        tenant: "contoso",
+        client_id: Some(client),
+        target: None,
+    };
 
     // issuer: 'elsewhere' trusts another issuer.
-    let e = explain(&token(MAIN, "api://trustbridge", json!({})), q("deploy-bot"), &set);
+    let e = explain(
+        &token(MAIN, "api://trustbridge", json!({})),
+        q("deploy-bot"),
+        &set,
+    );
     let (s, d) = status(find(&e, "elsewhere"), CheckKind::Issuer);
     assert_eq!(s, Status::Fail);
     assert!(d.contains("≠ credential issuer 'other'"), "{d}");
 
     // audience
-    let e = explain(&token(MAIN, "api://wrong", json!({})), q("deploy-bot"), &set);
+    let e = explain(
+        &token(MAIN, "api://wrong", json!({})),
+        q("deploy-bot"),
+        &set,
+    );
     let (s, d) = status(find(&e, "main"), CheckKind::Audience);
     assert_eq!(s, Status::Fail);
-    assert!(d.contains("['api://wrong']") && d.contains("['api://trustbridge']"), "{d}");
+    assert!(
+        d.contains("['api://wrong']") && d.contains("['api://trustbridge']"),
+        "{d}"
+    );
 
     // subject, exact and pattern
-    let e = explain(&token("repo:contoso/infra:ref:refs/heads/dev", "api://trustbridge", json!({})), q("deploy-bot"), &set);
+    let e = explain(
+        &token(
+            "repo:contoso/infra:ref:refs/heads/dev",
+            "api://trustbridge",
+            json!({}),
+        ),
+        q("deploy-bot"),
+        &set,
+    );
     let (s, d) = status(find(&e, "main"), CheckKind::Subject);
     assert_eq!(s, Status::Fail);
     assert!(d.contains("differs from"), "{d}");
     let (s, d) = status(find(&e, "release"), CheckKind::Subject);
     assert_eq!(s, Status::Fail);
-    assert!(d.contains("does not match pattern 'repo:contoso/infra:ref:refs/heads/release/*'"), "{d}");
+    assert!(
+        d.contains("does not match pattern 'repo:contoso/infra:ref:refs/heads/release/*'"),
+        "{d}"
+    );
 
     // condition false, and condition erroring (missing claim)
     let rel = "repo:contoso/infra:ref:refs/heads/release/1";
-    let e = explain(&token(rel, "api://trustbridge", json!({"repository_owner_id": "7"})), q("deploy-bot"), &set);
+    let e = explain(
+        &token(
+            rel,
+            "api://trustbridge",
+            json!({"repository_owner_id": "7"}),
+        ),
+        q("deploy-bot"),
+        &set,
+    );
     let (s, d) = status(find(&e, "release"), CheckKind::Condition);
     assert_eq!(s, Status::Fail);
-    assert!(d.contains("claims.repository_owner_id == \"42\"") && d.contains("is false"), "{d}");
-    let e = explain(&token(rel, "api://trustbridge", json!({})), q("deploy-bot"), &set);
+    assert!(
+        d.contains("claims.repository_owner_id == \"42\"") && d.contains("is false"),
+        "{d}"
+    );
+    let e = explain(
+        &token(rel, "api://trustbridge", json!({})),
+        q("deploy-bot"),
+        &set,
+    );
     let (s, d) = status(find(&e, "release"), CheckKind::Condition);
     assert_eq!(s, Status::Fail);
     assert!(d.contains("could not be evaluated"), "{d}");
 
     // claim mapping failing (claims.repository missing)
-    let e = explain(&token(MAIN, "api://trustbridge", json!({})), q("deploy-bot"), &set);
+    let e = explain(
+        &token(MAIN, "api://trustbridge", json!({})),
+        q("deploy-bot"),
+        &set,
+    );
     let (s, d) = status(find(&e, "main"), CheckKind::ClaimMappings);
     assert_eq!(s, Status::Fail);
     assert!(d.contains("claim 'repository'"), "{d}");
     // Without a target the role check is skipped, not failed.
-    assert_eq!(status(find(&e, "main"), CheckKind::RoleAssignment).0, Status::Skipped);
+    assert_eq!(
+        status(find(&e, "main"), CheckKind::RoleAssignment).0,
+        Status::Skipped
+    );
     let _ = all;
 }
 
@@ -239,21 +312,39 @@ fn identity_level_failures() {
     let set = policies();
     let payments = target("api://payments", RequestedRoles::All);
     let ledger = target("api://ledger", RequestedRoles::All);
-    let write = target("api://payments", RequestedRoles::Specific(vec!["Payments.Write".into()]));
+    let write = target(
+        "api://payments",
+        RequestedRoles::Specific(vec!["Payments.Write".into()]),
+    );
     let missing = target("api://nothing", RequestedRoles::All);
 
     // disabled
-    let e = explain(&token("off", "api://off", json!({})), Query { tenant: "contoso", client_id: Some("off-bot"), target: Some(&payments) }, &set);
+    let e = explain(
+        &token("off", "api://off", json!({})),
+        Query {
+            tenant: "contoso",
+            client_id: Some("off-bot"),
+            target: Some(&payments),
+        },
+        &set,
+    );
     let (s, d) = status(find(&e, "c"), CheckKind::Enabled);
     assert_eq!((s, d), (Status::Fail, "off-bot is disabled"));
 
     let t = token(MAIN, "api://trustbridge", json!({"repository": "r"}));
-    let q = |target| Query { tenant: "contoso", client_id: Some("deploy-bot"), target: Some(target) };
+    let q = |target| Query {
+        tenant: "contoso",
+        client_id: Some("deploy-bot"),
+        target: Some(target),
+    };
     // not assigned
     let e = explain(&t, q(&ledger), &set);
     let (s, d) = status(find(&e, "main"), CheckKind::RoleAssignment);
     assert_eq!(s, Status::Fail);
-    assert!(d.contains("not assigned to a role of resource 'api://ledger'"), "{d}");
+    assert!(
+        d.contains("not assigned to a role of resource 'api://ledger'"),
+        "{d}"
+    );
     // roles not assigned
     let e = explain(&t, q(&write), &set);
     let (s, d) = status(find(&e, "main"), CheckKind::RoleAssignment);
@@ -262,33 +353,75 @@ fn identity_level_failures() {
     // unknown resource: a note and a failed role check
     let e = explain(&t, q(&missing), &set);
     assert_eq!(e.notes, ["resource 'api://nothing' was not found"]);
-    assert_eq!(status(find(&e, "main"), CheckKind::RoleAssignment).0, Status::Fail);
+    assert_eq!(
+        status(find(&e, "main"), CheckKind::RoleAssignment).0,
+        Status::Fail
+    );
 
     // name template: missing claim fails, present claim names the identity
     let pod = token("system:serviceaccount:a:b", "api://k8s", json!({}));
-    let e = explain(&pod, Query { tenant: "contoso", client_id: None, target: Some(&payments) }, &set);
+    let e = explain(
+        &pod,
+        Query {
+            tenant: "contoso",
+            client_id: None,
+            target: Some(&payments),
+        },
+        &set,
+    );
     let (s, d) = status(find(&e, "cluster"), CheckKind::NameTemplate);
     assert_eq!(s, Status::Fail);
     assert!(d.contains("claims.ns"), "{d}");
     let pod = token("system:serviceaccount:a:b", "api://k8s", json!({"ns": "a"}));
-    let e = explain(&pod, Query { tenant: "contoso", client_id: None, target: Some(&payments) }, &set);
+    let e = explain(
+        &pod,
+        Query {
+            tenant: "contoso",
+            client_id: None,
+            target: Some(&payments),
+        },
+        &set,
+    );
     let c = find(&e, "cluster");
     assert!(c.matched(), "{c:#?}");
-    assert_eq!(status(c, CheckKind::NameTemplate).1, "nameFrom yields 'k8s/a'");
+    assert_eq!(
+        status(c, CheckKind::NameTemplate).1,
+        "nameFrom yields 'k8s/a'"
+    );
 }
 
 #[test]
 fn unknown_tenant_and_unknown_client_are_notes() {
     let set = policies();
     let t = token(MAIN, "api://trustbridge", json!({}));
-    let e = explain(&t, Query { tenant: "nope", client_id: None, target: None }, &set);
+    let e = explain(
+        &t,
+        Query {
+            tenant: "nope",
+            client_id: None,
+            target: None,
+        },
+        &set,
+    );
     assert_eq!(e.notes, ["tenant 'nope' not found"]);
     assert!(e.candidates.is_empty());
     assert!(e.to_string().contains("no candidate credentials"));
 
-    let e = explain(&t, Query { tenant: "contoso", client_id: Some("ghost"), target: None }, &set);
+    let e = explain(
+        &t,
+        Query {
+            tenant: "contoso",
+            client_id: Some("ghost"),
+            target: None,
+        },
+        &set,
+    );
     assert_eq!(e.notes.len(), 1);
-    assert!(e.notes[0].contains("'ghost' was not found") && e.notes[0].contains("every identity"), "{:?}", e.notes);
+    assert!(
+        e.notes[0].contains("'ghost' was not found") && e.notes[0].contains("every identity"),
+        "{:?}",
+        e.notes
+    );
     // Every identity's credentials are listed instead.
     assert!(e.candidates.iter().any(|c| c.identity == "off-bot"));
     assert!(e.candidates.iter().any(|c| c.identity == "deploy-bot"));
@@ -299,34 +432,83 @@ fn audit_mode_evaluates_only_audit_credentials_of_the_issuer() {
     let set = policies();
     let t = token(MAIN, "api://trustbridge", json!({"environment": "dev"}));
     let payments = target("api://payments", RequestedRoles::All);
-    let q = Query { tenant: "contoso", client_id: Some("deploy-bot"), target: Some(&payments) };
+    let q = Query {
+        tenant: "contoso",
+        client_id: Some("deploy-bot"),
+        target: Some(&payments),
+    };
     let verdicts = audit_mode(&t, q, &set);
     assert_eq!(verdicts.len(), 1);
     assert_eq!(verdicts[0].credential, "tightened");
     assert_eq!(verdicts[0].mode, CredentialMode::Audit);
     assert!(!verdicts[0].matched());
-    assert_eq!(verdicts[0].first_failure().map(|f| f.kind), Some(CheckKind::Condition));
+    assert_eq!(
+        verdicts[0].first_failure().map(|f| f.kind),
+        Some(CheckKind::Condition)
+    );
     let t = token(MAIN, "api://trustbridge", json!({"environment": "prod"}));
     assert!(audit_mode(&t, q, &set)[0].matched());
     // The audit credential never grants: the decision still comes from 'main'.
     let e = explain(&t, q, &set);
-    assert!(e.to_string().contains("MATCH (audit mode: logged, never grants)"));
+    assert!(
+        e.to_string()
+            .contains("MATCH (audit mode: logged, never grants)")
+    );
 }
 
 #[test]
 fn summary_is_short_and_names_the_closest_failures() {
     let set = policies();
-    let t = token("repo:contoso/infra:ref:refs/heads/dev", "api://trustbridge", json!({}));
-    let e = explain(&t, Query { tenant: "contoso", client_id: Some("deploy-bot"), target: None }, &set);
+    let t = token(
+        "repo:contoso/infra:ref:refs/heads/dev",
+        "api://trustbridge",
+        json!({}),
+    );
+    let e = explain(
+        &t,
+        Query {
+            tenant: "contoso",
+            client_id: Some("deploy-bot"),
+            target: None,
+        },
+        &set,
+    );
     let s = e.summary(2);
     assert_eq!(s.len(), 3, "{s:?}");
-    assert!(s[0].starts_with("deploy-bot/main: subject failed: sub 'repo:contoso/infra:ref:refs/heads/dev'"), "{s:?}");
+    assert!(
+        s[0].starts_with(
+            "deploy-bot/main: subject failed: sub 'repo:contoso/infra:ref:refs/heads/dev'"
+        ),
+        "{s:?}"
+    );
     assert!(s[1].contains("subject failed"), "{s:?}");
     assert_eq!(s[2], "… and 1 more");
 
-    let other = ValidatedToken { issuer_name: "nobody".into(), ..t.clone() };
-    let e = explain(&other, Query { tenant: "contoso", client_id: Some("deploy-bot"), target: None }, &set);
-    assert_eq!(e.summary(3), ["none of 4 candidate credential(s) trusts the token's issuer"]);
-    let e = explain(&t, Query { tenant: "nope", client_id: None, target: None }, &set);
+    let other = ValidatedToken {
+        issuer_name: "nobody".into(),
+        ..t.clone()
+    };
+    let e = explain(
+        &other,
+        Query {
+            tenant: "contoso",
+            client_id: Some("deploy-bot"),
+            target: None,
+        },
+        &set,
+    );
+    assert_eq!(
+        e.summary(3),
+        ["none of 4 candidate credential(s) trusts the token's issuer"]
+    );
+    let e = explain(
+        &t,
+        Query {
+            tenant: "nope",
+            client_id: None,
+            target: None,
+        },
+        &set,
+    );
     assert_eq!(e.summary(3), ["tenant 'nope' not found"]);
 }

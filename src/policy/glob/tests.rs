@@ -236,7 +236,13 @@ fn intersection_examples() {
 #[test]
 fn wildcard_owner_examples() {
     let p = |s: &str| SubjectPattern::parse(s).unwrap();
-    for bad in ["repo:*/infra:ref:main", "repo:**", "*:x", "**/a", "repo:con*/x:y"] {
+    for bad in [
+        "repo:*/infra:ref:main",
+        "repo:**",
+        "*:x",
+        "**/a",
+        "repo:con*/x:y",
+    ] {
         assert!(p(bad).wildcard_owner(), "{bad}");
     }
     for good in [

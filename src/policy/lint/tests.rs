@@ -62,10 +62,21 @@ fn unpinned_owner_on_github_pattern_and_condition() {
         "    issuer: gh\n    audiences: [api://trustbridge]\n    subjectPattern: repo:contoso/*:ref:refs/heads/main",
     ));
     assert_eq!(codes(&w), ["unpinned-owner"]);
-    assert_eq!(w[0].location, format!("{}#6", w[0].location.split('#').next().unwrap()));
+    assert_eq!(
+        w[0].location,
+        format!("{}#6", w[0].location.split('#').next().unwrap())
+    );
     assert_eq!(w[0].path, "federatedCredentials[0].subjectPattern");
-    assert!(w[0].message.contains("repository_owner_id"), "{}", w[0].message);
-    assert!(w[0].fix.contains("claims.repository_owner_id =="), "{}", w[0].fix);
+    assert!(
+        w[0].message.contains("repository_owner_id"),
+        "{}",
+        w[0].message
+    );
+    assert!(
+        w[0].fix.contains("claims.repository_owner_id =="),
+        "{}",
+        w[0].fix
+    );
 
     let w = lints(&app(
         "bot",
@@ -82,7 +93,11 @@ fn unpinned_owner_on_gitlab_by_url_and_exact_subjects_are_not_flagged() {
         "    issuer: gl\n    audiences: [api://trustbridge]\n    subjectPattern: project_path:group/*:ref_type:branch:ref:main",
     ));
     assert_eq!(codes(&w), ["unpinned-owner"]);
-    assert!(w[0].message.contains("namespace_id or project_id"), "{}", w[0].message);
+    assert!(
+        w[0].message.contains("namespace_id or project_id"),
+        "{}",
+        w[0].message
+    );
     let pinned = lints(&app(
         "bot",
         "    issuer: gl\n    audiences: [api://trustbridge]\n    subjectPattern: project_path:group/*:ref_type:branch:ref:main\n    condition: claims.namespace_id == \"7\"",
@@ -122,7 +137,10 @@ fn shared_audiences() {
         ("https://github.com/contoso", "GitHub"),
         ("sts.amazonaws.com", "AWS"),
         ("api://AzureADTokenExchange", "Entra"),
-        ("//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/x", "Google"),
+        (
+            "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/x",
+            "Google",
+        ),
         ("https://kubernetes.default.svc", "Kubernetes"),
     ] {
         let w = lints(&app(
@@ -143,23 +161,47 @@ fn overlapping_credentials_of_different_identities() {
     let cases = [
         ("subject: a", "subject: a", true),
         ("subject: a", "subject: b", false),
-        ("subject: repo:x/y:ref:main", "subjectPattern: repo:x/*:ref:main", true),
-        ("subjectPattern: repo:x/*:ref:main", "subjectPattern: repo:x/y:ref:*", true),
-        ("subjectPattern: repo:x/*:ref:main", "subjectPattern: repo:z/*:ref:main", false),
+        (
+            "subject: repo:x/y:ref:main",
+            "subjectPattern: repo:x/*:ref:main",
+            true,
+        ),
+        (
+            "subjectPattern: repo:x/*:ref:main",
+            "subjectPattern: repo:x/y:ref:*",
+            true,
+        ),
+        (
+            "subjectPattern: repo:x/*:ref:main",
+            "subjectPattern: repo:z/*:ref:main",
+            false,
+        ),
         ("condition: claims.x == \"1\"", "subject: b", true),
     ];
     for (first, second, want) in cases {
         let policies = format!(
             "{}---\n{}",
-            app("one", &format!("    issuer: cluster\n    audiences: [api://trustbridge]\n    {first}")),
-            app("two", &format!("    issuer: cluster\n    audiences: [api://trustbridge]\n    {second}")),
+            app(
+                "one",
+                &format!("    issuer: cluster\n    audiences: [api://trustbridge]\n    {first}")
+            ),
+            app(
+                "two",
+                &format!("    issuer: cluster\n    audiences: [api://trustbridge]\n    {second}")
+            ),
         );
         let w = lints(&policies);
-        let found = w.iter().filter(|w| w.lint == Lint::OverlappingCredentials).count();
+        let found = w
+            .iter()
+            .filter(|w| w.lint == Lint::OverlappingCredentials)
+            .count();
         assert_eq!(found, usize::from(want), "{first} / {second}: {w:#?}");
         if want {
             let msg = &w[0].message;
-            assert!(msg.contains("application 'one'") && msg.contains("application 'two'"), "{msg}");
+            assert!(
+                msg.contains("application 'one'") && msg.contains("application 'two'"),
+                "{msg}"
+            );
             assert!(msg.contains("tenant contoso"), "{msg}");
         }
     }
@@ -181,15 +223,28 @@ fn overlap_needs_same_issuer_common_audience_tenant_and_enforce_mode() {
             .count()
     };
     let aud = "    audiences: [api://trustbridge]";
-    assert_eq!(overlaps(&pair(aud, &format!("    issuer: cluster\n{aud}"))), 1);
-    assert_eq!(overlaps(&pair(aud, &format!("    issuer: gh\n{aud}"))), 0, "issuer");
     assert_eq!(
-        overlaps(&pair(aud, "    issuer: cluster\n    audiences: [api://other]")),
+        overlaps(&pair(aud, &format!("    issuer: cluster\n{aud}"))),
+        1
+    );
+    assert_eq!(
+        overlaps(&pair(aud, &format!("    issuer: gh\n{aud}"))),
+        0,
+        "issuer"
+    );
+    assert_eq!(
+        overlaps(&pair(
+            aud,
+            "    issuer: cluster\n    audiences: [api://other]"
+        )),
         0,
         "audience"
     );
     assert_eq!(
-        overlaps(&pair(aud, &format!("    issuer: cluster\n{aud}\n    mode: audit"))),
+        overlaps(&pair(
+            aud,
+            &format!("    issuer: cluster\n{aud}\n    mode: audit")
+        )),
         0,
         "audit mode"
     );
@@ -199,7 +254,10 @@ fn overlap_needs_same_issuer_common_audience_tenant_and_enforce_mode() {
     // Different tenants never meet.
     let other_tenant = format!(
         "kind: Tenant\nname: fabrikam\n---\n{}---\nkind: ManagedIdentity\ntenant: fabrikam\nname: mi\nfederatedCredentials:\n  - name: c\n    issuer: cluster\n    subject: s\n{aud}\nappRoleAssignments:\n  - resource: api://payments\n    roles: [Payments.Read]\n",
-        app("one", &format!("    issuer: cluster\n    subject: s\n{aud}"))
+        app(
+            "one",
+            &format!("    issuer: cluster\n    subject: s\n{aud}")
+        )
     );
     assert_eq!(overlaps(&other_tenant), 0);
 }
@@ -209,7 +267,11 @@ fn unassigned_application_no_roles_and_unused_resource() {
     let w = lints(
         "kind: Application\nname: lonely\nfederatedCredentials:\n  - name: c\n    issuer: cluster\n    audiences: [x]\n    subject: s\n",
     );
-    assert_eq!(codes(&w), ["unused-resource", "unassigned-application"], "{w:#?}");
+    assert_eq!(
+        codes(&w),
+        ["unused-resource", "unassigned-application"],
+        "{w:#?}"
+    );
     assert_eq!(w[1].path, "federatedCredentials");
     assert!(w[1].message.contains("'lonely'"));
     assert!(w[1].fix.contains("kind: ServicePrincipal"));
@@ -240,6 +302,9 @@ fn warnings_display_with_location_path_code_and_fix() {
         "    issuer: cluster\n    audiences: [sts.amazonaws.com]\n    subject: s",
     ));
     let text = w[0].to_string();
-    assert!(text.contains("p.yaml#6 federatedCredentials[0].audiences[0]: warning[shared-audience]"), "{text}");
+    assert!(
+        text.contains("p.yaml#6 federatedCredentials[0].audiences[0]: warning[shared-audience]"),
+        "{text}"
+    );
     assert!(text.contains("\n    fix: "), "{text}");
 }
