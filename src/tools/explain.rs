@@ -55,7 +55,7 @@ pub struct ExplainArgs {
     /// Do not check the token's signature and time claims.
     #[arg(long)]
     pub no_verify: bool,
-    /// Data directory (the demo issuer's keys) [default: .trustbridge].
+    /// Data directory (the demo issuer's keys).
     #[arg(long, env = "TRUSTBRIDGE_DATA_DIR", default_value = ".trustbridge")]
     pub data_dir: PathBuf,
 }
