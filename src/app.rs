@@ -14,7 +14,9 @@ use crate::config::Settings;
 use crate::exchange::Limits;
 use crate::issuers::{FetchSettings, IssuerMetrics, IssuerRegistry};
 use crate::policy::model::KeySourceSpec;
+use crate::policy::store::{self, PolicySink, PolicyStore, ReloadMetrics};
 use crate::policy::{LoadErrors, PolicySet};
+use crate::telemetry::audit::AuditLog;
 use crate::telemetry::metrics::ExchangeMetrics;
 use crate::tokens::{KeyStoreError, SigningKeys};
 
@@ -47,6 +49,10 @@ pub struct Gateway {
     pub limits: Limits,
     /// The HTTPS certificate when serving TLS (`--tls-cert`/`--tls-key`).
     pub tls: Option<Arc<crate::tls::ServerCert>>,
+    /// The audit trail.
+    pub audit: AuditLog,
+    /// Policy reload metrics.
+    pub reload_metrics: ReloadMetrics,
 }
 
 /// Why the gateway could not start. `main` prints it and exits 64 before binding.
@@ -69,6 +75,9 @@ pub enum StartupError {
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The audit log file could not be opened.
+    #[error("audit log: {0}")]
+    AuditLog(std::io::Error),
 }
 
 impl Gateway {
@@ -126,7 +135,9 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     .with_metrics(IssuerMetrics::register(&registry)?);
     // In a runtime (tests) keys load now; `serve` builds before its runtime, so `run` repeats it.
     issuers.prewarm();
+    let audit = AuditLog::open(&settings.audit_log).map_err(StartupError::AuditLog)?;
     let metrics = ExchangeMetrics::register(&registry)?;
+    let reload_metrics = ReloadMetrics::register(&registry)?;
     record_policy_objects(&metrics, &policies);
     tracing::info!(
         policy.hash = %policies.content_hash,
@@ -151,9 +162,42 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         metrics,
         ready: AtomicBool::new(true),
         tls,
+        audit,
+        reload_metrics,
     };
     gateway.metrics.ready.set(1);
     Ok(Arc::new(gateway))
+}
+
+/// The gateway serves a reloaded set by swapping it in together with an issuer registry
+/// rebuilt for it (keeping the key caches of unchanged issuers): a request sees one version.
+impl PolicySink for Gateway {
+    fn current_hash(&self) -> String {
+        self.snapshot.load().policies.content_hash.clone()
+    }
+
+    fn install(&self, set: PolicySet) -> Result<(), String> {
+        if set.issuers.values().any(|i| i.keys == KeySourceSpec::Demo) {
+            crate::demo::DemoIssuer::open_or_create(&self.settings.data_dir)
+                .map_err(|e| format!("demo issuer: {e}"))?;
+        }
+        let issuers = self.snapshot.load().issuers.rebuild(&set);
+        record_policy_objects(&self.metrics, &set);
+        self.snapshot.store(Arc::new(Snapshot {
+            policies: Arc::new(set),
+            issuers: Arc::new(issuers),
+        }));
+        Ok(())
+    }
+}
+
+/// The reloader of `gateway`'s policy directory (see [`crate::policy::store`]).
+pub fn policy_store(gateway: &Arc<Gateway>) -> Arc<PolicyStore> {
+    Arc::new(PolicyStore::new(
+        gateway.settings.policies.clone(),
+        gateway.clone(),
+        gateway.reload_metrics.clone(),
+    ))
 }
 
 fn record_policy_objects(metrics: &ExchangeMetrics, p: &PolicySet) {
@@ -208,8 +252,12 @@ pub fn server(
 }
 
 /// Runs `serve` until SIGINT or SIGTERM: readiness turns off at once, in-flight requests get
-/// the shutdown timeout to finish.
+/// the shutdown timeout to finish. Meanwhile the policy directory is watched and reloaded on
+/// change or SIGHUP.
 pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
+    // Listen for SIGHUP before announcing anything: its default action ends the process.
+    let hangup = store::hangup();
+    actix_web::rt::spawn(policy_store(&gateway).watch(store::POLL_INTERVAL, hangup));
     let listener = TcpListener::bind(gateway.settings.listen)?;
     tracing::info!(
         listen = %listener.local_addr()?,

@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default), `policy check`, `demo token`.
+//! The command line: `serve` (the default), `policy check | test | explain`, `demo token`.
 //!
 //! Subcommands share the serve path (`policy::load_dir`, `app::build`) and write through
 //! `&mut dyn Write` so tests can read what they print.
@@ -76,6 +76,9 @@ pub struct ServeArgs {
     /// Worker threads; 0 means one per core [default: 0].
     #[arg(long, env = "TRUSTBRIDGE_WORKERS")]
     pub workers: Option<usize>,
+    /// Audit trail: `-` for stdout, or a file appended to [default: -].
+    #[arg(long, env = "TRUSTBRIDGE_AUDIT_LOG")]
+    pub audit_log: Option<String>,
     /// YAML file with the same settings (camelCase keys); flags and variables win.
     #[arg(long, env = "TRUSTBRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -103,6 +106,7 @@ impl ServeArgs {
             workers: self.workers,
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
+            audit_log: self.audit_log.clone(),
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,
@@ -115,11 +119,25 @@ impl ServeArgs {
 /// `policy` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Load and compile a policy directory as `serve` would, and report every problem.
+    /// Load and compile a policy directory as `serve` would, report every problem, and lint it
+    /// (exit 0 clean, 1 errors, 2 warnings only).
     Check {
         /// The directory [default: policies].
         dir: Option<PathBuf>,
+        /// Warnings fail too (exit 1).
+        #[arg(long)]
+        strict: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::tools::check::Format,
     },
+    /// Run the `*.test.yaml` cases beside the policies (no network).
+    Test {
+        /// The directory [default: policies].
+        dir: Option<PathBuf>,
+    },
+    /// Explain, check by check, why a token would be allowed or denied.
+    Explain(crate::tools::explain::ExplainArgs),
 }
 
 /// `demo` subcommands.
@@ -149,29 +167,11 @@ pub struct DemoTokenArgs {
     pub data_dir: PathBuf,
 }
 
-/// Runs `policy check`: prints a summary or every problem; returns the exit code.
+/// Runs `policy check` with default options (text, not strict): prints a summary or every
+/// problem, then lint warnings; returns the exit code (see [`crate::tools::check`]).
 pub fn policy_check(dir: Option<PathBuf>, out: &mut dyn Write) -> i32 {
     let dir = dir.unwrap_or_else(|| PathBuf::from("policies"));
-    match crate::policy::load_dir(&dir) {
-        Ok(set) => {
-            let _ = writeln!(
-                out,
-                "{}: ok ({} issuers, {} tenants, {} applications, {} service principals, {} managed identities; hash {})",
-                dir.display(),
-                set.issuers.len(),
-                set.tenants.len(),
-                set.applications.len(),
-                set.service_principals.len(),
-                set.managed_identities.len(),
-                &set.content_hash[..set.content_hash.len().min(12)],
-            );
-            0
-        }
-        Err(errors) => {
-            let _ = write!(out, "{}: {errors}", dir.display());
-            1
-        }
-    }
+    crate::tools::check::run(&dir, crate::tools::check::Options::default(), out)
 }
 
 /// Runs `demo token`: prints a freshly minted demo subject token; returns the exit code.
@@ -234,9 +234,26 @@ pub fn main() -> i32 {
     match cli.command {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
-        Some(Command::Policy(PolicyCommand::Check { dir })) => {
-            policy_check(dir, &mut std::io::stdout())
-        }
+        Some(Command::Policy(PolicyCommand::Check {
+            dir,
+            strict,
+            format,
+        })) => crate::tools::check::run(
+            &dir.unwrap_or_else(|| PathBuf::from("policies")),
+            crate::tools::check::Options { strict, format },
+            &mut std::io::stdout(),
+        ),
+        Some(Command::Policy(PolicyCommand::Test { dir })) => crate::tools::cases::run(
+            &dir.unwrap_or_else(|| PathBuf::from("policies")),
+            SystemClock.now(),
+            &mut std::io::stdout(),
+        ),
+        Some(Command::Policy(PolicyCommand::Explain(args))) => crate::tools::explain::run(
+            &args,
+            Arc::new(SystemClock),
+            &mut std::io::stdin(),
+            &mut std::io::stdout(),
+        ),
         Some(Command::Demo(DemoCommand::Token(args))) => demo_token(
             &args,
             &SystemClock,

@@ -23,3 +23,4 @@ pub mod policy;
 pub mod telemetry;
 pub mod tls;
 pub mod tokens;
+pub mod tools;

@@ -38,6 +38,18 @@ pub struct Settings {
     pub workers: usize,
     /// Certificate and key to serve HTTPS with; `None` serves plain HTTP.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// Where the audit trail goes (stdout by default).
+    pub audit_log: AuditDestination,
+}
+
+/// Where audit events are written: one JSON object per line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AuditDestination {
+    /// Standard output (`-`), apart from the operational logs on stderr.
+    #[default]
+    Stdout,
+    /// A file, appended to (created with mode 0600).
+    File(PathBuf),
 }
 
 /// Settings as given by one layer (flags, file); `None` means "not set here".
@@ -66,6 +78,8 @@ pub struct Layer {
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
     pub tls_key: Option<PathBuf>,
+    /// `--audit-log` (`-` for stdout, or a file).
+    pub audit_log: Option<String>,
 }
 
 impl Layer {
@@ -83,6 +97,7 @@ impl Layer {
             workers: self.workers.or(lower.workers),
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
+            audit_log: self.audit_log.or(lower.audit_log),
         }
     }
 }
@@ -183,6 +198,14 @@ impl Settings {
             .data_dir
             .unwrap_or_else(|| PathBuf::from(".trustbridge"));
         let keys = layer.keys.unwrap_or_else(|| data_dir.join("keys"));
+        let audit_log = match layer.audit_log.as_deref() {
+            None | Some("-") => AuditDestination::Stdout,
+            Some("") => {
+                problems.push("audit-log: give '-' for stdout or a file path".into());
+                AuditDestination::Stdout
+            }
+            Some(path) => AuditDestination::File(PathBuf::from(path)),
+        };
         if !problems.is_empty() {
             return Err(ConfigErrors(problems));
         }
@@ -197,6 +220,7 @@ impl Settings {
             log_format: layer.log_format.unwrap_or_default(),
             workers: layer.workers.unwrap_or(0),
             tls,
+            audit_log,
         })
     }
 

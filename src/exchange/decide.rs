@@ -15,8 +15,8 @@ use crate::exchange::grant::{Grant, IdentityKind};
 use crate::exchange::request::{ExchangeRequest, RequestedRoles};
 use crate::issuers::ValidatedToken;
 use crate::policy::model::{
-    Application, FederatedCredential, ManagedIdentity, ManagedIdentityName, PolicySet,
-    RoleAssignment, ServicePrincipal, SubjectRule, object_id,
+    Application, CredentialMode, FederatedCredential, ManagedIdentity, ManagedIdentityName,
+    PolicySet, RoleAssignment, ServicePrincipal, SubjectRule, object_id,
 };
 
 /// Server-wide limits the decision applies.
@@ -131,7 +131,7 @@ pub fn managed_ids(tenant: &str, kind: IdentityKind, name: &str) -> (String, Str
 // === identities ===
 
 /// A candidate identity: a service principal, or a managed identity (fixed or template).
-enum Identity<'a> {
+pub(crate) enum Identity<'a> {
     App {
         app: &'a Application,
         sp: &'a ServicePrincipal,
@@ -142,7 +142,7 @@ enum Identity<'a> {
 }
 
 impl<'a> Identity<'a> {
-    fn credentials(&self) -> &'a [FederatedCredential] {
+    pub(crate) fn credentials(&self) -> &'a [FederatedCredential] {
         match self {
             Self::App { app, .. } => &app.federated_credentials,
             Self::Managed { mi } => &mi.federated_credentials,
@@ -156,7 +156,7 @@ impl<'a> Identity<'a> {
         }
     }
 
-    fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         match self {
             Self::App { sp, .. } => sp.enabled,
             Self::Managed { mi } => mi.enabled,
@@ -170,7 +170,7 @@ impl<'a> Identity<'a> {
         }
     }
 
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Self::App { app, .. } => app.name.clone(),
             Self::Managed { mi } => mi.label(),
@@ -215,7 +215,7 @@ fn resolve_identity<'a>(
 }
 
 /// Every identity of a tenant: service principals first, then managed identities.
-fn identities_in<'a>(tenant: &str, policies: &'a PolicySet) -> Vec<Identity<'a>> {
+pub(crate) fn identities_in<'a>(tenant: &str, policies: &'a PolicySet) -> Vec<Identity<'a>> {
     let apps = policies.applications.values().filter_map(|app| {
         policies
             .service_principal(tenant, &app.name)
@@ -232,7 +232,7 @@ fn identities_in<'a>(tenant: &str, policies: &'a PolicySet) -> Vec<Identity<'a>>
 /// Resolves `client_id`: an application's appId or name (with a service principal in the
 /// tenant), a user-assigned managed identity's name or client id, or the computed name (or
 /// client id) of a workload-assigned one whose credential matches the token.
-fn identity_by_client_id<'a>(
+pub(crate) fn identity_by_client_id<'a>(
     client_id: &str,
     token: &ValidatedToken,
     tenant: &str,
@@ -281,7 +281,11 @@ fn match_credentials<'a>(
     token: &ValidatedToken,
 ) -> Result<&'a FederatedCredential, (MismatchStage, String)> {
     let mut best: Option<(MismatchStage, String)> = None;
-    for credential in credentials {
+    // Audit-mode credentials never grant; `exchange::explain` evaluates them separately.
+    for credential in credentials
+        .iter()
+        .filter(|c| c.mode == CredentialMode::Enforce)
+    {
         match check_credential(credential, token) {
             Ok(()) => return Ok(credential),
             Err(miss) => keep_best(&mut best, miss),
@@ -305,6 +309,17 @@ pub fn check_credential(
     credential: &FederatedCredential,
     token: &ValidatedToken,
 ) -> Result<(), (MismatchStage, String)> {
+    check_issuer(credential, token)?;
+    check_audience(credential, token)?;
+    check_subject(credential, token)?;
+    check_condition(credential, token)
+}
+
+/// The credential trusts the token's issuer.
+pub(crate) fn check_issuer(
+    credential: &FederatedCredential,
+    token: &ValidatedToken,
+) -> Result<(), (MismatchStage, String)> {
     if credential.issuer != token.issuer_name {
         return Err((
             MismatchStage::Issuer,
@@ -314,6 +329,14 @@ pub fn check_credential(
             ),
         ));
     }
+    Ok(())
+}
+
+/// The token's `aud` intersects the credential's audiences.
+pub(crate) fn check_audience(
+    credential: &FederatedCredential,
+    token: &ValidatedToken,
+) -> Result<(), (MismatchStage, String)> {
     if !token
         .aud
         .iter()
@@ -329,6 +352,14 @@ pub fn check_credential(
             ),
         ));
     }
+    Ok(())
+}
+
+/// The token's `sub` equals `subject` or matches `subjectPattern`.
+pub(crate) fn check_subject(
+    credential: &FederatedCredential,
+    token: &ValidatedToken,
+) -> Result<(), (MismatchStage, String)> {
     let sub = token.sub.as_deref();
     let subject_ok = match (&credential.subject, sub) {
         (SubjectRule::Any, _) => true,
@@ -351,6 +382,14 @@ pub fn check_credential(
             ),
         ));
     }
+    Ok(())
+}
+
+/// The credential's CEL condition, when it has one, is true.
+pub(crate) fn check_condition(
+    credential: &FederatedCredential,
+    token: &ValidatedToken,
+) -> Result<(), (MismatchStage, String)> {
     if let Some(condition) = &credential.condition {
         match condition.eval_bool(&token.claims) {
             Ok(true) => {}
@@ -377,7 +416,7 @@ pub fn check_credential(
 // === roles ===
 
 /// Roles the identity receives on the requested resource.
-fn granted_roles(
+pub(crate) fn granted_roles(
     identity: &Identity<'_>,
     name: &str,
     resource_app: &Application,
@@ -424,7 +463,7 @@ fn granted_roles(
 
 // === helpers ===
 
-fn check_identity_name(name: &str) -> Result<(), Denial> {
+pub(crate) fn check_identity_name(name: &str) -> Result<(), Denial> {
     if name.is_empty() || name.len() > MAX_IDENTITY_NAME {
         return Err(Denial::NameTemplate(format!(
             "the name must be 1 to {MAX_IDENTITY_NAME} bytes long"
@@ -439,7 +478,7 @@ fn check_identity_name(name: &str) -> Result<(), Denial> {
 }
 
 /// A token-supplied value made safe to echo: bounded length, no control characters.
-fn echo(value: &str) -> String {
+pub(crate) fn echo(value: &str) -> String {
     let mut out: String = value
         .chars()
         .filter(|c| !c.is_control())
@@ -451,7 +490,7 @@ fn echo(value: &str) -> String {
     out
 }
 
-fn list(values: &[String]) -> String {
+pub(crate) fn list(values: &[String]) -> String {
     let shown: Vec<String> = values
         .iter()
         .take(5)

@@ -7,6 +7,7 @@
 
 pub mod decide;
 pub mod denial;
+pub mod explain;
 pub mod grant;
 pub mod request;
 

@@ -12,13 +12,17 @@ use serde_json::json;
 
 use crate::app::Gateway;
 use crate::clock::unix_seconds;
+use crate::exchange::explain::{self, Query};
 use crate::exchange::request::TOKEN_TYPE_ACCESS_TOKEN;
 use crate::exchange::{self, Denial, ExchangeRequest, GrantType};
 use crate::http::error::{ApiError, ErrorKind};
 use crate::http::extract::{self, BodyError, MAX_BODY_BYTES};
-use crate::telemetry::audit::{self, AuditRecord};
+use crate::telemetry::audit::AuditRecord;
 use crate::telemetry::names;
 use crate::tokens::AccessTokenClaims;
+
+/// Most lines of explanation a denied exchange's audit record carries.
+const AUDIT_EXPLANATION_LINES: usize = 3;
 
 /// Handles a token request.
 pub async fn token(
@@ -30,11 +34,15 @@ pub async fn token(
     let started = Instant::now();
     let (trace_id, correlation_id, timestamp) = gw.request_ids(&req);
     let snapshot = gw.snapshot();
+    let caller = req.peer_addr().map(|a| a.to_string());
     let mut record = AuditRecord {
+        time: gw.clock.now(),
         trace_id: &trace_id,
+        correlation_id: &correlation_id,
         tenant: &tenant,
         grant: "unknown",
         policy_hash: &snapshot.policies.content_hash,
+        caller: caller.as_deref(),
         ..AuditRecord::default()
     };
     let fail = |kind: ErrorKind| ApiError::new(kind, &trace_id, &correlation_id, &timestamp);
@@ -65,7 +73,7 @@ pub async fn token(
 
     let request = match outcome {
         Ok(request) => request,
-        Err(err) => return Err(finish_denied(&gw, &record, err, started)),
+        Err(err) => return Err(finish_denied(&gw, &record, err, started, &[])),
     };
     record.grant = request.grant.as_str();
     record.client_id = request.client_id.as_deref();
@@ -85,6 +93,7 @@ pub async fn token(
                 &record,
                 with_grant(ErrorKind::Validation(e)),
                 started,
+                &[],
             ));
         }
     };
@@ -92,14 +101,28 @@ pub async fn token(
     record.subject = validated.sub.as_deref();
 
     let now = gw.clock.now();
+    let query = Query {
+        tenant: &tenant,
+        client_id: request.client_id.as_deref(),
+        target: Some(&request.target),
+    };
+    if snapshot.policies.audit_credentials > 0 {
+        // Audit-mode credentials never grant; their verdicts are only recorded.
+        for trace in explain::audit_mode(&validated, query, &snapshot.policies) {
+            gw.audit.audit_mode(&record, &trace);
+        }
+    }
     let grant = match exchange::decide(&validated, &request, &snapshot.policies, &gw.limits, now) {
         Ok(g) => g,
         Err(d) => {
+            let explanation = explain::explain(&validated, query, &snapshot.policies)
+                .summary(AUDIT_EXPLANATION_LINES);
             return Err(finish_denied(
                 &gw,
                 &record,
                 with_grant(ErrorKind::Denial(d)),
                 started,
+                &explanation,
             ));
         }
     };
@@ -129,11 +152,11 @@ pub async fn token(
         Ok(t) => t,
         Err(e) => {
             let err = with_grant(ErrorKind::Internal(e.to_string()));
-            return Err(finish_denied(&gw, &record, err, started));
+            return Err(finish_denied(&gw, &record, err, started, &[]));
         }
     };
 
-    audit::granted(&record, &grant, &jti);
+    gw.audit.granted(&record, &grant, &jti);
     gw.metrics
         .exchanges
         .with_label_values(&[
@@ -174,9 +197,16 @@ fn finish_denied(
     record: &AuditRecord<'_>,
     err: ApiError,
     started: Instant,
+    explanation: &[String],
 ) -> ApiError {
     let reason = err.reason_label();
-    audit::denied(record, reason, &err.message());
+    gw.audit.denied(
+        record,
+        reason,
+        err.classify().2,
+        &err.message(),
+        explanation,
+    );
     let class = match err.kind {
         ErrorKind::Internal(_) => "error",
         _ => "denied",

@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::policy::cel::Expression;
 use crate::policy::glob::SubjectPattern;
 use crate::policy::model::{
-    self, Application, FederatedCredential, Issuer, KeySourceSpec, ManagedIdentity,
+    self, Application, CredentialMode, FederatedCredential, Issuer, KeySourceSpec, ManagedIdentity,
     ManagedIdentityName, Origin, PolicySet, Preset, RoleAssignment, ServicePrincipal,
     SigningAlgorithm, SubjectRule, Tenant, TokenHygiene,
 };
@@ -91,6 +91,17 @@ impl TryFrom<RawPolicySet> for PolicySet {
             compiler.document(&doc.origin, &doc.document, &mut set);
         }
         if compiler.problems.is_empty() {
+            set.audit_credentials = set
+                .applications
+                .values()
+                .flat_map(|a| &a.federated_credentials)
+                .chain(
+                    set.managed_identities
+                        .iter()
+                        .flat_map(|m| &m.federated_credentials),
+                )
+                .filter(|c| c.mode == CredentialMode::Audit)
+                .count();
             Ok(set)
         } else {
             Err(LoadErrors(compiler.problems))
@@ -889,6 +900,10 @@ impl Compiler {
             max_token_lifetime,
             origin: origin.clone(),
             path,
+            mode: match raw.mode {
+                raw::CredentialMode::Enforce => CredentialMode::Enforce,
+                raw::CredentialMode::Audit => CredentialMode::Audit,
+            },
         })
     }
 

@@ -115,6 +115,64 @@ impl SubjectPattern {
         }
         reach[chars.len()]
     }
+
+    /// Whether some subject matches both `self` and `other` (used by `policy check` to find
+    /// credentials that can match the same token).
+    ///
+    /// A search over pairs of positions in the two token lists, O(|self| × |other|): a star may
+    /// match nothing (advance past it), or both sides consume one common character. Two stars
+    /// consuming together never need to (any string they share is found by letting one of them
+    /// skip), so only literal-involving moves consume.
+    pub fn intersects(&self, other: &SubjectPattern) -> bool {
+        let (a, b) = (&self.tokens, &other.tokens);
+        let width = b.len() + 1;
+        let mut seen = vec![false; (a.len() + 1) * width];
+        let mut stack = vec![(0usize, 0usize)];
+        while let Some((i, j)) = stack.pop() {
+            if std::mem::replace(&mut seen[i * width + j], true) {
+                continue;
+            }
+            if i == a.len() && j == b.len() {
+                return true;
+            }
+            let (ta, tb) = (a.get(i).copied(), b.get(j).copied());
+            if matches!(ta, Some(Token::Segment | Token::Path)) {
+                stack.push((i + 1, j));
+            }
+            if matches!(tb, Some(Token::Segment | Token::Path)) {
+                stack.push((i, j + 1));
+            }
+            match (ta, tb) {
+                (Some(Token::Literal(x)), Some(Token::Literal(y))) if x == y => {
+                    stack.push((i + 1, j + 1));
+                }
+                (Some(Token::Literal(x)), Some(star)) if star.run_accepts(x) => {
+                    stack.push((i + 1, j));
+                }
+                (Some(star), Some(Token::Literal(y))) if star.run_accepts(y) => {
+                    stack.push((i, j + 1));
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Whether the pattern starts with a wildcard, holds `**` before its first `/`, or holds `*`
+    /// before a `/`: on subjects like `repo:OWNER/REPO:...` such a wildcard lets any owner match.
+    pub fn wildcard_owner(&self) -> bool {
+        let leading = matches!(self.tokens.first(), Some(Token::Segment | Token::Path));
+        let owner = || {
+            self.tokens
+                .iter()
+                .take_while(|t| **t != Token::Literal('/'))
+        };
+        let has_slash = self.tokens.contains(&Token::Literal('/'));
+        // `**` before the first `/` spans every owner even when the pattern holds no `/`.
+        let path_star = owner().any(|t| *t == Token::Path);
+        let star = owner().any(|t| *t == Token::Segment);
+        leading || path_star || (has_slash && star)
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Reading a policy directory: every `*.yaml`/`*.yml` file (not recursive, sorted by name), each
-//! split into its `---` documents, each deserialized by its `kind`, then compiled as one set.
+//! Reading a policy directory: every `*.yaml`/`*.yml` file (not recursive, sorted by name, and
+//! not the `*.test.yaml` files of `policy test`), each split into its `---` documents, each
+//! deserialized by its `kind`, then compiled as one set.
 //!
 //! Every file and document is read even after a problem, so one run reports everything. The one
 //! exception is a YAML syntax error: past it the document boundaries of that file cannot be
@@ -83,8 +84,17 @@ fn read_dir(dir: &Path, problems: &mut Vec<Problem>) -> RawPolicySet {
     raw
 }
 
-/// The `*.yaml`/`*.yml` files directly in `dir`, sorted by file name.
-fn policy_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
+/// Whether `path` names a `policy test` case file (`*.test.yaml`, `*.test.yml`): those sit
+/// beside the policies but are not policies, and must not change the set or its hash.
+pub fn is_test_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".test.yaml") || n.ends_with(".test.yml"))
+}
+
+/// The `*.yaml`/`*.yml` files directly in `dir` (test case files excluded), sorted by file
+/// name. Problems reading the directory are pushed to `problems`.
+pub(crate) fn policy_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
     let dir_problem = |message: String| Problem {
         location: String::new(),
         path: String::new(),
@@ -115,7 +125,8 @@ fn policy_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
         let name = entry.file_name();
         let is_yaml = Path::new(&name)
             .extension()
-            .is_some_and(|ext| ext == "yaml" || ext == "yml");
+            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+            && !is_test_file(Path::new(&name));
         let path = dir.join(&name);
         // is_file follows symlinks: Kubernetes mounts ConfigMap keys as links into `..data/`.
         if is_yaml && path.is_file() {

@@ -3,15 +3,18 @@
 //!
 //! Loading reports every problem at once, each with its file, document index and field path, so
 //! an operator fixes a pull request in one round. `serve` and the `policy` subcommands share
-//! [`load_dir`].
+//! [`load_dir`]. [`lint`] flags what loads but is probably wrong; [`store`] reloads a running
+//! gateway's set with last-known-good.
 
 pub mod cel;
 mod compile;
 pub mod glob;
+pub mod lint;
 pub mod load;
 pub mod model;
 pub mod presets;
 mod raw;
+pub mod store;
 
 use std::fmt;
 

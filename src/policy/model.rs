@@ -246,6 +246,29 @@ pub struct FederatedCredential {
     pub origin: Origin,
     /// Field path of the credential within its document.
     pub path: String,
+    /// Whether a match grants ([`CredentialMode::Enforce`]) or is only logged.
+    pub mode: CredentialMode,
+}
+
+/// How a federated credential takes part in decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CredentialMode {
+    /// Matches grant tokens (the default).
+    #[default]
+    Enforce,
+    /// Evaluated on every exchange it could apply to and its verdict logged as an audit event,
+    /// but it never grants: for rolling out a new or tightened policy safely.
+    Audit,
+}
+
+impl CredentialMode {
+    /// The name used in policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enforce => "enforce",
+            Self::Audit => "audit",
+        }
+    }
 }
 
 /// The subject part of a credential.
@@ -364,6 +387,8 @@ pub struct PolicySet {
     pub resource_by_uri: HashMap<String, String>,
     /// SHA-256 (hex) over the loaded files' names and contents, to tell policy versions apart.
     pub content_hash: String,
+    /// How many credentials are in audit mode (when 0, exchanges skip evaluating them).
+    pub audit_credentials: usize,
 }
 
 impl PolicySet {

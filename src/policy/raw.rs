@@ -181,6 +181,20 @@ pub struct FederatedCredential {
     pub max_token_lifetime: Option<HumanDuration>,
     /// Free text.
     pub description: Option<String>,
+    /// `enforce` (default) or `audit`: evaluated and logged, never grants.
+    #[serde(default)]
+    pub mode: CredentialMode,
+}
+
+/// `mode` of a federated credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialMode {
+    /// `enforce`.
+    #[default]
+    Enforce,
+    /// `audit`.
+    Audit,
 }
 
 /// One entry of `appRoleAssignments`.

@@ -51,3 +51,11 @@ pub const FETCH_INVALID_URL: &str = "invalid_url";
 pub const FETCH_FILE_ERROR: &str = "file_error";
 /// Fetch outcome: anything else (TLS, protocol, client setup).
 pub const FETCH_ERROR: &str = "error";
+/// Counter: policy reloads by `outcome` (`applied`, `unchanged`, `rejected`).
+pub const POLICY_RELOADS_TOTAL: &str = "trustbridge_policy_reloads_total";
+/// Reload outcome: a new policy set is serving.
+pub const RELOAD_APPLIED: &str = "applied";
+/// Reload outcome: the directory holds the set already serving.
+pub const RELOAD_UNCHANGED: &str = "unchanged";
+/// Reload outcome: the new set was refused; the last good one keeps serving.
+pub const RELOAD_REJECTED: &str = "rejected";

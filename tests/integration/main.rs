@@ -5,6 +5,7 @@ mod cli;
 mod discovery;
 mod exchange;
 mod issuer_trust;
+mod operations;
 mod rejections;
 mod restart;
 mod sdk;

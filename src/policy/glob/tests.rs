@@ -194,3 +194,80 @@ proptest! {
         }
     }
 }
+
+// === intersects, wildcard_owner ===
+
+fn all_subjects(max_len: usize) -> Vec<String> {
+    let alphabet = ['a', 'b', '.', '/', ':'];
+    let mut out = vec![String::new()];
+    let mut frontier = vec![String::new()];
+    for _ in 0..max_len {
+        let mut next = Vec::new();
+        for s in &frontier {
+            for c in alphabet {
+                next.push(format!("{s}{c}"));
+            }
+        }
+        out.extend(next.iter().cloned());
+        frontier = next;
+    }
+    out
+}
+
+#[test]
+fn intersection_examples() {
+    let p = |s: &str| SubjectPattern::parse(s).unwrap();
+    let cases = [
+        ("repo:a/*:ref:main", "repo:a/infra:ref:*", true),
+        ("repo:a/*:ref:main", "repo:b/*:ref:main", false),
+        ("repo:**", "repo:a/b/c:x", false), // ** never crosses ':'
+        ("repo:**:x", "repo:a/b/c:x", true),
+        ("repo:*:x", "repo:a/b:x", false), // * never crosses '/'
+        ("*", "**", true),
+        ("a*", "*b", true),
+        ("a", "b", false),
+    ];
+    for (a, b, want) in cases {
+        assert_eq!(p(a).intersects(&p(b)), want, "{a} vs {b}");
+        assert_eq!(p(b).intersects(&p(a)), want, "{b} vs {a}");
+    }
+}
+
+#[test]
+fn wildcard_owner_examples() {
+    let p = |s: &str| SubjectPattern::parse(s).unwrap();
+    for bad in [
+        "repo:*/infra:ref:main",
+        "repo:**",
+        "*:x",
+        "**/a",
+        "repo:con*/x:y",
+    ] {
+        assert!(p(bad).wildcard_owner(), "{bad}");
+    }
+    for good in [
+        "repo:contoso/*:ref:refs/heads/main",
+        "repo:contoso/**",
+        "system:serviceaccount:*:*",
+        "project_path:group/proj:ref_type:branch:ref:*",
+    ] {
+        assert!(!p(good).wildcard_owner(), "{good}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn intersects_agrees_with_enumeration(a in pattern_strategy(), b in pattern_strategy()) {
+        let pa = SubjectPattern::parse(&a).unwrap();
+        let pb = SubjectPattern::parse(&b).unwrap();
+        let witnessed = all_subjects(4).iter().any(|s| pa.matches(s) && pb.matches(s));
+        if witnessed {
+            prop_assert!(pa.intersects(&pb), "{} and {} share a subject", a, b);
+        }
+        // Soundness the other way: when they intersect, the shortest witness is no longer than
+        // the longer literal content plus one char per star; check within that bound.
+        if pa.intersects(&pb) && a.len() + b.len() <= 4 {
+            prop_assert!(witnessed, "{} and {} said to intersect", a, b);
+        }
+    }
+}

@@ -81,6 +81,20 @@ impl TestGateway {
         self.root.path().join("keys")
     }
 
+    /// The policy directory.
+    pub fn policies_dir(&self) -> PathBuf {
+        self.root.path().join("policies")
+    }
+
+    /// Every audit record written so far, parsed.
+    pub fn audit_records(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.root.path().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+            .collect()
+    }
+
     /// POSTs a form to the tenant's token endpoint; returns status and JSON body.
     pub async fn post_token(&self, tenant: &str, form: &[(&str, &str)]) -> (u16, Value) {
         let resp = http()
@@ -188,6 +202,7 @@ fn settings(root: &Path, url: &str) -> Settings {
         keys: Some(root.join("keys")),
         data_dir: Some(root.join("data")),
         workers: Some(1),
+        audit_log: Some(root.join("audit.log").display().to_string()),
         ..Layer::default()
     })
     .expect("test settings")
