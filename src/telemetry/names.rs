@@ -13,3 +13,8 @@ pub const POLICY_OBJECTS: &str = "trustbridge_policy_objects";
 pub const UNKNOWN_ISSUER: &str = "_unknown";
 /// Outcome label of a granted exchange.
 pub const OUTCOME_GRANTED: &str = "granted";
+
+/// Counter: reloads of the signing key directory after a change, by `outcome`.
+pub const SIGNING_KEY_RELOADS_TOTAL: &str = "trustbridge_signing_key_reloads_total";
+/// Gauge: signing keys in the directory, by `state` (current, next, retiring, expired).
+pub const SIGNING_KEYS: &str = "trustbridge_signing_keys";
