@@ -13,6 +13,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, ConfigErrors, Layer, Settings};
 use crate::telemetry::logging::LogFormat;
 
+pub mod keys;
+pub use keys::KeysCommand;
+
 /// Exit code for bad configuration or policies, before anything is bound (EX_USAGE).
 pub const EXIT_CONFIG: i32 = 64;
 
@@ -44,6 +47,9 @@ pub enum Command {
     /// The local demo issuer of the README walkthrough.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// The signing key directory: list, rotate, prune.
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 /// Flags of `serve`; each also reads `TRUSTBRIDGE_<FLAG>`.
@@ -230,6 +236,12 @@ pub fn main() -> i32 {
         }
         Some(Command::Demo(DemoCommand::Token(args))) => demo_token(
             &args,
+            &SystemClock,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        ),
+        Some(Command::Keys(cmd)) => keys::run(
+            &cmd,
             &SystemClock,
             &mut std::io::stdout(),
             &mut std::io::stderr(),

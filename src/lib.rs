@@ -20,5 +20,6 @@ pub mod exchange;
 pub mod http;
 pub mod issuers;
 pub mod policy;
+pub mod state;
 pub mod telemetry;
 pub mod tokens;

@@ -108,6 +108,9 @@ pub struct Issuer {
     /// Allow plain http (loopback tests and demos only).
     #[serde(default)]
     pub allow_insecure_http: bool,
+    /// Every token of this issuer is accepted once (replay protection).
+    #[serde(default)]
+    pub one_time_use: bool,
 }
 
 /// `kind: Tenant`.
@@ -173,6 +176,9 @@ pub struct FederatedCredential {
     pub max_token_lifetime: Option<HumanDuration>,
     /// Free text.
     pub description: Option<String>,
+    /// A token exchanged through this credential is accepted once (replay protection).
+    #[serde(default)]
+    pub one_time_use: bool,
 }
 
 /// One entry of `appRoleAssignments`.

@@ -33,13 +33,13 @@ use crate::tokens::store::{KeySet, MAX_PUBLISHED_KEYS, StoredKey, current_key};
 /// Default publication lead of `keys rotate`: how long a new key is published before it signs.
 pub const DEFAULT_PUBLICATION_LEAD: Duration = Duration::from_secs(3600);
 
-/// The state of a key at one instant.
+/// The state of a key at one instant (ordered as `keys list` prints them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum KeyState {
-    /// Not active yet: published ahead of use.
-    Next,
     /// The newest active key: the one that signs.
     Current,
+    /// Not active yet: published ahead of use.
+    Next,
     /// Superseded by a newer active key; published until its end of life.
     Retiring,
     /// Past its end of life: every token it signed has expired. Unpublished; prunable.
