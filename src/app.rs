@@ -15,8 +15,9 @@ use crate::exchange::Limits;
 use crate::issuers::{FetchSettings, IssuerRegistry};
 use crate::policy::model::KeySourceSpec;
 use crate::policy::{LoadErrors, PolicySet};
+use crate::state::{SharedState, StateError, StateMetrics};
 use crate::telemetry::metrics::ExchangeMetrics;
-use crate::tokens::{KeyStoreError, SigningKeys};
+use crate::tokens::{KeyMetrics, KeyStoreError, SigningKeys};
 
 /// A policy set together with the issuer registry built for it; swapped as one unit so a
 /// request never sees policies and keys from two different versions.
@@ -45,6 +46,12 @@ pub struct Gateway {
     pub ready: AtomicBool,
     /// Server-wide decision limits.
     pub limits: Limits,
+    /// Replay protection and rate limits (Redis or memory).
+    pub state: SharedState,
+    /// Shared-state metrics.
+    pub state_metrics: StateMetrics,
+    /// Signing key metrics.
+    pub key_metrics: KeyMetrics,
 }
 
 /// Why the gateway could not start. `main` prints it and exits 64 before binding.
@@ -64,6 +71,9 @@ pub enum StartupError {
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The shared state store is misconfigured.
+    #[error("redis-url: {0}")]
+    State(#[from] StateError),
 }
 
 impl Gateway {
@@ -105,8 +115,14 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     {
         crate::demo::DemoIssuer::open_or_create(&settings.data_dir)?;
     }
+    // Superseded keys stay published as long as the longest token they may have signed.
     let keys =
-        SigningKeys::load_or_create(&settings.keys, settings.signing_algorithm, clock.clone())?;
+        SigningKeys::load_or_create(&settings.keys, settings.signing_algorithm, clock.clone())?
+            .with_retention(settings.max_token_lifetime);
+    let state = match &settings.redis_url {
+        Some(url) => SharedState::redis(url, &settings.redis_key_prefix)?,
+        None => SharedState::memory(),
+    };
     let issuers = IssuerRegistry::new(
         &policies,
         FetchSettings::default(),
@@ -115,6 +131,15 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     );
     let registry = prometheus::Registry::new();
     let metrics = ExchangeMetrics::register(&registry)?;
+    let state_metrics = StateMetrics::register(&registry)?;
+    let key_metrics = KeyMetrics::register(&registry)?;
+    key_metrics.observe(&keys);
+    tracing::info!(
+        state.backend = state.backend,
+        rate_limit.identity = settings.rate_limit_identity.map(|r| r.to_string()),
+        rate_limit.issuer = settings.rate_limit_issuer.map(|r| r.to_string()),
+        "shared state configured"
+    );
     record_policy_objects(&metrics, &policies);
     tracing::info!(
         policy.hash = %policies.content_hash,
@@ -138,6 +163,9 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         registry,
         metrics,
         ready: AtomicBool::new(true),
+        state,
+        state_metrics,
+        key_metrics,
     };
     gateway.metrics.ready.set(1);
     Ok(Arc::new(gateway))
@@ -167,6 +195,13 @@ pub fn server(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    // Replicas pick up key directory changes (a rotation, a Secret update) without a restart.
+    actix_web::rt::spawn(SigningKeys::watch(
+        Arc::downgrade(&gateway.keys),
+        gateway.settings.keys_reload_interval,
+        gateway.key_metrics.clone(),
+    ));
+    let grace = gateway.settings.shutdown_grace.as_secs();
     let data = web::Data::from(gateway);
     let server = HttpServer::new(move || {
         App::new()
@@ -174,15 +209,19 @@ pub fn server(
             .configure(crate::http::routes::configure)
     })
     .workers(workers)
-    .shutdown_timeout(10)
+    .shutdown_timeout(grace)
     .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)
 }
 
-/// Runs `serve` until SIGINT or SIGTERM: readiness turns off at once, in-flight requests get
-/// the shutdown timeout to finish.
+/// Runs `serve` until SIGINT or SIGTERM, then shuts down gracefully:
+/// 1. readiness turns off at once (`/readyz` answers 503, `trustbridge_ready` 0);
+/// 2. for `--shutdown-delay` the listener keeps accepting, so requests a load balancer sends
+///    before it notices are still served;
+/// 3. the listener closes and in-flight requests get `--shutdown-grace` to finish;
+/// 4. the function returns `Ok` and the process exits 0.
 pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
     let listener = TcpListener::bind(gateway.settings.listen)?;
     tracing::info!(
@@ -197,8 +236,18 @@ pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
         shutdown_signal().await;
         stopper.ready.store(false, Ordering::Release);
         stopper.metrics.ready.set(0);
-        tracing::info!("shutting down: not ready, draining in-flight requests");
+        let delay = stopper.settings.shutdown_delay;
+        let grace = stopper.settings.shutdown_grace;
+        tracing::info!(
+            shutdown.delay_s = delay.as_secs_f64(),
+            shutdown.grace_s = grace.as_secs_f64(),
+            "shutting down: not ready; draining in-flight requests"
+        );
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         handle.stop(true).await;
+        tracing::info!("shutdown complete");
     });
     server.await
 }

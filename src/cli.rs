@@ -85,6 +85,27 @@ pub struct ServeArgs {
     /// YAML file with the same settings (camelCase keys); flags and variables win.
     #[arg(long, env = "TRUSTBRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Redis for state shared by replicas (replay protection, rate limits) [default: memory].
+    #[arg(long, env = "TRUSTBRIDGE_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key [default: trustbridge:].
+    #[arg(long, env = "TRUSTBRIDGE_REDIS_KEY_PREFIX")]
+    pub redis_key_prefix: Option<String>,
+    /// Rate limit per identity, e.g. 600/m [default: none].
+    #[arg(long, env = "TRUSTBRIDGE_RATE_LIMIT_IDENTITY")]
+    pub rate_limit_identity: Option<String>,
+    /// Rate limit per source issuer, e.g. 6000/m [default: none].
+    #[arg(long, env = "TRUSTBRIDGE_RATE_LIMIT_ISSUER")]
+    pub rate_limit_issuer: Option<String>,
+    /// Time in-flight requests get to finish after SIGTERM [default: 10s].
+    #[arg(long, env = "TRUSTBRIDGE_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<String>,
+    /// Time the listener keeps accepting (answering not-ready) after SIGTERM [default: 0s].
+    #[arg(long, env = "TRUSTBRIDGE_SHUTDOWN_DELAY")]
+    pub shutdown_delay: Option<String>,
+    /// How often the key directory is checked for changes [default: 10s].
+    #[arg(long, env = "TRUSTBRIDGE_KEYS_RELOAD_INTERVAL")]
+    pub keys_reload_interval: Option<String>,
 }
 
 impl ServeArgs {
@@ -100,6 +121,13 @@ impl ServeArgs {
             max_token_lifetime: self.max_token_lifetime.clone(),
             log_format: self.log_format,
             workers: self.workers,
+            redis_url: self.redis_url.clone(),
+            redis_key_prefix: self.redis_key_prefix.clone(),
+            rate_limit_identity: self.rate_limit_identity.clone(),
+            rate_limit_issuer: self.rate_limit_issuer.clone(),
+            shutdown_grace: self.shutdown_grace.clone(),
+            shutdown_delay: self.shutdown_delay.clone(),
+            keys_reload_interval: self.keys_reload_interval.clone(),
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,
