@@ -80,12 +80,23 @@ impl RedisState {
         Ok(manager)
     }
 
+    /// Runs `op` within [`OP_DEADLINE`]. A connection found dropped (Redis restarted since the
+    /// last command) is retried once on the connection the manager re-establishes, so the
+    /// first request after a Redis restart succeeds instead of paying for the discovery.
+    /// (Should the dropped attempt have reached Redis, a retried `SET NX` refuses a first use:
+    /// the safe side for replay protection.)
     async fn run<T: ::redis::FromRedisValue>(
         &self,
-        op: impl FnOnce(ConnectionManager) -> BoxFuture<'static, ::redis::RedisResult<T>>,
+        op: impl Fn(ConnectionManager) -> BoxFuture<'static, ::redis::RedisResult<T>>,
     ) -> Result<T, StateError> {
         let manager = self.connection()?;
-        match tokio::time::timeout(OP_DEADLINE, op(manager)).await {
+        let attempt = async {
+            match op(manager.clone()).await {
+                Err(e) if e.is_connection_dropped() || e.is_io_error() => op(manager).await,
+                other => other,
+            }
+        };
+        match tokio::time::timeout(OP_DEADLINE, attempt).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(unavailable(&e)),
             Err(_) => Err(StateError::Unavailable("timed out".into())),
@@ -118,7 +129,8 @@ impl ReplayGuard for RedisState {
         let key = format!("{}replay:{key}", self.prefix);
         async move {
             let set: Option<String> = self
-                .run(move |mut conn| {
+                .run(|mut conn| {
+                    let key = key.clone();
                     async move {
                         ::redis::cmd("SET")
                             .arg(&key)
@@ -150,7 +162,8 @@ impl RateLimiter for RedisState {
         let ttl = limit.window.as_secs() + 1;
         async move {
             let (count,): (u64,) = self
-                .run(move |mut conn| {
+                .run(|mut conn| {
+                    let key = key.clone();
                     async move {
                         ::redis::pipe()
                             .atomic()

@@ -6,5 +6,6 @@ mod discovery;
 mod exchange;
 mod rejections;
 mod restart;
+mod scale;
 mod support;
 mod walkthrough;
