@@ -7,5 +7,6 @@ mod exchange;
 mod rejections;
 mod restart;
 mod scale;
+mod shutdown;
 mod support;
 mod walkthrough;

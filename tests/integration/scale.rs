@@ -116,13 +116,20 @@ async fn replicas_accept_a_one_time_token_once_in_total_and_share_their_jwks() {
     let clock = clock();
     let issuer = TestIssuer::start(clock.clone()).await;
     let (a, b) = replicas("scale", &issuer, clock, with_redis(SHARED_REDIS, &prefix())).await;
-    assert_eq!(kids(&a).await, kids(&b).await, "one key directory, one JWKS");
+    assert_eq!(
+        kids(&a).await,
+        kids(&b).await,
+        "one key directory, one JWKS"
+    );
 
     let once = assertion(&issuer, ONCE);
     let (status, body) = a.client_credentials("deploy-bot", &once, SCOPE).await;
     assert_eq!(status, 200, "{body}");
     let token = body["access_token"].as_str().expect("token");
-    assert!(verifies_with(&b, token).await, "A's token verifies with B's JWKS");
+    assert!(
+        verifies_with(&b, token).await,
+        "A's token verifies with B's JWKS"
+    );
 
     for replica in [&b, &a] {
         let (status, body) = replica.client_credentials("deploy-bot", &once, SCOPE).await;
@@ -134,20 +141,40 @@ async fn replicas_accept_a_one_time_token_once_in_total_and_share_their_jwks() {
     }
     // Under token exchange the same replay is invalid_grant.
     let (status, body) = b.token_exchange(&once, "api://payments").await;
-    assert_eq!((status, body["error"].clone()), (400, json!("invalid_grant")), "{body}");
-    assert!(scrape(&b).await.contains("trustbridge_replays_refused_total 2"));
+    assert_eq!(
+        (status, body["error"].clone()),
+        (400, json!("invalid_grant")),
+        "{body}"
+    );
+    assert!(
+        scrape(&b)
+            .await
+            .contains("trustbridge_replays_refused_total 2")
+    );
 
     // A token without jti is remembered by its hash.
     let mut claims = issuer.claims(ONCE, "api://trustbridge");
     claims.as_object_mut().expect("object").remove("jti");
     let no_jti = issuer.mint(&claims);
-    assert_eq!(b.client_credentials("deploy-bot", &no_jti, SCOPE).await.0, 200);
-    assert_eq!(a.client_credentials("deploy-bot", &no_jti, SCOPE).await.0, 401);
+    assert_eq!(
+        b.client_credentials("deploy-bot", &no_jti, SCOPE).await.0,
+        200
+    );
+    assert_eq!(
+        a.client_credentials("deploy-bot", &no_jti, SCOPE).await.0,
+        401
+    );
 
     // Ordinary credentials are not one-time-use.
     let main = assertion(&issuer, MAIN);
-    assert_eq!(a.client_credentials("deploy-bot", &main, SCOPE).await.0, 200);
-    assert_eq!(b.client_credentials("deploy-bot", &main, SCOPE).await.0, 200);
+    assert_eq!(
+        a.client_credentials("deploy-bot", &main, SCOPE).await.0,
+        200
+    );
+    assert_eq!(
+        b.client_credentials("deploy-bot", &main, SCOPE).await.0,
+        200
+    );
 }
 
 #[actix_web::test]
@@ -157,7 +184,10 @@ async fn an_issuer_marked_one_time_use_covers_all_its_credentials() {
     // No Redis: one replica remembers in memory.
     let gw = TestGateway::start("scale-issuer", &[("ISSUER", &issuer.url)], clock).await;
     let main = assertion(&issuer, MAIN);
-    assert_eq!(gw.client_credentials("deploy-bot", &main, SCOPE).await.0, 200);
+    assert_eq!(
+        gw.client_credentials("deploy-bot", &main, SCOPE).await.0,
+        200
+    );
     let (status, body) = gw.client_credentials("deploy-bot", &main, SCOPE).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(error_code(&body), 7000299);
@@ -188,10 +218,7 @@ async fn a_shared_rate_limit_trips_across_replicas_with_retry_after() {
         .body(crate::support::gateway::encode(&[
             ("grant_type", "client_credentials"),
             ("client_id", "deploy-bot"),
-            (
-                "client_assertion_type",
-                crate::support::gateway::JWT_BEARER,
-            ),
+            ("client_assertion_type", crate::support::gateway::JWT_BEARER),
             ("client_assertion", &assertion(&issuer, MAIN)),
             ("scope", SCOPE),
         ]))
@@ -250,7 +277,10 @@ async fn a_rotation_is_published_by_both_replicas_before_either_signs_with_it() 
         publication_lead: "1h".into(),
         algorithm: "ES256".into(),
     });
-    assert_eq!(trustbridge::cli::keys::run(&rotate, clock.as_ref(), &mut out, &mut err), 0);
+    assert_eq!(
+        trustbridge::cli::keys::run(&rotate, clock.as_ref(), &mut out, &mut err),
+        0
+    );
 
     // Both replicas publish it (current first, next after) without a restart.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -259,7 +289,10 @@ async fn a_rotation_is_published_by_both_replicas_before_either_signs_with_it() 
         if ka.len() == 2 && kb.len() == 2 {
             break ka;
         }
-        assert!(Instant::now() < deadline, "rotation not picked up: {ka:?} {kb:?}");
+        assert!(
+            Instant::now() < deadline,
+            "rotation not picked up: {ka:?} {kb:?}"
+        );
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(both[0], old[0], "the old key still signs");
@@ -288,7 +321,10 @@ async fn a_rotation_is_published_by_both_replicas_before_either_signs_with_it() 
         for verifier in [&a, &b] {
             assert!(verifies_with(verifier, token).await);
             for old_token in &before {
-                assert!(verifies_with(verifier, old_token).await, "retiring key published");
+                assert!(
+                    verifies_with(verifier, old_token).await,
+                    "retiring key published"
+                );
             }
         }
     }
@@ -391,16 +427,30 @@ async fn redis_unreachable_fails_one_time_use_closed_and_rate_limits_open() {
     }
     let metrics = scrape(&gw).await;
     assert_eq!(
-        sample(&metrics, "trustbridge_rate_limit_fail_open_total", "scope=\"identity\""),
+        sample(
+            &metrics,
+            "trustbridge_rate_limit_fail_open_total",
+            "scope=\"identity\""
+        ),
         4.0,
         "the one-time request counted too: {metrics}"
     );
     assert_eq!(
-        sample(&metrics, "trustbridge_rate_limit_fail_open_total", "scope=\"issuer\""),
+        sample(
+            &metrics,
+            "trustbridge_rate_limit_fail_open_total",
+            "scope=\"issuer\""
+        ),
         4.0,
         "the one-time request passed the issuer limit too"
     );
-    assert!(sample(&metrics, "trustbridge_shared_state_errors_total", "operation=\"replay\"") >= 1.0);
+    assert!(
+        sample(
+            &metrics,
+            "trustbridge_shared_state_errors_total",
+            "operation=\"replay\""
+        ) >= 1.0
+    );
 }
 
 #[actix_web::test]
@@ -411,7 +461,10 @@ async fn redis_stopped_mid_run_then_back_recovers_without_a_restart() {
     let (a, b) = replicas("scale", &issuer, clock, with_redis(&redis.url(), &prefix())).await;
 
     let first = assertion(&issuer, ONCE);
-    assert_eq!(a.client_credentials("deploy-bot", &first, SCOPE).await.0, 200);
+    assert_eq!(
+        a.client_credentials("deploy-bot", &first, SCOPE).await.0,
+        200
+    );
 
     redis.stop();
     let second = assertion(&issuer, ONCE);
@@ -419,10 +472,16 @@ async fn redis_stopped_mid_run_then_back_recovers_without_a_restart() {
     let (status, body) = b.client_credentials("deploy-bot", &second, SCOPE).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "temporarily_unavailable");
-    assert!(started.elapsed() < Duration::from_secs(3), "bounded by the Redis deadline");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "bounded by the Redis deadline"
+    );
     // Ordinary exchanges go on.
     let main = assertion(&issuer, MAIN);
-    assert_eq!(b.client_credentials("deploy-bot", &main, SCOPE).await.0, 200);
+    assert_eq!(
+        b.client_credentials("deploy-bot", &main, SCOPE).await.0,
+        200
+    );
 
     redis.restart();
     // The connection comes back by itself; the refused token was not consumed.
@@ -433,10 +492,16 @@ async fn redis_stopped_mid_run_then_back_recovers_without_a_restart() {
             break;
         }
         assert_eq!(status, 503, "{body}");
-        assert!(Instant::now() < deadline, "no recovery after Redis returned");
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after Redis returned"
+        );
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
     // And it is one-time again, across replicas.
-    assert_eq!(a.client_credentials("deploy-bot", &second, SCOPE).await.0, 401);
+    assert_eq!(
+        a.client_credentials("deploy-bot", &second, SCOPE).await.0,
+        401
+    );
     // The Redis restart lost `first` (no persistence): documented in docs/deployment.md.
 }
