@@ -16,9 +16,10 @@ use crate::issuers::{FetchSettings, IssuerMetrics, IssuerRegistry};
 use crate::policy::model::KeySourceSpec;
 use crate::policy::store::{self, PolicySink, PolicyStore, ReloadMetrics};
 use crate::policy::{LoadErrors, PolicySet};
+use crate::state::{SharedState, StateError, StateMetrics};
 use crate::telemetry::audit::AuditLog;
 use crate::telemetry::metrics::ExchangeMetrics;
-use crate::tokens::{KeyStoreError, SigningKeys};
+use crate::tokens::{KeyMetrics, KeyStoreError, SigningKeys};
 
 /// A policy set together with the issuer registry built for it; swapped as one unit so a
 /// request never sees policies and keys from two different versions.
@@ -53,6 +54,12 @@ pub struct Gateway {
     pub audit: AuditLog,
     /// Policy reload metrics.
     pub reload_metrics: ReloadMetrics,
+    /// Replay protection and rate limits (Redis or memory).
+    pub state: SharedState,
+    /// Shared-state metrics.
+    pub state_metrics: StateMetrics,
+    /// Signing key metrics.
+    pub key_metrics: KeyMetrics,
 }
 
 /// Why the gateway could not start. `main` prints it and exits 64 before binding.
@@ -78,6 +85,9 @@ pub enum StartupError {
     /// The audit log file could not be opened.
     #[error("audit log: {0}")]
     AuditLog(std::io::Error),
+    /// The shared state store is misconfigured.
+    #[error("redis-url: {0}")]
+    State(#[from] StateError),
 }
 
 impl Gateway {
@@ -123,8 +133,14 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         Some(files) => Some(Arc::new(crate::tls::ServerCert::load(files.clone())?)),
         None => None,
     };
+    // Superseded keys stay published as long as the longest token they may have signed.
     let keys =
-        SigningKeys::load_or_create(&settings.keys, settings.signing_algorithm, clock.clone())?;
+        SigningKeys::load_or_create(&settings.keys, settings.signing_algorithm, clock.clone())?
+            .with_retention(settings.max_token_lifetime);
+    let state = match &settings.redis_url {
+        Some(url) => SharedState::redis(url, &settings.redis_key_prefix)?,
+        None => SharedState::memory(),
+    };
     let registry = prometheus::Registry::new();
     let issuers = IssuerRegistry::new(
         &policies,
@@ -138,6 +154,15 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     let audit = AuditLog::open(&settings.audit_log).map_err(StartupError::AuditLog)?;
     let metrics = ExchangeMetrics::register(&registry)?;
     let reload_metrics = ReloadMetrics::register(&registry)?;
+    let state_metrics = StateMetrics::register(&registry)?;
+    let key_metrics = KeyMetrics::register(&registry)?;
+    key_metrics.observe(&keys);
+    tracing::info!(
+        state.backend = state.backend,
+        rate_limit.identity = settings.rate_limit_identity.map(|r| r.to_string()),
+        rate_limit.issuer = settings.rate_limit_issuer.map(|r| r.to_string()),
+        "shared state configured"
+    );
     record_policy_objects(&metrics, &policies);
     tracing::info!(
         policy.hash = %policies.content_hash,
@@ -164,6 +189,9 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         tls,
         audit,
         reload_metrics,
+        state,
+        state_metrics,
+        key_metrics,
     };
     gateway.metrics.ready.set(1);
     Ok(Arc::new(gateway))
@@ -227,6 +255,13 @@ pub fn server(
         n => n,
     };
     let tls = gateway.tls.clone();
+    // Replicas pick up key directory changes (a rotation, a Secret update) without a restart.
+    actix_web::rt::spawn(SigningKeys::watch(
+        Arc::downgrade(&gateway.keys),
+        gateway.settings.keys_reload_interval,
+        gateway.key_metrics.clone(),
+    ));
+    let grace = gateway.settings.shutdown_grace.as_secs();
     let data = web::Data::from(gateway);
     let server = HttpServer::new(move || {
         App::new()
@@ -234,7 +269,7 @@ pub fn server(
             .configure(crate::http::routes::configure)
     })
     .workers(workers)
-    .shutdown_timeout(10)
+    .shutdown_timeout(grace)
     .disable_signals();
     let server = match tls {
         Some(cert) => {
@@ -251,9 +286,14 @@ pub fn server(
     Ok(server.run())
 }
 
-/// Runs `serve` until SIGINT or SIGTERM: readiness turns off at once, in-flight requests get
-/// the shutdown timeout to finish. Meanwhile the policy directory is watched and reloaded on
-/// change or SIGHUP.
+/// Runs `serve` until SIGINT or SIGTERM, then shuts down gracefully:
+/// 1. readiness turns off at once (`/readyz` answers 503, `trustbridge_ready` 0);
+/// 2. for `--shutdown-delay` the listener keeps accepting, so requests a load balancer sends
+///    before it notices are still served;
+/// 3. the listener closes and in-flight requests get `--shutdown-grace` to finish;
+/// 4. the function returns `Ok` and the process exits 0.
+///
+/// Meanwhile the policy directory is watched and reloaded on change or SIGHUP.
 pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
     // Listen for SIGHUP before announcing anything: its default action ends the process.
     let hangup = store::hangup();
@@ -273,8 +313,18 @@ pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
         shutdown_signal().await;
         stopper.ready.store(false, Ordering::Release);
         stopper.metrics.ready.set(0);
-        tracing::info!("shutting down: not ready, draining in-flight requests");
+        let delay = stopper.settings.shutdown_delay;
+        let grace = stopper.settings.shutdown_grace;
+        tracing::info!(
+            shutdown.delay_s = delay.as_secs_f64(),
+            shutdown.grace_s = grace.as_secs_f64(),
+            "shutting down: not ready; draining in-flight requests"
+        );
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         handle.stop(true).await;
+        tracing::info!("shutdown complete");
     });
     server.await
 }

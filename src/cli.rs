@@ -13,6 +13,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, ConfigErrors, Layer, Settings};
 use crate::telemetry::logging::LogFormat;
 
+pub mod keys;
+pub use keys::KeysCommand;
+
 /// Exit code for bad configuration or policies, before anything is bound (EX_USAGE).
 pub const EXIT_CONFIG: i32 = 64;
 
@@ -35,6 +38,7 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at startup; boxing buys nothing
 pub enum Command {
     /// Run the gateway.
     Serve(ServeArgs),
@@ -44,6 +48,9 @@ pub enum Command {
     /// The local demo issuer of the README walkthrough.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// The signing key directory: list, rotate, prune.
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 /// Flags of `serve`; each also reads `TRUSTBRIDGE_<FLAG>`.
@@ -89,6 +96,27 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "TRUSTBRIDGE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Redis for state shared by replicas (replay protection, rate limits) [default: memory].
+    #[arg(long, env = "TRUSTBRIDGE_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key [default: trustbridge:].
+    #[arg(long, env = "TRUSTBRIDGE_REDIS_KEY_PREFIX")]
+    pub redis_key_prefix: Option<String>,
+    /// Rate limit per identity, e.g. 600/m [default: none].
+    #[arg(long, env = "TRUSTBRIDGE_RATE_LIMIT_IDENTITY")]
+    pub rate_limit_identity: Option<String>,
+    /// Rate limit per source issuer, e.g. 6000/m [default: none].
+    #[arg(long, env = "TRUSTBRIDGE_RATE_LIMIT_ISSUER")]
+    pub rate_limit_issuer: Option<String>,
+    /// Time in-flight requests get to finish after SIGTERM [default: 10s].
+    #[arg(long, env = "TRUSTBRIDGE_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<String>,
+    /// Time the listener keeps accepting (answering not-ready) after SIGTERM [default: 0s].
+    #[arg(long, env = "TRUSTBRIDGE_SHUTDOWN_DELAY")]
+    pub shutdown_delay: Option<String>,
+    /// How often the key directory is checked for changes [default: 10s].
+    #[arg(long, env = "TRUSTBRIDGE_KEYS_RELOAD_INTERVAL")]
+    pub keys_reload_interval: Option<String>,
 }
 
 impl ServeArgs {
@@ -107,6 +135,13 @@ impl ServeArgs {
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
             audit_log: self.audit_log.clone(),
+            redis_url: self.redis_url.clone(),
+            redis_key_prefix: self.redis_key_prefix.clone(),
+            rate_limit_identity: self.rate_limit_identity.clone(),
+            rate_limit_issuer: self.rate_limit_issuer.clone(),
+            shutdown_grace: self.shutdown_grace.clone(),
+            shutdown_delay: self.shutdown_delay.clone(),
+            keys_reload_interval: self.keys_reload_interval.clone(),
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,
@@ -256,6 +291,12 @@ pub fn main() -> i32 {
         ),
         Some(Command::Demo(DemoCommand::Token(args))) => demo_token(
             &args,
+            &SystemClock,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        ),
+        Some(Command::Keys(cmd)) => keys::run(
+            &cmd,
             &SystemClock,
             &mut std::io::stdout(),
             &mut std::io::stderr(),

@@ -20,6 +20,7 @@ pub mod exchange;
 pub mod http;
 pub mod issuers;
 pub mod policy;
+pub mod state;
 pub mod telemetry;
 pub mod tls;
 pub mod tokens;

@@ -40,6 +40,21 @@ pub struct Settings {
     pub tls: Option<crate::tls::TlsFiles>,
     /// Where the audit trail goes (stdout by default).
     pub audit_log: AuditDestination,
+    /// Redis URL for state shared between replicas; `None` keeps it in memory.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key (lets several deployments or test runs share a Redis).
+    pub redis_key_prefix: String,
+    /// Rate limit per identity (tenant + object id), if any.
+    pub rate_limit_identity: Option<crate::state::RateLimit>,
+    /// Rate limit per source issuer, if any.
+    pub rate_limit_issuer: Option<crate::state::RateLimit>,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// How long the listener keeps accepting (answering not-ready) after SIGTERM, so load
+    /// balancers stop sending before the socket closes.
+    pub shutdown_delay: Duration,
+    /// How often the key directory is checked for changes.
+    pub keys_reload_interval: Duration,
 }
 
 /// Where audit events are written: one JSON object per line.
@@ -80,6 +95,20 @@ pub struct Layer {
     pub tls_key: Option<PathBuf>,
     /// `--audit-log` (`-` for stdout, or a file).
     pub audit_log: Option<String>,
+    /// `--redis-url`.
+    pub redis_url: Option<String>,
+    /// `--redis-key-prefix`.
+    pub redis_key_prefix: Option<String>,
+    /// `--rate-limit-identity` (`600/m`).
+    pub rate_limit_identity: Option<String>,
+    /// `--rate-limit-issuer` (`6000/m`).
+    pub rate_limit_issuer: Option<String>,
+    /// `--shutdown-grace` (humantime).
+    pub shutdown_grace: Option<String>,
+    /// `--shutdown-delay` (humantime).
+    pub shutdown_delay: Option<String>,
+    /// `--keys-reload-interval` (humantime).
+    pub keys_reload_interval: Option<String>,
 }
 
 impl Layer {
@@ -98,6 +127,13 @@ impl Layer {
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             audit_log: self.audit_log.or(lower.audit_log),
+            redis_url: self.redis_url.or(lower.redis_url),
+            redis_key_prefix: self.redis_key_prefix.or(lower.redis_key_prefix),
+            rate_limit_identity: self.rate_limit_identity.or(lower.rate_limit_identity),
+            rate_limit_issuer: self.rate_limit_issuer.or(lower.rate_limit_issuer),
+            shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
+            shutdown_delay: self.shutdown_delay.or(lower.shutdown_delay),
+            keys_reload_interval: self.keys_reload_interval.or(lower.keys_reload_interval),
         }
     }
 }
@@ -128,6 +164,8 @@ impl Settings {
     /// Applies defaults to the merged layer and validates the result.
     pub fn resolve(layer: Layer) -> Result<Settings, ConfigErrors> {
         let mut problems = Vec::new();
+        let mut scale_problems = Vec::new();
+        let scale = scale_out(&layer, &mut scale_problems);
         let listen_text = layer.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
             problems.push(format!(
@@ -206,6 +244,7 @@ impl Settings {
             }
             Some(path) => AuditDestination::File(PathBuf::from(path)),
         };
+        problems.append(&mut scale_problems);
         if !problems.is_empty() {
             return Err(ConfigErrors(problems));
         }
@@ -221,12 +260,110 @@ impl Settings {
             workers: layer.workers.unwrap_or(0),
             tls,
             audit_log,
+            redis_url: scale.redis_url,
+            redis_key_prefix: scale.redis_key_prefix,
+            rate_limit_identity: scale.rate_limit_identity,
+            rate_limit_issuer: scale.rate_limit_issuer,
+            shutdown_grace: scale.shutdown_grace,
+            shutdown_delay: scale.shutdown_delay,
+            keys_reload_interval: scale.keys_reload_interval,
         })
     }
 
     /// The issuer URL of `tenant`: `{public_url}/{tenant}/v2.0`.
     pub fn tenant_issuer(&self, tenant: &str) -> String {
         format!("{}/{tenant}/v2.0", self.public_url)
+    }
+}
+
+/// The scale-out settings (issue #7), validated apart so `resolve` stays readable.
+struct ScaleOut {
+    redis_url: Option<String>,
+    redis_key_prefix: String,
+    rate_limit_identity: Option<crate::state::RateLimit>,
+    rate_limit_issuer: Option<crate::state::RateLimit>,
+    shutdown_grace: Duration,
+    shutdown_delay: Duration,
+    keys_reload_interval: Duration,
+}
+
+fn scale_out(layer: &Layer, problems: &mut Vec<String>) -> ScaleOut {
+    let redis_url = layer.redis_url.clone().filter(|u| !u.is_empty());
+    if let Some(u) = &redis_url {
+        // Never echo the URL: it may carry a password.
+        match url::Url::parse(u) {
+            Ok(parsed) if parsed.scheme() == "redis" && parsed.host().is_some() => {}
+            _ => problems.push(
+                "redis-url: must look like redis://[user:password@]host:port[/db] (rediss:// is not supported yet)"
+                    .into(),
+            ),
+        }
+    }
+    let redis_key_prefix = layer
+        .redis_key_prefix
+        .clone()
+        .unwrap_or_else(|| "trustbridge:".into());
+    if redis_key_prefix.len() > 128 || redis_key_prefix.chars().any(char::is_whitespace) {
+        problems.push("redis-key-prefix: at most 128 characters, no whitespace".into());
+    }
+    let mut rate = |name: &str, value: &Option<String>| {
+        value.as_deref().and_then(|text| {
+            crate::state::RateLimit::parse(text)
+                .map_err(|e| problems.push(format!("{name}: {e}")))
+                .ok()
+        })
+    };
+    let rate_limit_identity = rate("rate-limit-identity", &layer.rate_limit_identity);
+    let rate_limit_issuer = rate("rate-limit-issuer", &layer.rate_limit_issuer);
+    let mut duration = |name: &str,
+                        value: &Option<String>,
+                        default: u64,
+                        min: Duration,
+                        max: Duration| {
+        match value.as_deref() {
+            None => Duration::from_secs(default),
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(d) if d >= min && d <= max => d,
+                _ => {
+                    problems.push(format!(
+                        "{name}: '{text}' must be a duration between {} and {}",
+                        humantime::format_duration(min),
+                        humantime::format_duration(max)
+                    ));
+                    Duration::from_secs(default)
+                }
+            },
+        }
+    };
+    let shutdown_grace = duration(
+        "shutdown-grace",
+        &layer.shutdown_grace,
+        10,
+        Duration::ZERO,
+        Duration::from_secs(600),
+    );
+    let shutdown_delay = duration(
+        "shutdown-delay",
+        &layer.shutdown_delay,
+        0,
+        Duration::ZERO,
+        Duration::from_secs(120),
+    );
+    let keys_reload_interval = duration(
+        "keys-reload-interval",
+        &layer.keys_reload_interval,
+        10,
+        Duration::from_millis(10),
+        Duration::from_secs(3600),
+    );
+    ScaleOut {
+        redis_url,
+        redis_key_prefix,
+        rate_limit_identity,
+        rate_limit_issuer,
+        shutdown_grace,
+        shutdown_delay,
+        keys_reload_interval,
     }
 }
 
@@ -353,5 +490,44 @@ mod tests {
                 key: "/etc/tb/tls.key".into(),
             })
         );
+    }
+
+    #[test]
+    fn scale_out_settings_parse_and_never_echo_the_redis_url() {
+        let s = Settings::resolve(Layer::default()).expect("defaults");
+        assert_eq!(s.redis_url, None);
+        assert_eq!(s.redis_key_prefix, "trustbridge:");
+        assert_eq!(s.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(s.keys_reload_interval, Duration::from_secs(10));
+        assert!(s.rate_limit_identity.is_none() && s.rate_limit_issuer.is_none());
+
+        let good = Layer {
+            redis_url: Some("redis://:pw@127.0.0.1:6379/0".into()),
+            rate_limit_identity: Some("600/m".into()),
+            rate_limit_issuer: Some("50/10s".into()),
+            shutdown_grace: Some("30s".into()),
+            keys_reload_interval: Some("100ms".into()),
+            ..Layer::default()
+        };
+        let s = Settings::resolve(good).expect("valid");
+        assert_eq!(s.rate_limit_identity.map(|r| r.limit), Some(600));
+        assert_eq!(
+            s.rate_limit_issuer.map(|r| r.window),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(s.shutdown_grace, Duration::from_secs(30));
+
+        let bad = Layer {
+            redis_url: Some("http://user:hunter2@host".into()),
+            redis_key_prefix: Some("has space".into()),
+            rate_limit_identity: Some("lots".into()),
+            rate_limit_issuer: Some("0/m".into()),
+            shutdown_grace: Some("1h".into()),
+            keys_reload_interval: Some("0s".into()),
+            ..Layer::default()
+        };
+        let errs = Settings::resolve(bad).unwrap_err().0;
+        assert_eq!(errs.len(), 6, "{errs:?}");
+        assert!(errs.iter().all(|e| !e.contains("hunter2")), "{errs:?}");
     }
 }

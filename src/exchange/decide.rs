@@ -116,6 +116,11 @@ pub fn decide(
         source_issuer_name: token.issuer_name.clone(),
         source_issuer: token.iss.clone(),
         source_subject: token.sub.clone().unwrap_or_default(),
+        one_time_use: credential.one_time_use
+            || policies
+                .issuers
+                .get(&credential.issuer)
+                .is_some_and(|i| i.one_time_use),
     })
 }
 

@@ -55,4 +55,7 @@ pub struct Grant {
     pub source_issuer: String,
     /// `sub` of the subject token (empty when it had none).
     pub source_subject: String,
+    /// The subject token may be exchanged only once (its credential or issuer says
+    /// `oneTimeUse`); the caller enforces it against shared state.
+    pub one_time_use: bool,
 }

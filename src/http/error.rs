@@ -40,7 +40,21 @@ pub enum ErrorKind {
     NotFound,
     /// A bug or an unexpected failure; logged in full, answered generically.
     Internal(String),
+    /// A rate limit is exceeded: the only 429 answer.
+    RateLimited {
+        /// `identity` or `issuer`.
+        scope: &'static str,
+        /// Seconds until the window resets (the `Retry-After` header).
+        retry_after: u64,
+    },
+    /// A one-time-use subject token was already exchanged.
+    Replayed,
+    /// One-time-use could not be checked: the shared store is unreachable (fail closed).
+    StateUnavailable(crate::state::StateError),
 }
+
+/// Entra has no public code for a replayed assertion; this one is trustbridge's own.
+pub const CODE_REPLAYED: u32 = 7000299;
 
 /// An error response in the making.
 #[derive(Debug)]
@@ -160,6 +174,13 @@ impl ApiError {
             ErrorKind::AuthorizeUnsupported => ("unsupported_response_type", bad, None),
             ErrorKind::NotFound => ("invalid_request", StatusCode::NOT_FOUND, None),
             ErrorKind::Internal(_) => ("server_error", StatusCode::INTERNAL_SERVER_ERROR, None),
+            ErrorKind::RateLimited { .. } => ("slow_down", StatusCode::TOO_MANY_REQUESTS, None),
+            ErrorKind::Replayed => (token_error.0, token_error.1, Some(CODE_REPLAYED)),
+            ErrorKind::StateUnavailable(_) => (
+                "temporarily_unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+            ),
         }
     }
 
@@ -196,6 +217,9 @@ impl ApiError {
             ErrorKind::AuthorizeUnsupported => "authorize_unsupported",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Internal(_) => "internal_error",
+            ErrorKind::RateLimited { .. } => "rate_limited",
+            ErrorKind::Replayed => "replayed",
+            ErrorKind::StateUnavailable(_) => "state_unavailable",
         }
     }
 
@@ -223,6 +247,19 @@ impl ApiError {
             ErrorKind::AuthorizeUnsupported => "only machine flows are supported: use the token endpoint with client_credentials and a client_assertion, or token exchange".into(),
             ErrorKind::NotFound => "no such endpoint".into(),
             ErrorKind::Internal(_) => "the server could not complete the request".into(),
+            ErrorKind::RateLimited { scope, retry_after } => format!(
+                "too many token requests for this {scope}; retry after {retry_after} seconds"
+            ),
+            ErrorKind::Replayed => {
+                let what = match self.grant {
+                    Some(GrantType::ClientCredentials) => "client assertion",
+                    _ => "subject token",
+                };
+                format!(
+                    "the {what} was already exchanged: its credential or issuer is oneTimeUse, so each token is accepted once; request a fresh token"
+                )
+            }
+            ErrorKind::StateUnavailable(_) => "one-time-use tokens cannot be checked right now (the replay store is unreachable); retry later".into(),
         }
     }
 }
@@ -274,6 +311,9 @@ impl ResponseError for ApiError {
             .insert_header((PRAGMA, HeaderValue::from_static("no-cache")));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((RETRY_AFTER, HeaderValue::from_static("30")));
+        }
+        if let ErrorKind::RateLimited { retry_after, .. } = &self.kind {
+            response.insert_header((RETRY_AFTER, HeaderValue::from(*retry_after)));
         }
         response.json(body)
     }
@@ -384,5 +424,60 @@ mod tests {
             resp.headers().get(CACHE_CONTROL).map(|v| v.as_bytes()),
             Some(&b"no-store"[..])
         );
+    }
+
+    #[test]
+    fn only_rate_limits_answer_429_with_their_retry_after() {
+        let e = err(
+            ErrorKind::RateLimited {
+                scope: "identity",
+                retry_after: 42,
+            },
+            Some(GrantType::ClientCredentials),
+        );
+        assert_eq!(
+            e.classify(),
+            ("slow_down", StatusCode::TOO_MANY_REQUESTS, None)
+        );
+        let resp = e.error_response();
+        assert_eq!(
+            resp.headers().get(RETRY_AFTER).map(|v| v.as_bytes()),
+            Some(&b"42"[..])
+        );
+        assert_eq!(e.reason_label(), "rate_limited");
+    }
+
+    #[test]
+    fn replays_are_denials_and_an_unreachable_store_is_503() {
+        let cc = err(ErrorKind::Replayed, Some(GrantType::ClientCredentials));
+        assert_eq!(
+            cc.classify(),
+            (
+                "invalid_client",
+                StatusCode::UNAUTHORIZED,
+                Some(CODE_REPLAYED)
+            )
+        );
+        assert!(
+            cc.message()
+                .contains("client assertion was already exchanged")
+        );
+        let te = err(ErrorKind::Replayed, Some(GrantType::TokenExchange));
+        assert_eq!(te.classify().0, "invalid_grant");
+        assert!(te.message().contains("subject token"));
+
+        let down = err(
+            ErrorKind::StateUnavailable(crate::state::StateError::Unavailable("x".into())),
+            Some(GrantType::TokenExchange),
+        );
+        assert_eq!(
+            down.classify(),
+            (
+                "temporarily_unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                None
+            )
+        );
+        assert!(down.error_response().headers().contains_key(RETRY_AFTER));
     }
 }

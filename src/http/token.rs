@@ -17,6 +17,7 @@ use crate::exchange::request::TOKEN_TYPE_ACCESS_TOKEN;
 use crate::exchange::{self, Denial, ExchangeRequest, GrantType};
 use crate::http::error::{ApiError, ErrorKind};
 use crate::http::extract::{self, BodyError, MAX_BODY_BYTES};
+use crate::http::guard;
 use crate::telemetry::audit::AuditRecord;
 use crate::telemetry::names;
 use crate::tokens::AccessTokenClaims;
@@ -112,6 +113,11 @@ pub async fn token(
             gw.audit.audit_mode(&record, &trace);
         }
     }
+    let limit = gw.settings.rate_limit_issuer;
+    let bucket = &validated.issuer_name;
+    if let Err(kind) = guard::rate_limit(&gw, guard::SCOPE_ISSUER, bucket, limit, now).await {
+        return Err(finish_denied(&gw, &record, with_grant(kind), started, &[]));
+    }
     let grant = match exchange::decide(&validated, &request, &snapshot.policies, &gw.limits, now) {
         Ok(g) => g,
         Err(d) => {
@@ -127,9 +133,27 @@ pub async fn token(
         }
     };
 
+    let limit = gw.settings.rate_limit_identity;
+    let bucket = format!("{}/{}", grant.tenant, grant.object_id);
+    if let Err(kind) = guard::rate_limit(&gw, guard::SCOPE_IDENTITY, &bucket, limit, now).await {
+        return Err(finish_denied(&gw, &record, with_grant(kind), started, &[]));
+    }
+    if grant.one_time_use {
+        let leeway = snapshot
+            .policies
+            .issuers
+            .get(&validated.issuer_name)
+            .map_or(0, |i| i.leeway.as_secs());
+        let checked =
+            guard::one_time_use(&gw, &validated, &request.subject_token, leeway, now).await;
+        if let Err(kind) = checked {
+            return Err(finish_denied(&gw, &record, with_grant(kind), started, &[]));
+        }
+    }
+
     let iat = unix_seconds(now);
     let jti = uuid::Uuid::new_v4().to_string();
-    let claims = AccessTokenClaims {
+    let mut claims = AccessTokenClaims {
         iss: gw.settings.tenant_issuer(&grant.tenant),
         sub: grant.object_id.clone(),
         aud: grant.resource.clone(),
@@ -148,7 +172,8 @@ pub async fn token(
         src_cred: grant.credential.clone(),
         mapped: grant.mapped_claims.clone(),
     };
-    let access_token = match gw.keys.sign(&claims) {
+    // The key's end of life may shorten the token; `expires_in` reports the signed `exp`.
+    let access_token = match gw.keys.sign_capped(&mut claims) {
         Ok(t) => t,
         Err(e) => {
             let err = with_grant(ErrorKind::Internal(e.to_string()));
@@ -170,7 +195,7 @@ pub async fn token(
         .with_label_values(&["granted"])
         .observe(started.elapsed().as_secs_f64());
 
-    let expires_in = grant.lifetime.as_secs();
+    let expires_in = claims.exp.saturating_sub(iat);
     let body = match request.grant {
         GrantType::ClientCredentials => json!({
             "token_type": "Bearer",
@@ -208,7 +233,7 @@ fn finish_denied(
         explanation,
     );
     let class = match err.kind {
-        ErrorKind::Internal(_) => "error",
+        ErrorKind::Internal(_) | ErrorKind::StateUnavailable(_) => "error",
         _ => "denied",
     };
     gw.metrics

@@ -192,6 +192,7 @@ pub fn issuer(name: &str, url: &str, keys: KeySourceSpec, allow_insecure_http: b
         algorithms: SigningAlgorithm::ALL.to_vec(),
         leeway: Duration::from_secs(60),
         allow_insecure_http,
+        one_time_use: false,
         origin: Origin {
             file: PathBuf::from("policies/test.yaml"),
             document: 1,

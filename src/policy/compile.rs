@@ -385,6 +385,7 @@ impl Compiler {
             algorithms,
             leeway,
             allow_insecure_http: raw.allow_insecure_http,
+            one_time_use: raw.one_time_use,
             origin: origin.clone(),
             hygiene,
             ca_file,
@@ -898,6 +899,7 @@ impl Compiler {
             condition,
             claim_mappings,
             max_token_lifetime,
+            one_time_use: raw.one_time_use,
             origin: origin.clone(),
             path,
             mode: match raw.mode {

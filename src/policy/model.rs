@@ -177,6 +177,9 @@ pub struct Issuer {
     pub leeway: Duration,
     /// Whether plain-http discovery and JWKS are allowed (loopback tests and demos only).
     pub allow_insecure_http: bool,
+    /// Whether each of its tokens may be exchanged only once (by its `jti`, or its hash),
+    /// across every replica sharing state.
+    pub one_time_use: bool,
     /// Where it was declared.
     pub origin: Origin,
     /// Checks on subject tokens beyond signature and time validity (preset defaults applied).
@@ -242,6 +245,8 @@ pub struct FederatedCredential {
     pub claim_mappings: Vec<(String, Expression)>,
     /// Upper bound on the lifetime of tokens issued through this credential.
     pub max_token_lifetime: Option<Duration>,
+    /// Whether a token may be exchanged through this credential only once.
+    pub one_time_use: bool,
     /// Where it was declared, and its path inside the document (`federatedCredentials[0]`).
     pub origin: Origin,
     /// Field path of the credential within its document.

@@ -116,6 +116,9 @@ pub struct Issuer {
     pub required_type: Option<String>,
     /// Extra PEM CA bundle for discovery/JWKS, relative to the policy file.
     pub ca_file: Option<String>,
+    /// Every token of this issuer is accepted once (replay protection).
+    #[serde(default)]
+    pub one_time_use: bool,
 }
 
 /// `kind: Tenant`.
@@ -184,6 +187,9 @@ pub struct FederatedCredential {
     /// `enforce` (default) or `audit`: evaluated and logged, never grants.
     #[serde(default)]
     pub mode: CredentialMode,
+    /// A token exchanged through this credential is accepted once (replay protection).
+    #[serde(default)]
+    pub one_time_use: bool,
 }
 
 /// `mode` of a federated credential.

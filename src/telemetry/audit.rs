@@ -289,6 +289,7 @@ mod tests {
             source_issuer_name: "demo".into(),
             source_issuer: "https://demo".into(),
             source_subject: "repo:a/b".into(),
+            one_time_use: false,
         };
         log.granted(&record(), &grant, "jti-1");
         let long = "x".repeat(5000);

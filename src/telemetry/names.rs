@@ -59,3 +59,15 @@ pub const RELOAD_APPLIED: &str = "applied";
 pub const RELOAD_UNCHANGED: &str = "unchanged";
 /// Reload outcome: the new set was refused; the last good one keeps serving.
 pub const RELOAD_REJECTED: &str = "rejected";
+/// Counter: reloads of the signing key directory after a change, by `outcome`.
+pub const SIGNING_KEY_RELOADS_TOTAL: &str = "trustbridge_signing_key_reloads_total";
+/// Gauge: signing keys in the directory, by `state` (current, next, retiring, expired).
+pub const SIGNING_KEYS: &str = "trustbridge_signing_keys";
+/// Counter: shared state (Redis) failures, by `operation` (`replay`, `rate_limit`).
+pub const STATE_ERRORS_TOTAL: &str = "trustbridge_shared_state_errors_total";
+/// Counter: requests let through because the rate-limit store failed, by `scope`.
+pub const RATE_LIMIT_FAIL_OPEN_TOTAL: &str = "trustbridge_rate_limit_fail_open_total";
+/// Counter: requests refused with 429, by `scope` (`identity`, `issuer`).
+pub const RATE_LIMITED_TOTAL: &str = "trustbridge_rate_limited_total";
+/// Counter: one-time-use subject tokens refused as replays.
+pub const REPLAYS_REFUSED_TOTAL: &str = "trustbridge_replays_refused_total";

@@ -3,17 +3,22 @@
 
 pub mod claims;
 pub mod keys;
+pub mod rotation;
 mod signer;
 pub mod store;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use crate::clock::Clock;
 use crate::policy::model::SigningAlgorithm;
 
 pub use claims::AccessTokenClaims;
 pub use keys::{KeyError, PrivateKey};
+pub use rotation::KeyState;
 pub use store::{KeySet, StoredKey};
 
 /// Why the key directory could not be used.
@@ -51,17 +56,40 @@ pub enum SignError {
     SelfCheck(String),
 }
 
-/// The signing keys of a key directory, parsed once at load, with the clock that decides
-/// which of them signs (see [`KeySet`]).
+/// The signing keys of a key directory, with the clock that decides which of them signs and
+/// the retention that decides how long a superseded key stays published (see [`rotation`]).
+///
+/// The set is swapped atomically by [`SigningKeys::refresh`] when the directory's content
+/// changes, so replicas pick up a rotation written to a shared (mounted) directory without a
+/// restart; a directory that fails to load never replaces the set in use.
 #[derive(Debug)]
 pub struct SigningKeys {
-    keys: Vec<StoredKey>,
+    keys: ArcSwap<Loaded>,
+    dir: Option<PathBuf>,
+    retention: Duration,
     clock: Arc<dyn Clock>,
+}
+
+/// One loaded version of the directory.
+#[derive(Debug)]
+struct Loaded {
+    keys: Vec<StoredKey>,
+    fingerprint: Option<[u8; 32]>,
+}
+
+/// What [`SigningKeys::refresh`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// The directory is as last loaded.
+    Unchanged,
+    /// The directory changed and its keys replaced the set in use.
+    Reloaded,
 }
 
 impl SigningKeys {
     /// Loads every key in `dir`; when it holds none, creates the directory (mode 0700) and a
     /// fresh key of `alg` (file mode 0600). A restart with the same directory reuses its keys.
+    /// Superseded keys stay published for an hour (see [`Self::with_retention`]).
     ///
     /// # Errors
     /// See [`store::load_or_create`]: I/O failures, unusable key files (named, never
@@ -72,10 +100,16 @@ impl SigningKeys {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, KeyStoreError> {
         let keys = store::load_or_create(dir, alg, clock.now())?;
-        Ok(Self { keys, clock })
+        let fingerprint = store::fingerprint(dir).ok();
+        Ok(Self {
+            keys: ArcSwap::from_pointee(Loaded { keys, fingerprint }),
+            dir: Some(dir.to_path_buf()),
+            retention: DEFAULT_RETENTION,
+            clock,
+        })
     }
 
-    /// Keys already in memory (tests, tools).
+    /// Keys already in memory (tests, tools); [`Self::refresh`] never changes them.
     ///
     /// # Errors
     /// [`KeyStoreError::NoActiveKey`] when none of `keys` is active at the clock's `now`.
@@ -83,73 +117,213 @@ impl SigningKeys {
         if store::current_key(&keys, clock.now()).is_none() {
             return Err(KeyStoreError::NoActiveKey("<in memory>".into()));
         }
-        Ok(Self { keys, clock })
+        Ok(Self {
+            keys: ArcSwap::from_pointee(Loaded {
+                keys,
+                fingerprint: None,
+            }),
+            dir: None,
+            retention: DEFAULT_RETENTION,
+            clock,
+        })
     }
 
-    /// The keys by state at the clock's `now`; `None` only if the clock was set back before
-    /// every key's activation.
-    pub fn key_set(&self) -> Option<KeySet<'_>> {
-        KeySet::select(&self.keys, self.clock.now())
+    /// Sets how long a superseded key stays published: the longest lifetime an issued token
+    /// may have (the server's `--max-token-lifetime`). Tokens are capped to fit it.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Re-reads the key directory when its content changed since the last load, and swaps in
+    /// its keys. A directory that fails to load (a half-written file, no active key, a bad
+    /// sidecar) leaves the set in use untouched and is retried at the next call, since the
+    /// fingerprint is only recorded after a successful load.
+    ///
+    /// # Errors
+    /// The load error; the previous keys stay in force.
+    pub fn refresh(&self) -> Result<Refresh, KeyStoreError> {
+        let Some(dir) = &self.dir else {
+            return Ok(Refresh::Unchanged);
+        };
+        let fingerprint = store::fingerprint(dir)?;
+        if self.keys.load().fingerprint == Some(fingerprint) {
+            return Ok(Refresh::Unchanged);
+        }
+        let keys = store::load(dir, self.clock.now())?;
+        tracing::info!(
+            keys.dir = %dir.display(),
+            keys.count = keys.len(),
+            "signing key directory changed; keys reloaded"
+        );
+        self.keys.store(Arc::new(Loaded {
+            keys,
+            fingerprint: Some(fingerprint),
+        }));
+        Ok(Refresh::Reloaded)
+    }
+
+    /// Calls [`Self::refresh`] every `every` until `keys` is dropped; failures are logged and
+    /// counted in `metrics`, and the previous keys stay in force.
+    pub async fn watch(keys: std::sync::Weak<SigningKeys>, every: Duration, metrics: KeyMetrics) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let Some(keys) = keys.upgrade() else { return };
+            match keys.refresh() {
+                Ok(Refresh::Unchanged) => {}
+                Ok(Refresh::Reloaded) => {
+                    metrics.reloads.with_label_values(&["reloaded"]).inc();
+                }
+                Err(e) => {
+                    metrics.reloads.with_label_values(&["failed"]).inc();
+                    tracing::warn!(error = %e, "signing key directory did not reload; keeping the keys in use");
+                }
+            }
+            metrics.observe(&keys);
+        }
+    }
+
+    /// Number of keys in each [`KeyState`] at the clock's `now` (for metrics and `keys list`).
+    pub fn states(&self) -> Vec<(String, KeyState)> {
+        let loaded = self.keys.load();
+        let now = self.clock.now();
+        loaded
+            .keys
+            .iter()
+            .map(|k| {
+                (
+                    k.key.kid().to_owned(),
+                    rotation::state(&loaded.keys, k, now, self.retention),
+                )
+            })
+            .collect()
     }
 
     /// The published JWK Set: every key a verifier may meet (current, next, retiring; at most
     /// [`store::MAX_PUBLISHED_KEYS`]), each with `kid`, `alg` (exactly its signing algorithm)
     /// and `use: sig`, never private members.
     pub fn jwks(&self) -> serde_json::Value {
-        let keys: Vec<serde_json::Value> = match self.key_set() {
-            Some(set) => set
-                .published()
+        let loaded = self.keys.load();
+        let keys: Vec<serde_json::Value> =
+            rotation::published(&loaded.keys, self.clock.now(), self.retention)
+                .into_iter()
                 .map(|k| k.key.public_jwk().clone())
-                .collect(),
-            // No key active yet (clock set back): every key is still ahead of use.
-            None => self
-                .keys
-                .iter()
-                .take(store::MAX_PUBLISHED_KEYS)
-                .map(|k| k.key.public_jwk().clone())
-                .collect(),
-        };
+                .collect();
         serde_json::json!({ "keys": keys })
     }
 
     /// The `kid`s of the published keys, in [`Self::jwks`] order (current first).
     pub fn kids(&self) -> Vec<String> {
-        match self.key_set() {
-            Some(set) => set.published().map(|k| k.key.kid().to_owned()).collect(),
-            None => self.keys.iter().map(|k| k.key.kid().to_owned()).collect(),
-        }
+        let loaded = self.keys.load();
+        rotation::published(&loaded.keys, self.clock.now(), self.retention)
+            .into_iter()
+            .map(|k| k.key.kid().to_owned())
+            .collect()
     }
 
     /// The algorithm of the active key (for discovery's `id_token_signing_alg_values_supported`).
     /// Should no key be active (clock set back), the one activating soonest.
     pub fn algorithm(&self) -> SigningAlgorithm {
         let now = self.clock.now();
-        store::current_key(&self.keys, now)
-            .or_else(|| self.keys.iter().min_by_key(|k| k.activates_at))
+        let loaded = self.keys.load();
+        store::current_key(&loaded.keys, now)
+            .or_else(|| loaded.keys.iter().min_by_key(|k| k.activates_at))
             .map(|k| k.key.alg())
             // Unreachable: construction guarantees at least one key.
             .unwrap_or(SigningAlgorithm::ES256)
     }
 
     /// Signs `claims` (header `typ: at+jwt`, `alg` and `kid` of the active key), then verifies
-    /// the result against the published keys before returning it.
+    /// the result against the published keys before returning it. `exp` is capped at the
+    /// signing key's end of life (see [`Self::sign_capped`]) on a copy.
+    ///
+    /// # Errors
+    /// As [`Self::sign_capped`].
+    pub fn sign(&self, claims: &AccessTokenClaims) -> Result<String, SignError> {
+        let mut claims = claims.clone();
+        self.sign_capped(&mut claims)
+    }
+
+    /// Signs like [`Self::sign`], lowering `claims.exp` first to the signing key's end of life
+    /// when a successor is scheduled (so the caller can report the true `expires_in`).
     ///
     /// # Errors
     /// [`SignError::Crypto`] when no key is active (clock set back) or the backend refuses;
     /// [`SignError::SelfCheck`] when the signed token does not verify against the JWKS.
-    // TODO-security: cap `exp` at the signing key's end of life once rotation sets one.
-    pub fn sign(&self, claims: &AccessTokenClaims) -> Result<String, SignError> {
+    pub fn sign_capped(&self, claims: &mut AccessTokenClaims) -> Result<String, SignError> {
         let now = self.clock.now();
-        let current = store::current_key(&self.keys, now)
+        let loaded = self.keys.load();
+        let (current, end_of_life) = rotation::signer(&loaded.keys, now, self.retention)
             .ok_or_else(|| SignError::Crypto("no signing key is active at this time".into()))?;
-        // Every loaded key is published (current, next or retiring), so the check may search
-        // them all without building a KeySet on the hot path.
+        claims.exp = rotation::cap_expiry(claims.exp, end_of_life);
+        let published = rotation::published(&loaded.keys, now, self.retention);
         signer::sign_and_check(
             &current.key,
             ACCESS_TOKEN_TYP,
             claims,
-            self.keys.iter().map(|k| &k.key),
+            published.into_iter().map(|k| &k.key),
         )
+    }
+}
+
+/// How long a superseded key stays published unless told otherwise: the default
+/// `--max-token-lifetime`.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(3600);
+
+// === KeyMetrics ===
+
+/// Metrics of the signing keys, registered by [`KeyMetrics::register`].
+#[derive(Debug, Clone)]
+pub struct KeyMetrics {
+    /// Directory reloads by outcome (`reloaded`, `failed`).
+    pub reloads: prometheus::IntCounterVec,
+    /// Keys by state (`current`, `next`, `retiring`, `expired`).
+    pub keys: prometheus::IntGaugeVec,
+}
+
+impl KeyMetrics {
+    /// Creates and registers the metrics in `registry`.
+    ///
+    /// # Errors
+    /// When a metric of the same name is already registered there.
+    pub fn register(registry: &prometheus::Registry) -> prometheus::Result<Self> {
+        use crate::telemetry::names;
+        let reloads = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                names::SIGNING_KEY_RELOADS_TOTAL,
+                "Reloads of the signing key directory after a change, by outcome.",
+            ),
+            &["outcome"],
+        )?;
+        let keys = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new(
+                names::SIGNING_KEYS,
+                "Signing keys in the directory, by state.",
+            ),
+            &["state"],
+        )?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(keys.clone()))?;
+        Ok(Self { reloads, keys })
+    }
+
+    /// Sets the per-state gauge from `keys`.
+    pub fn observe(&self, keys: &SigningKeys) {
+        let states = keys.states();
+        for state in [
+            KeyState::Current,
+            KeyState::Next,
+            KeyState::Retiring,
+            KeyState::Expired,
+        ] {
+            let n = states.iter().filter(|(_, s)| *s == state).count();
+            self.keys
+                .with_label_values(&[state.as_str()])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 }
 

@@ -158,6 +158,60 @@ pub fn load_or_create(
             "generated a new signing key"
         );
     }
+    load_files(dir, files, now)
+}
+
+/// Loads every key already in `dir`, creating and generating nothing: the reload path, where
+/// an empty or half-written directory must never replace the keys in use.
+///
+/// # Errors
+/// As [`load_or_create`], plus [`KeyStoreError::NoActiveKey`] for a directory without keys.
+pub fn load(dir: &Path, now: SystemTime) -> Result<Vec<StoredKey>, KeyStoreError> {
+    let files = key_files(dir)?;
+    load_files(dir, files, now)
+}
+
+/// Directory fingerprint: a SHA-256 over the names and contents of the visible `*.pem` and
+/// `*.json` files (following symlinks, so a Kubernetes `..data` swap changes it). Reading a
+/// few small files is cheap next to a reload, and unlike mtimes it cannot miss a change.
+///
+/// # Errors
+/// [`KeyStoreError::Io`] when the directory cannot be listed.
+pub fn fingerprint(dir: &Path) -> Result<[u8; 32], KeyStoreError> {
+    use sha2::{Digest, Sha256};
+    let io = |source| KeyStoreError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io)? {
+        let name = entry
+            .map_err(io)?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if !name.starts_with('.') && (name.ends_with(".pem") || name.ends_with(".json")) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    let mut hash = Sha256::new();
+    for name in names {
+        hash.update((name.len() as u64).to_be_bytes());
+        hash.update(name.as_bytes());
+        // A file vanishing mid-listing hashes as empty; the next poll sees the settled state.
+        let bytes = read_capped(&dir.join(&name), MAX_KEY_FILE_BYTES).unwrap_or_default();
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(&bytes);
+    }
+    Ok(hash.finalize().into())
+}
+
+fn load_files(
+    dir: &Path,
+    files: Vec<PathBuf>,
+    now: SystemTime,
+) -> Result<Vec<StoredKey>, KeyStoreError> {
     let mut keys: Vec<StoredKey> = Vec::with_capacity(files.len());
     for file in files {
         let loaded = load_key(&file)?;

@@ -153,3 +153,179 @@ fn a_token_that_does_not_verify_is_never_returned() {
         Err(SignError::SelfCheck(_))
     ));
 }
+
+// === reload and rotation ===
+
+mod reload {
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+
+    use super::*;
+    use crate::tokens::store::write_key;
+
+    fn rotate_into(dir: &Path, activates_at: u64) -> String {
+        let key = PrivateKey::generate(SigningAlgorithm::ES256).unwrap();
+        write_key(dir, &key, T0, activates_at).unwrap();
+        key.kid().to_owned()
+    }
+
+    #[test]
+    fn a_rotation_written_to_the_directory_is_published_before_it_signs() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = clock();
+        let keys = SigningKeys::load_or_create(dir.path(), SigningAlgorithm::ES256, clock.clone())
+            .unwrap();
+        let old = keys.kids();
+        assert_eq!(keys.refresh().unwrap(), Refresh::Unchanged);
+
+        let new = rotate_into(dir.path(), T0 + 3600);
+        assert_eq!(keys.refresh().unwrap(), Refresh::Reloaded);
+        assert_eq!(keys.refresh().unwrap(), Refresh::Unchanged);
+        assert_eq!(
+            keys.kids(),
+            vec![old[0].clone(), new.clone()],
+            "current, then next"
+        );
+        let before = keys.sign(&sample(Default::default())).unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&before).unwrap().kid,
+            Some(old[0].clone())
+        );
+
+        clock.advance(Duration::from_secs(3600));
+        let after = keys.sign(&sample(Default::default())).unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&after).unwrap().kid,
+            Some(new.clone())
+        );
+        assert_eq!(
+            keys.kids(),
+            vec![new.clone(), old[0].clone()],
+            "old key retiring"
+        );
+        verify_with_jwks(&before, &keys.jwks());
+
+        // One retention later the old key is expired and unpublished.
+        clock.advance(Duration::from_secs(3601));
+        assert_eq!(keys.kids(), vec![new]);
+        let states = keys.states();
+        assert!(
+            states.contains(&(old[0].clone(), KeyState::Expired)),
+            "{states:?}"
+        );
+    }
+
+    #[test]
+    fn a_broken_directory_keeps_the_keys_in_use_until_it_is_fixed() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys =
+            SigningKeys::load_or_create(dir.path(), SigningAlgorithm::ES256, clock()).unwrap();
+        let before = keys.kids();
+        std::fs::write(
+            dir.path().join("half.pem"),
+            "-----BEGIN PRIVATE KEY-----\nAAAA",
+        )
+        .unwrap();
+        let err = keys.refresh().unwrap_err();
+        assert!(err.to_string().contains("half.pem"), "{err}");
+        assert_eq!(keys.kids(), before, "old set kept");
+        keys.sign(&sample(Default::default())).expect("still signs");
+        // Retried at the next poll (the failed fingerprint was not recorded).
+        assert!(keys.refresh().is_err());
+        std::fs::remove_file(dir.path().join("half.pem")).unwrap();
+        let new = rotate_into(dir.path(), T0 + 60);
+        assert_eq!(keys.refresh().unwrap(), Refresh::Reloaded);
+        assert_eq!(keys.kids(), vec![before[0].clone(), new]);
+    }
+
+    #[test]
+    fn a_directory_emptied_or_with_only_future_keys_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys =
+            SigningKeys::load_or_create(dir.path(), SigningAlgorithm::ES256, clock()).unwrap();
+        let before = keys.kids();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+        assert!(
+            keys.refresh().is_err(),
+            "an empty directory never replaces keys"
+        );
+        rotate_into(dir.path(), T0 + 60);
+        assert!(matches!(keys.refresh(), Err(KeyStoreError::NoActiveKey(_))));
+        assert_eq!(keys.kids(), before);
+    }
+
+    #[test]
+    fn a_kubernetes_secret_update_swaps_the_data_symlink() {
+        // kubelet layout: ..2026_v1/ holds the files, ..data -> ..2026_v1, and each visible
+        // name is a symlink into ..data. An update writes ..2026_v2 and swaps ..data.
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = dir.path().join("..2026_v1");
+        std::fs::create_dir(&v1).unwrap();
+        let first = PrivateKey::generate(SigningAlgorithm::ES256).unwrap();
+        write_key(&v1, &first, T0 - 10, T0 - 10).unwrap();
+        symlink("..2026_v1", dir.path().join("..data")).unwrap();
+        for ext in ["pem", "json"] {
+            let name = format!("{}.{ext}", first.kid());
+            symlink(format!("..data/{name}"), dir.path().join(&name)).unwrap();
+        }
+        let keys =
+            SigningKeys::load_or_create(dir.path(), SigningAlgorithm::ES256, clock()).unwrap();
+        assert_eq!(keys.kids(), vec![first.kid().to_owned()]);
+
+        let v2 = dir.path().join("..2026_v2");
+        std::fs::create_dir(&v2).unwrap();
+        write_key(&v2, &first, T0 - 10, T0 - 10).unwrap();
+        let second = PrivateKey::generate(SigningAlgorithm::ES256).unwrap();
+        write_key(&v2, &second, T0, T0 + 3600).unwrap();
+        symlink("..2026_v2", dir.path().join("..data_tmp")).unwrap();
+        std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+        for ext in ["pem", "json"] {
+            let name = format!("{}.{ext}", second.kid());
+            symlink(format!("..data/{name}"), dir.path().join(&name)).unwrap();
+        }
+        assert_eq!(keys.refresh().unwrap(), Refresh::Reloaded);
+        assert_eq!(
+            keys.kids(),
+            vec![first.kid().to_owned(), second.kid().to_owned()]
+        );
+    }
+
+    #[test]
+    fn tokens_are_capped_at_their_keys_end_of_life() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = clock();
+        let keys = SigningKeys::load_or_create(dir.path(), SigningAlgorithm::ES256, clock.clone())
+            .unwrap()
+            .with_retention(Duration::from_secs(600));
+        let mut claims = sample(Default::default());
+        claims.exp = T0 + 86_400;
+        keys.sign_capped(&mut claims).unwrap();
+        assert_eq!(claims.exp, T0 + 86_400, "no successor: no cap");
+
+        rotate_into(dir.path(), T0 + 100);
+        keys.refresh().unwrap();
+        let mut claims = sample(Default::default());
+        claims.exp = T0 + 86_400;
+        let token = keys.sign_capped(&mut claims).unwrap();
+        assert_eq!(claims.exp, T0 + 700, "retirement + retention");
+        let signed = verify_with_jwks(&token, &keys.jwks());
+        assert_eq!(signed["exp"], T0 + 700);
+    }
+
+    #[test]
+    fn metrics_count_keys_by_state_and_reloads() {
+        let registry = prometheus::Registry::new();
+        let metrics = KeyMetrics::register(&registry).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let keys =
+            SigningKeys::load_or_create(dir.path(), SigningAlgorithm::ES256, clock()).unwrap();
+        rotate_into(dir.path(), T0 + 100);
+        keys.refresh().unwrap();
+        metrics.observe(&keys);
+        assert_eq!(metrics.keys.with_label_values(&["current"]).get(), 1);
+        assert_eq!(metrics.keys.with_label_values(&["next"]).get(), 1);
+        assert_eq!(metrics.keys.with_label_values(&["retiring"]).get(), 0);
+    }
+}

@@ -34,28 +34,38 @@ impl TestGateway {
     /// Starts a gateway on the policies of `tests/fixtures/policies/<scenario>/`, with each
     /// `{{NAME}}` placeholder replaced by its value (e.g. the test issuer's URL).
     pub async fn start(scenario: &str, vars: &[(&str, &str)], clock: Arc<ManualClock>) -> Self {
-        let root = tempfile::tempdir().expect("tempdir");
-        let policies = root.path().join("policies");
-        std::fs::create_dir_all(&policies).expect("mkdir");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/policies")
-            .join(scenario);
-        for entry in std::fs::read_dir(&src).expect("fixture dir") {
-            let path = entry.expect("entry").path();
-            let mut text = std::fs::read_to_string(&path).expect("read fixture");
-            for (name, value) in vars {
-                text = text.replace(&format!("{{{{{name}}}}}"), value);
-            }
-            std::fs::write(policies.join(path.file_name().expect("name")), text).expect("write");
-        }
+        let root = fixture_root(scenario, vars);
         Self::start_in(root, clock).await
+    }
+
+    /// Starts a gateway like [`Self::start`], with `tweak` applied to its settings layer
+    /// (Redis, rate limits, a shared key directory, reload interval).
+    pub async fn start_tweaked(
+        scenario: &str,
+        vars: &[(&str, &str)],
+        clock: Arc<ManualClock>,
+        tweak: impl FnOnce(&mut Layer),
+    ) -> Self {
+        let root = fixture_root(scenario, vars);
+        Self::start_in_with(root, clock, tweak).await
     }
 
     /// Starts (or restarts) a gateway over an existing root directory.
     pub async fn start_in(root: tempfile::TempDir, clock: Arc<ManualClock>) -> Self {
+        Self::start_in_with(root, clock, |_| {}).await
+    }
+
+    /// Starts a gateway over an existing root directory with `tweak` applied to its settings.
+    pub async fn start_in_with(
+        root: tempfile::TempDir,
+        clock: Arc<ManualClock>,
+        tweak: impl FnOnce(&mut Layer),
+    ) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let settings = settings(root.path(), &url);
+        let mut layer = layer(root.path(), &url);
+        tweak(&mut layer);
+        let settings = Settings::resolve(layer).expect("test settings");
         let gateway =
             app::build(settings, clock.clone() as Arc<dyn Clock>).expect("gateway builds");
         let server = app::server(gateway.clone(), listener).expect("server");
@@ -70,6 +80,33 @@ impl TestGateway {
         }
     }
 
+    /// Stops the server, waiting for in-flight requests.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Copies the fixture policies of `scenario` into a fresh temporary root, with each
+/// `{{NAME}}` placeholder replaced by its value.
+pub fn fixture_root(scenario: &str, vars: &[(&str, &str)]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().expect("tempdir");
+    let policies = root.path().join("policies");
+    std::fs::create_dir_all(&policies).expect("mkdir");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/policies")
+        .join(scenario);
+    for entry in std::fs::read_dir(&src).expect("fixture dir") {
+        let path = entry.expect("entry").path();
+        let mut text = std::fs::read_to_string(&path).expect("read fixture");
+        for (name, value) in vars {
+            text = text.replace(&format!("{{{{{name}}}}}"), value);
+        }
+        std::fs::write(policies.join(path.file_name().expect("name")), text).expect("write");
+    }
+    root
+}
+
+impl TestGateway {
     /// Stops the gateway and starts a new one over the same directories (new port).
     pub async fn restart(self) -> Self {
         self.handle.stop(true).await;
@@ -194,8 +231,8 @@ impl TestGateway {
     }
 }
 
-fn settings(root: &Path, url: &str) -> Settings {
-    Settings::resolve(Layer {
+fn layer(root: &Path, url: &str) -> Layer {
+    Layer {
         listen: Some("127.0.0.1:0".into()),
         public_url: Some(url.into()),
         policies: Some(root.join("policies")),
@@ -204,8 +241,7 @@ fn settings(root: &Path, url: &str) -> Settings {
         workers: Some(1),
         audit_log: Some(root.join("audit.log").display().to_string()),
         ..Layer::default()
-    })
-    .expect("test settings")
+    }
 }
 
 /// urlencodes a form.
