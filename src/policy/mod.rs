@@ -14,7 +14,7 @@ mod raw;
 
 use std::fmt;
 
-pub use load::load_dir;
+pub use load::{load_dir, load_texts};
 pub use model::PolicySet;
 
 /// One problem found while loading policies.
