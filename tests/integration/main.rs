@@ -4,7 +4,9 @@
 mod cli;
 mod discovery;
 mod exchange;
+mod properties;
 mod rejections;
 mod restart;
+mod security;
 mod support;
 mod walkthrough;
