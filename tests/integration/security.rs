@@ -284,17 +284,14 @@ async fn hs256_with_the_rsa_public_key_as_secret() {
 #[actix_web::test]
 async fn psychic_ecdsa_signatures_are_refused() {
     let mut env = setup().await;
-    let cases = [
-        (&env.b, "ES256", 64usize),
-        (&env.c, "ES384", 96usize),
-    ]
-    .map(|(issuer, alg, len)| {
-        (
-            json!({"alg": alg, "kid": issuer.kid(), "typ": "JWT"}),
-            claims(issuer),
-            len,
-        )
-    });
+    let cases =
+        [(&env.b, "ES256", 64usize), (&env.c, "ES384", 96usize)].map(|(issuer, alg, len)| {
+            (
+                json!({"alg": alg, "kid": issuer.kid(), "typ": "JWT"}),
+                claims(issuer),
+                len,
+            )
+        });
     for (header, claims, len) in cases {
         for signature in [
             vec![0u8; len],
@@ -346,7 +343,10 @@ async fn embedded_and_referenced_keys_are_never_used_or_fetched() {
 #[actix_web::test]
 async fn keys_of_one_trusted_issuer_never_verify_another() {
     let mut env = setup().await;
-    let targets = [(env.b.url.clone(), env.b.kid()), (env.c.url.clone(), env.c.kid())];
+    let targets = [
+        (env.b.url.clone(), env.b.kid()),
+        (env.c.url.clone(), env.c.kid()),
+    ];
     for (url, target_kid) in targets {
         let mut c = claims(&env.a);
         c["iss"] = json!(url);
@@ -379,7 +379,11 @@ async fn duplicate_keys_in_disguise_are_refused() {
     let base = good.to_string();
     let payloads = [
         // `s\u0075b` is `sub` once unescaped.
-        base.replacen('{', r#"{"s\u0075b":"repo:contoso/infra:ref:refs/heads/evil","#, 1),
+        base.replacen(
+            '{',
+            r#"{"s\u0075b":"repo:contoso/infra:ref:refs/heads/evil","#,
+            1,
+        ),
         // `aud` twice: one parser picks ours, another the attacker's.
         base.replacen('{', r#"{"aud":"api://elsewhere","#, 1),
         // A duplicate inside a nested claim.
@@ -435,7 +439,11 @@ async fn near_miss_issuers_are_untrusted_and_never_discovered() {
 async fn audience_is_checked_on_token_exchange() {
     let mut env = setup().await;
     let mut cases = Vec::new();
-    for aud in [json!("api://elsewhere"), json!([]), json!(["API://TRUSTBRIDGE"])] {
+    for aud in [
+        json!("api://elsewhere"),
+        json!([]),
+        json!(["API://TRUSTBRIDGE"]),
+    ] {
         let mut c = claims(&env.a);
         c["aud"] = aud;
         cases.push(c);
@@ -522,9 +530,7 @@ async fn hostile_kids_are_just_unknown() {
         assert_eq!(env.a.hits(path), 0);
     }
     assert!(
-        !log_text()
-            .lines()
-            .any(|l| l.starts_with("FORGED-LOG-LINE")),
+        !log_text().lines().any(|l| l.starts_with("FORGED-LOG-LINE")),
         "a kid injected a log line"
     );
     env.still_safe().await;
@@ -545,7 +551,10 @@ async fn duplicated_form_fields_are_refused() {
         "&scope=api%3A%2F%2Fledger%2F.default".to_string(),
         "&client%5Fid=another".to_string(),
         "&%63lient_id=deploy-bot".to_string(),
-        format!("&client_assertion_type={}", encode(&[("", JWT_BEARER)]).trim_start_matches('=')),
+        format!(
+            "&client_assertion_type={}",
+            encode(&[("", JWT_BEARER)]).trim_start_matches('=')
+        ),
     ];
     for extra in extras {
         let body = format!("{base}{extra}");
@@ -617,7 +626,10 @@ async fn oversized_inputs_are_bounded() {
     let resp = http()
         .post(format!("{}/contoso/oauth2/v2.0/token", env.gw.url))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("grant_type=client_credentials&pad={}", "x".repeat(8 << 20)))
+        .body(format!(
+            "grant_type=client_credentials&pad={}",
+            "x".repeat(8 << 20)
+        ))
         .send()
         .await;
     if let Ok(resp) = resp {

@@ -8,7 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use trustbridge_fuzz::{FIXTURE, Reached, jws_reach, ISSUER, NOW, POLICY, REQUESTS, SAMPLE_TOKEN, sign, sign_raw};
+use trustbridge_fuzz::{
+    FIXTURE, ISSUER, NOW, POLICY, REQUESTS, Reached, SAMPLE_TOKEN, jws_reach, sign, sign_raw,
+};
 
 fn main() {
     let root = std::env::args()
@@ -51,7 +53,10 @@ fn main() {
 fn platform_claims(repo: &Path) -> Vec<Value> {
     let dir = repo.join("../shared/platform-claims");
     let Ok(entries) = fs::read_dir(&dir) else {
-        eprintln!("note: {} not found; platform claim seeds skipped", dir.display());
+        eprintln!(
+            "note: {} not found; platform claim seeds skipped",
+            dir.display()
+        );
         return Vec::new();
     };
     let mut paths: Vec<PathBuf> = entries
@@ -85,12 +90,16 @@ fn b64(s: &str) -> String {
 fn jws_seeds(repo: &Path) -> Vec<Vec<u8>> {
     let f = &*FIXTURE;
     let mut claims = platform_claims(repo);
-    claims.push(json!({"iss": ISSUER, "sub": "repo:octo-org/octo-repo:ref:refs/heads/release/v1",
+    claims.push(
+        json!({"iss": ISSUER, "sub": "repo:octo-org/octo-repo:ref:refs/heads/release/v1",
         "aud": "https://github.com/octo-org", "iat": NOW, "exp": NOW + 300,
-        "repository_owner_id": "5122340"}));
-    claims.push(json!({"iss": ISSUER, "sub": "system:serviceaccount:team-a:builder",
+        "repository_owner_id": "5122340"}),
+    );
+    claims.push(
+        json!({"iss": ISSUER, "sub": "system:serviceaccount:team-a:builder",
         "aud": ["api://trustbridge"], "iat": NOW, "nbf": NOW, "exp": NOW + 3600,
-        "kubernetes.io": {"namespace": "team-a", "serviceaccount": {"name": "builder"}}}));
+        "kubernetes.io": {"namespace": "team-a", "serviceaccount": {"name": "builder"}}}),
+    );
     let mut seeds = Vec::new();
     for (i, c) in claims.iter().enumerate() {
         let key = &f.signers[i % f.signers.len()];
@@ -112,7 +121,10 @@ fn jws_seeds(repo: &Path) -> Vec<Vec<u8>> {
         json!({"alg": "RS256", "kid": kid, "crit": ["exp"]}),
         json!({"alg": "RS256", "kid": kid, "cty": "JWT"}),
     ] {
-        seeds.push(with_selector(0, &format!("{}.{payload}.", b64(&header.to_string()))));
+        seeds.push(with_selector(
+            0,
+            &format!("{}.{payload}.", b64(&header.to_string())),
+        ));
     }
     seeds.push(with_selector(0, &format!("{header_payload}.AAAA")));
     seeds.push(with_selector(
@@ -135,7 +147,13 @@ fn form_seeds() -> Vec<Vec<u8>> {
         .collect();
     seeds.push(format!("{}&client_id=other", REQUESTS[0]).into_bytes());
     seeds.push(b"grant_type=password&username=u&password=p".to_vec());
-    seeds.push(format!("{}&audience=api%3A%2F%2Fpayments&resource=api%3A%2F%2Fother", REQUESTS[1]).into_bytes());
+    seeds.push(
+        format!(
+            "{}&audience=api%3A%2F%2Fpayments&resource=api%3A%2F%2Fother",
+            REQUESTS[1]
+        )
+        .into_bytes(),
+    );
     seeds.push(b"grant_type=%FF%FE&a=%&b==&&=".to_vec());
     seeds
 }
@@ -178,7 +196,9 @@ fn yaml_files(repo: &Path) -> Vec<String> {
     }
     let mut texts = vec![POLICY.to_string()];
     for dir in dirs {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
         paths.sort();
         for path in paths {

@@ -1117,11 +1117,14 @@ fn load_texts_matches_load_dir() {
     let LoadErrors(problems) = load_texts(&[("case.yaml", &broken)]).unwrap_err();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].location, "case.yaml#7");
-    assert!(problems[0].message.contains("unknown field"), "{problems:?}");
+    assert!(
+        problems[0].message.contains("unknown field"),
+        "{problems:?}"
+    );
 
     let huge = "#".repeat(MAX_FILE_BYTES as usize + 1);
-    let LoadErrors(problems) = load_texts(&[("00-base.yaml", BASE), ("huge.yaml", &huge)])
-        .unwrap_err();
+    let LoadErrors(problems) =
+        load_texts(&[("00-base.yaml", BASE), ("huge.yaml", &huge)]).unwrap_err();
     assert!(
         problems
             .iter()
