@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     default: 60 s each, every target
 #
 # Targets (fuzz/fuzz_targets/): jws, form, jwks, discovery, policy, cel. Seeds are regenerated
-# first (fuzz/src/bin/seeds.rs) from real tokens and documents, into fuzz/corpus/<target>/,
+# first (fuzz/examples/seeds.rs) from real tokens and documents, into fuzz/corpus/<target>/,
 # which libFuzzer then grows. A crash leaves its input in fuzz/artifacts/<target>/ and fails the
 # script; keep that input as a unit test beside the parser that crashed once fixed.
 #
@@ -23,8 +23,8 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
+cargo run --quiet --example seeds
 export RUSTC_BOOTSTRAP=1
-cargo run --quiet --bin seeds
 cargo fuzz build -s none
 
 summary=()

@@ -1,5 +1,5 @@
 //! Shared fixtures and bodies of the fuzz targets in `fuzz_targets/`, and the seed corpus
-//! writer (`src/bin/seeds.rs`).
+//! writer (`examples/seeds.rs`).
 //!
 //! Every target feeds hostile bytes to one parser of the gateway and goes as far down the real
 //! request path as the input allows: a token that parses and verifies against the fixed keys

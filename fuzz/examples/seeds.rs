@@ -2,7 +2,7 @@
 //! crate): real tokens signed by the fixture keys (including every platform claim set of
 //! `../shared/platform-claims` when that folder exists beside the repository), token endpoint
 //! bodies of both grants, JWKS and discovery documents, the repository's policy files and the
-//! CEL expressions they hold. Usage: `cargo run --bin seeds [--] [fuzz-crate-dir]`.
+//! CEL expressions they hold. Usage: `cargo run --example seeds [-- fuzz-crate-dir]`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
