@@ -76,9 +76,11 @@ pub fn jwks_uri_from_document(
             found,
         });
     }
-    let jwks_uri = doc.jwks_uri.as_str().to_string();
-    check_scheme(&jwks_uri, allow_insecure_http)?;
-    Ok(jwks_uri)
+    // Return the URL as parsed and checked, not the document's spelling: `https:/host` passes
+    // the scheme check as `https://host/`, and what is fetched must be exactly what was checked
+    // (found by the `discovery` fuzz target).
+    let jwks_uri = check_scheme(doc.jwks_uri.as_str(), allow_insecure_http)?;
+    Ok(jwks_uri.into())
 }
 
 fn classify(e: &serde_json::Error) -> &'static str {
@@ -132,6 +134,20 @@ mod tests {
         assert!(matches!(
             jwks_uri_from_document(doc, "https://a.example/", false),
             Err(DiscoveryError::IssuerMismatch { .. })
+        ));
+    }
+
+    /// Regression input of the `discovery` fuzz target: a `jwks_uri` spelled `https:/host`
+    /// came back verbatim although it was checked (and would be fetched) as `https://host/`.
+    #[test]
+    fn fuzz_crash_jwks_uri_is_returned_as_checked() {
+        let doc = br#"{"id_toted":["RS256"],"issuer":"https://issuer.fuzz.example","jwks_uri":"https:/suer.fuzz.example.f?zz.example/keys","rd":["id_token"]}"#;
+        let uri = jwks_uri_from_document(doc, "https://issuer.fuzz.example", false).unwrap();
+        assert_eq!(uri, "https://suer.fuzz.example.f/?zz.example/keys");
+        let doc = br#"{"issuer":"https://a.example","jwks_uri":"http:/a.example/keys"}"#;
+        assert!(matches!(
+            jwks_uri_from_document(doc, "https://a.example", false),
+            Err(DiscoveryError::Fetch(FetchError::InsecureScheme { .. }))
         ));
     }
 

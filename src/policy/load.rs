@@ -37,6 +37,41 @@ pub const MAX_DOCUMENTS_PER_FILE: usize = 10_000;
 pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadErrors> {
     let mut problems = Vec::new();
     let raw = read_dir(dir, &mut problems);
+    compile(raw, problems)
+}
+
+/// Loads and compiles policy files given in memory as `(file name, text)` pairs, in the given
+/// order, exactly as [`load_dir`] would had it read them from a directory (same document
+/// splitting, limits, content hash and problem reports, with `name` as the file location).
+/// Used by fuzzing and by tests; an empty slice is an empty (but valid-shaped) input whose
+/// compilation decides the outcome.
+///
+/// # Errors
+/// [`LoadErrors`] with every problem, as for [`load_dir`] minus the file-system ones.
+pub fn load_texts(files: &[(&str, &str)]) -> Result<PolicySet, LoadErrors> {
+    let mut problems = Vec::new();
+    let mut raw = RawPolicySet::default();
+    let mut hasher = Sha256::new();
+    for (name, text) in files {
+        if text.len() as u64 > MAX_FILE_BYTES {
+            problems.push(Problem {
+                location: (*name).to_string(),
+                path: String::new(),
+                message: format!(
+                    "file is {} bytes; policy files may be at most {MAX_FILE_BYTES}",
+                    text.len()
+                ),
+            });
+            continue;
+        }
+        read_text(Path::new(name), text, &mut hasher, &mut raw, &mut problems);
+    }
+    raw.content_hash = hex(hasher);
+    compile(raw, problems)
+}
+
+/// Compiles `raw`, merging its problems with those found while reading.
+fn compile(raw: RawPolicySet, mut problems: Vec<Problem>) -> Result<PolicySet, LoadErrors> {
     match PolicySet::try_from(raw) {
         Ok(set) if problems.is_empty() => Ok(set),
         Ok(_) => Err(LoadErrors(sorted(problems))),
@@ -65,23 +100,38 @@ fn read_dir(dir: &Path, problems: &mut Vec<Problem>) -> RawPolicySet {
         let Some(text) = read_file(&path, problems) else {
             continue;
         };
-        let name = path
-            .file_name()
-            .map(|n| n.as_encoded_bytes())
-            .unwrap_or_default();
-        // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
-        hasher.update((name.len() as u64).to_be_bytes());
-        hasher.update(name);
-        hasher.update((text.len() as u64).to_be_bytes());
-        hasher.update(text.as_bytes());
-        read_documents(&path, &text, &mut raw, problems);
+        read_text(&path, &text, &mut hasher, &mut raw, problems);
     }
-    raw.content_hash = hasher
+    raw.content_hash = hex(hasher);
+    raw
+}
+
+/// Hashes one file's name and text, then reads its documents into `raw`.
+fn read_text(
+    path: &Path,
+    text: &str,
+    hasher: &mut Sha256,
+    raw: &mut RawPolicySet,
+    problems: &mut Vec<Problem>,
+) {
+    let name = path
+        .file_name()
+        .map(|n| n.as_encoded_bytes())
+        .unwrap_or_default();
+    // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
+    hasher.update((name.len() as u64).to_be_bytes());
+    hasher.update(name);
+    hasher.update((text.len() as u64).to_be_bytes());
+    hasher.update(text.as_bytes());
+    read_documents(path, text, raw, problems);
+}
+
+fn hex(hasher: Sha256) -> String {
+    hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    raw
+        .collect()
 }
 
 /// Whether `path` names a `policy test` case file (`*.test.yaml`, `*.test.yml`): those sit

@@ -18,7 +18,7 @@ pub mod store;
 
 use std::fmt;
 
-pub use load::load_dir;
+pub use load::{load_dir, load_texts};
 pub use model::PolicySet;
 
 /// One problem found while loading policies.

@@ -1101,3 +1101,35 @@ fn yaml_document() -> impl Strategy<Value = String> {
         doc
     })
 }
+
+/// `load_texts` is `load_dir` without the file system: same set, same content hash, same
+/// problems (with the given name as location), and the same size cap.
+#[test]
+fn load_texts_matches_load_dir() {
+    let from_dir = load(&[("00-base.yaml", BASE)]).unwrap();
+    let from_text = load_texts(&[("00-base.yaml", BASE)]).unwrap();
+    assert_eq!(from_dir.content_hash, from_text.content_hash);
+    assert_eq!(
+        from_dir.issuers.keys().collect::<Vec<_>>(),
+        from_text.issuers.keys().collect::<Vec<_>>()
+    );
+
+    let broken = format!("{BASE}---\nkind: Tenant\nname: a\nlabel: b\n");
+    let LoadErrors(problems) = load_texts(&[("case.yaml", &broken)]).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].location, "case.yaml#7");
+    assert!(
+        problems[0].message.contains("unknown field"),
+        "{problems:?}"
+    );
+
+    let huge = "#".repeat(MAX_FILE_BYTES as usize + 1);
+    let LoadErrors(problems) =
+        load_texts(&[("00-base.yaml", BASE), ("huge.yaml", &huge)]).unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.location == "huge.yaml" && p.message.contains("at most")),
+        "{problems:?}"
+    );
+}

@@ -196,6 +196,22 @@ impl TestIssuer {
             .unwrap_or(&0)
     }
 
+    /// How many requests reached the server, on any path.
+    pub fn total_hits(&self) -> usize {
+        self.state.lock().expect("state").hits.values().sum()
+    }
+
+    /// The newest key's private half as PKCS#8 PEM (for attacks that misuse the public half).
+    pub fn private_pem(&self) -> String {
+        self.state
+            .lock()
+            .expect("state")
+            .keys
+            .last()
+            .expect("a key")
+            .to_pkcs8_pem()
+    }
+
     /// Stops the server.
     pub async fn stop(self) {
         self.handle.stop(false).await;
