@@ -181,11 +181,19 @@ impl Env {
         if let Some(issued) = body["access_token"].as_str() {
             self.remember(issued);
         }
-        let logs = log_text();
+        // Operational logs (tracing, captured in memory) and the audit trail (a file) both count.
+        let audit = std::fs::read_to_string(self.gw.root.path().join("audit.log"))
+            .expect("the audit log of the test gateway");
         assert!(
-            logs.contains("exchange denied") && logs.contains("exchange granted"),
+            audit.contains(r#""decision.outcome":"denied""#)
+                && audit.contains(r#""decision.outcome":"granted""#),
             "the audit events were not captured; the log scan would prove nothing"
         );
+        assert!(
+            !log_text().is_empty(),
+            "no operational log was captured; the log scan would prove nothing"
+        );
+        let logs = format!("{}\n{audit}", log_text());
         for secret in &self.secrets {
             for line in logs.lines() {
                 assert!(
@@ -411,6 +419,15 @@ async fn duplicate_keys_in_disguise_are_refused() {
 #[actix_web::test]
 async fn near_miss_issuers_are_untrusted_and_never_discovered() {
     let mut env = setup().await;
+    // Keys are pre-warmed in the background at start: settle them with a genuine exchange so
+    // the count below only sees what the attack causes.
+    let settle = env.a.mint(&claims(&env.a));
+    env.remember(&settle);
+    let (status, body) = env
+        .gw
+        .client_credentials("deploy-bot", &settle, "api://payments/.default")
+        .await;
+    assert_eq!(status, 200, "{body}");
     let before = env.a.total_hits();
     let a = env.a.url.clone();
     let near_misses = [
@@ -636,7 +653,9 @@ async fn oversized_inputs_are_bounded() {
         // The gateway may also cut the connection before reading it all; both are fine.
         assert_eq!(resp.status().as_u16(), 413);
     }
-    // Issuer C serves a 2 MiB JWKS before any key of it was cached.
+    // Issuer C rotates to a key the gateway has not seen and serves a 2 MiB JWKS: the refresh
+    // for the unknown kid is refused, and the token with it.
+    env.c.rotate_keys();
     env.c.serve_oversized();
     let token = env.c.mint(&claims(&env.c));
     env.remember(&token);
