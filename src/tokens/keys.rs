@@ -18,6 +18,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header};
 use serde::Serialize;
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use crate::policy::model::SigningAlgorithm;
 use crate::tokens::SignError;
@@ -73,8 +74,9 @@ pub enum KeyError {
 pub struct PrivateKey {
     alg: SigningAlgorithm,
     kid: String,
-    // TODO-security: zeroize on drop (jsonwebtoken's EncodingKey already zeroizes its copy).
-    pkcs8_der: Vec<u8>,
+    // Wiped on drop; jsonwebtoken's EncodingKey wipes its own copy and aws-lc-rs key pairs
+    // cleanse theirs.
+    pkcs8_der: Zeroizing<Vec<u8>>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     jwk: Value,
@@ -266,6 +268,7 @@ impl PrivateKey {
     }
 
     fn from_pkcs8_der(der: Vec<u8>, alg: Option<SigningAlgorithm>) -> Result<Self, KeyError> {
+        let der = Zeroizing::new(der);
         let params = PublicParams::from_pkcs8(&der)?;
         let alg = alg.unwrap_or_else(|| params.default_alg());
         if !params.can_sign(alg) {
@@ -348,7 +351,7 @@ impl PrivateKey {
     }
 
     /// The key as an unencrypted PKCS#8 PEM. Secret: write it only to 0600 files.
-    pub fn to_pkcs8_pem(&self) -> String {
+    pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
         pem_encode(PKCS8_LABEL, &self.pkcs8_der)
     }
 
@@ -388,9 +391,9 @@ impl PrivateKey {
 // === PEM ===
 
 /// Encodes DER as PEM with 64-column lines, as OpenSSL writes it.
-fn pem_encode(label: &str, der: &[u8]) -> String {
-    let body = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
+fn pem_encode(label: &str, der: &[u8]) -> Zeroizing<String> {
+    let body = Zeroizing::new(STANDARD.encode(der));
+    let mut out = Zeroizing::new(format!("-----BEGIN {label}-----\n"));
     for chunk in body.as_bytes().chunks(64) {
         // base64 output is ASCII, so every chunk is valid UTF-8.
         out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
@@ -421,11 +424,15 @@ fn pem_decode_private_key(text: &str) -> Result<Vec<u8>, KeyError> {
     let end = body_and_end
         .find("-----END PRIVATE KEY-----")
         .ok_or(KeyError::NotPem)?;
-    let body: String = body_and_end[..end]
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let der = STANDARD.decode(body).map_err(|_| KeyError::BadBase64)?;
+    let body: Zeroizing<String> = Zeroizing::new(
+        body_and_end[..end]
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect(),
+    );
+    let der = STANDARD
+        .decode(body.as_bytes())
+        .map_err(|_| KeyError::BadBase64)?;
     if der.is_empty() {
         return Err(KeyError::Unrecognized);
     }

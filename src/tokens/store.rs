@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::clock::unix_seconds;
 use crate::policy::model::SigningAlgorithm;
@@ -333,26 +334,66 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), KeyStoreError> {
     })
 }
 
-/// Reads a private key file as text: refuses oversized and non-UTF-8 files, and warns when
-/// group or others may access it. The contents never appear in an error.
-pub(crate) fn read_key_file(path: &Path) -> Result<String, KeyStoreError> {
+/// Reads a private key file as text: refuses oversized and non-UTF-8 files, and files that
+/// others may access (see [`check_key_file_mode`]). The contents never appear in an error.
+pub(crate) fn read_key_file(path: &Path) -> Result<Zeroizing<String>, KeyStoreError> {
     #[cfg(unix)]
-    if let Ok(meta) = fs::metadata(path) {
+    {
         use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                key.file = %path.display(),
-                mode = format!("{mode:o}"),
-                "private key file is accessible to group or others; chmod 600 it"
-            );
-        }
+        let meta = fs::metadata(path).map_err(|source| KeyStoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let in_kubernetes_volume = path
+            .parent()
+            .is_some_and(|dir| fs::symlink_metadata(dir.join("..data")).is_ok());
+        check_key_file_mode(path, meta.permissions().mode(), in_kubernetes_volume)?;
     }
     let bytes = read_capped(path, MAX_KEY_FILE_BYTES)?;
-    String::from_utf8(bytes).map_err(|_| KeyStoreError::BadKey {
-        path: path.display().to_string(),
-        reason: "not a PEM text file".into(),
+    String::from_utf8(bytes).map(Zeroizing::new).map_err(|e| {
+        // Wipe the bytes that were not text too: they may still be key material.
+        drop(Zeroizing::new(e.into_bytes()));
+        KeyStoreError::BadKey {
+            path: path.display().to_string(),
+            reason: "not a PEM text file".into(),
+        }
     })
+}
+
+/// Refuses a private key file that others may read or anyone but its owner may write.
+///
+/// World access of any kind and group write are always refused. Group read is refused too,
+/// except inside a volume the kubelet manages (a Secret mount, recognised by its `..data`
+/// symlink): there a non-root pod can only read the key through its `fsGroup`, which the
+/// kubelet grants by adding group read, so refusing it would make the documented deployment
+/// impossible. That case is logged as a warning.
+pub(crate) fn check_key_file_mode(
+    path: &Path,
+    mode: u32,
+    in_kubernetes_volume: bool,
+) -> Result<(), KeyStoreError> {
+    let mode = mode & 0o777;
+    let refuse = |what: &str| KeyStoreError::BadKey {
+        path: path.display().to_string(),
+        reason: format!("private key file mode {mode:o} lets {what}; chmod 600 it"),
+    };
+    if mode & 0o007 != 0 {
+        return Err(refuse("anyone on the machine access it"));
+    }
+    if mode & 0o020 != 0 {
+        return Err(refuse("its group modify it"));
+    }
+    if mode & 0o050 != 0 {
+        if !in_kubernetes_volume {
+            return Err(refuse("its group read it"));
+        }
+        tracing::warn!(
+            key.file = %path.display(),
+            mode = format!("{mode:o}"),
+            "private key file is group-readable, as a Kubernetes Secret mounted for fsGroup is"
+        );
+    }
+    Ok(())
 }
 
 /// Reads at most `cap` bytes; a longer file is refused.

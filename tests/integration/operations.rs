@@ -445,7 +445,7 @@ async fn audit_records_for_allow_and_deny_field_by_field() {
     assert!(denied[1].get("explanation").is_none());
 
     // Never a whole token or a signature.
-    let log = std::fs::read_to_string(gw.root.path().join("audit.log")).expect("audit log");
+    let log = std::fs::read_to_string(&gw.audit_path).expect("audit log");
     for secret in [&assertion, &other, &forged] {
         let signature = secret.rsplit('.').next().expect("signature");
         assert!(

@@ -12,8 +12,7 @@
 //! garbage signature, jku/x5u with an unknown kid, RSA keys under 2048 bits, header and payload
 //! duplicate keys, crit, nested JWT, JWE, oversized tokens and bodies, untrusted issuers.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use base64::Engine;
 use serde_json::{Value, json};
@@ -28,39 +27,10 @@ const AUDIENCE: &str = "api://trustbridge";
 
 // === log capture ===
 
-/// Everything the test process logged, as JSON lines.
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_env_filter("trustbridge=trace,actix_web=debug,info")
-            .with_writer(move || SharedWriter(writer.clone()))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber)
-            .expect("the security suite owns the test binary's global subscriber");
-        buffer
-    })
-}
-
-struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
+/// Everything the test process logged, as JSON lines (see `support::logs`).
 fn log_text() -> String {
-    String::from_utf8_lossy(&logs().lock().expect("log buffer")).into_owned()
+    crate::support::logs::capture();
+    crate::support::logs::text()
 }
 
 // === environment ===
@@ -78,7 +48,7 @@ struct Env {
 }
 
 async fn setup() -> Env {
-    logs();
+    crate::support::logs::capture();
     let clock = clock();
     let a = TestIssuer::start_with(clock.clone(), SigningAlgorithm::RS256).await;
     let b = TestIssuer::start_with(clock.clone(), SigningAlgorithm::ES256).await;
@@ -182,7 +152,7 @@ impl Env {
             self.remember(issued);
         }
         // Operational logs (tracing, captured in memory) and the audit trail (a file) both count.
-        let audit = std::fs::read_to_string(self.gw.root.path().join("audit.log"))
+        let audit = std::fs::read_to_string(&self.gw.audit_path)
             .expect("the audit log of the test gateway");
         assert!(
             audit.contains(r#""decision.outcome":"denied""#)

@@ -78,7 +78,7 @@ fn a_directory_without_pem_files_gets_a_key() {
 #[test]
 fn operator_keys_without_sidecar_are_active_since_the_epoch() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("signing.pem"), RSA3072).unwrap();
+    write_private(dir.path().join("signing.pem"), RSA3072);
     let keys = load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).unwrap();
     assert_eq!(keys.len(), 1, "no key generated beside the operator's");
     assert_eq!(keys[0].key.alg(), SigningAlgorithm::RS256);
@@ -91,7 +91,7 @@ fn kubernetes_secret_mounts_load_through_symlinks() {
     let dir = tempfile::tempdir().unwrap();
     let versioned = dir.path().join("..2024_01_01");
     fs::create_dir(&versioned).unwrap();
-    fs::write(versioned.join("tls.pem"), P256).unwrap();
+    write_private(versioned.join("tls.pem"), P256);
     std::os::unix::fs::symlink("..2024_01_01", dir.path().join("..data")).unwrap();
     std::os::unix::fs::symlink("..data/tls.pem", dir.path().join("tls.pem")).unwrap();
     let keys = load_or_create(dir.path(), SigningAlgorithm::EdDSA, at(T0)).unwrap();
@@ -120,6 +120,7 @@ fn unusable_key_files_are_refused_naming_the_file_only() {
     for (name, contents, want) in cases {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(name), &contents).unwrap();
+        fs::set_permissions(dir.path().join(name), fs::Permissions::from_mode(0o600)).unwrap();
         let err = load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).unwrap_err();
         let message = err.to_string();
         let (path, reason) = bad_key(err);
@@ -155,7 +156,7 @@ fn bad_sidecars_are_refused() {
     ];
     for (name, sidecar, file, want) in cases {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("key.pem"), P256).unwrap();
+        write_private(dir.path().join("key.pem"), P256);
         fs::write(dir.path().join("key.json"), sidecar).unwrap();
         let (path, reason) =
             bad_key(load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).unwrap_err());
@@ -167,8 +168,8 @@ fn bad_sidecars_are_refused() {
 #[test]
 fn the_same_key_twice_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("a.pem"), P256).unwrap();
-    fs::write(dir.path().join("b.pem"), P256).unwrap();
+    write_private(dir.path().join("a.pem"), P256);
+    write_private(dir.path().join("b.pem"), P256);
     let (path, reason) =
         bad_key(load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).unwrap_err());
     assert!(path.ends_with("b.pem"), "{path}");
@@ -211,11 +212,42 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Writes a key file the way operators must: readable by its owner only.
+fn write_private(path: impl AsRef<std::path::Path>, contents: &str) {
+    fs::write(path.as_ref(), contents).unwrap();
+    fs::set_permissions(path.as_ref(), fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 #[test]
-fn group_readable_key_files_are_warned_about() {
+fn key_files_others_can_access_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let pem = dir.path().join("key.pem");
-    fs::write(&pem, P256).unwrap();
+    write_private(&pem, P256);
+    fs::set_permissions(&pem, fs::Permissions::from_mode(0o600)).unwrap();
+    load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).expect("0600 loads");
+    fs::set_permissions(&pem, fs::Permissions::from_mode(0o400)).unwrap();
+    load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).expect("0400 loads");
+    for mode in [0o640, 0o660, 0o604, 0o644, 0o666, 0o620] {
+        fs::set_permissions(&pem, fs::Permissions::from_mode(mode)).unwrap();
+        let err = load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("key.pem") && text.contains("chmod 600"),
+            "{mode:o}: {text}"
+        );
+        assert!(!text.contains("MIG"), "no key material in errors: {text}");
+    }
+}
+
+#[test]
+fn group_read_is_accepted_only_in_a_kubernetes_secret_volume_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("..2024_01_01");
+    fs::create_dir(&data).unwrap();
+    write_private(data.join("key.pem"), P256);
+    fs::set_permissions(data.join("key.pem"), fs::Permissions::from_mode(0o440)).unwrap();
+    std::os::unix::fs::symlink("..2024_01_01", dir.path().join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/key.pem", dir.path().join("key.pem")).unwrap();
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer({
@@ -225,19 +257,14 @@ fn group_readable_key_files_are_warned_about() {
         .with_ansi(false)
         .finish();
     tracing::subscriber::with_default(subscriber, || {
-        fs::set_permissions(&pem, fs::Permissions::from_mode(0o600)).unwrap();
-        load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).unwrap();
-        assert!(
-            captured.0.lock().unwrap().is_empty(),
-            "0600 draws no warning"
-        );
-        fs::set_permissions(&pem, fs::Permissions::from_mode(0o640)).unwrap();
-        load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).unwrap();
+        load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).expect("fsGroup mount loads");
     });
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(log.contains("WARN"), "{log}");
-    assert!(log.contains("key.pem") && log.contains("640"), "{log}");
+    assert!(log.contains("WARN") && log.contains("440"), "{log}");
     assert!(!log.contains("MIG"), "no key material in logs: {log}");
+    // World access is refused even there.
+    fs::set_permissions(data.join("key.pem"), fs::Permissions::from_mode(0o444)).unwrap();
+    assert!(load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).is_err());
 }
 
 #[test]

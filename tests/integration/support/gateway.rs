@@ -26,6 +26,9 @@ pub struct TestGateway {
     pub gateway: Arc<Gateway>,
     /// Temporary root holding policies/, keys/ and data/.
     pub root: tempfile::TempDir,
+    /// This gateway's audit trail, kept under the test-log directory so the whole run's
+    /// audit lines can be scanned for secrets afterwards (see `support::logs`).
+    pub audit_path: PathBuf,
     clock: Arc<ManualClock>,
     handle: actix_web::dev::ServerHandle,
 }
@@ -63,7 +66,10 @@ impl TestGateway {
     ) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
+        super::logs::capture();
+        let audit_path = super::logs::dir().join(format!("audit-{}.jsonl", uuid::Uuid::new_v4()));
         let mut layer = layer(root.path(), &url);
+        layer.audit_log = Some(audit_path.display().to_string());
         tweak(&mut layer);
         let settings = Settings::resolve(layer).expect("test settings");
         let gateway =
@@ -75,6 +81,7 @@ impl TestGateway {
             url,
             gateway,
             root,
+            audit_path,
             clock,
             handle,
         }
@@ -125,7 +132,7 @@ impl TestGateway {
 
     /// Every audit record written so far, parsed.
     pub fn audit_records(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.root.path().join("audit.log"))
+        std::fs::read_to_string(&self.audit_path)
             .unwrap_or_default()
             .lines()
             .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
@@ -142,7 +149,11 @@ impl TestGateway {
             .await
             .expect("token request");
         let status = resp.status().as_u16();
-        (status, resp.json().await.expect("json body"))
+        let body: Value = resp.json().await.expect("json body");
+        if let Some(token) = body["access_token"].as_str() {
+            super::logs::secret(token);
+        }
+        (status, body)
     }
 
     /// Grant A: client credentials with a federated assertion.
@@ -239,7 +250,6 @@ fn layer(root: &Path, url: &str) -> Layer {
         keys: Some(root.join("keys")),
         data_dir: Some(root.join("data")),
         workers: Some(1),
-        audit_log: Some(root.join("audit.log").display().to_string()),
         ..Layer::default()
     }
 }

@@ -44,6 +44,7 @@ impl TestIssuer {
 
     /// Starts an issuer with one key of `alg`.
     pub async fn start_with(clock: Arc<ManualClock>, alg: SigningAlgorithm) -> Self {
+        super::logs::capture();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let state = Arc::new(Mutex::new(State {
@@ -210,6 +211,7 @@ impl TestIssuer {
             .last()
             .expect("a key")
             .to_pkcs8_pem()
+            .to_string()
     }
 
     /// Stops the server.
@@ -222,7 +224,9 @@ fn sign_raw(key: &PrivateKey, header: &str, payload: &str) -> String {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let input = format!("{}.{}", b64.encode(header), b64.encode(payload));
     let signature = key.sign_raw(input.as_bytes()).expect("sign");
-    format!("{input}.{signature}")
+    let token = format!("{input}.{signature}");
+    super::logs::secret(&token);
+    token
 }
 
 type Shared = web::Data<Arc<Mutex<State>>>;

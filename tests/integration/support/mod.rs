@@ -5,6 +5,7 @@
 
 pub mod gateway;
 pub mod issuer;
+pub mod logs;
 pub mod tls;
 
 pub use gateway::TestGateway;
