@@ -87,6 +87,8 @@ impl TryFrom<RawPolicySet> for PolicySet {
             compiler.document(&doc.origin, &doc.document, &mut set);
         }
         if compiler.problems.is_empty() {
+            // Built here, at load, rather than by the first exchange after a (re)load.
+            set.credential_index();
             Ok(set)
         } else {
             Err(LoadErrors(compiler.problems))

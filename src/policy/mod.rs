@@ -8,6 +8,7 @@
 pub mod cel;
 mod compile;
 pub mod glob;
+pub mod index;
 pub mod load;
 pub mod model;
 mod raw;
