@@ -230,10 +230,10 @@ fn resolve_by_token<'a>(
     // every identity fails at the issuer and the first one's failure is the one reported.
     let mut best: Option<(MismatchStage, String)> = None;
     for reference in index.trusting(tenant, &token.issuer_name) {
-        if let Some((_, credential)) = indexed(reference, tenant, policies) {
-            if let Err(miss) = check_credential(credential, token) {
-                keep_best(&mut best, miss);
-            }
+        if let Some((_, credential)) = indexed(reference, tenant, policies)
+            && let Err(miss) = check_credential(credential, token)
+        {
+            keep_best(&mut best, miss);
         }
     }
     if best.is_none() {
