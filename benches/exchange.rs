@@ -645,6 +645,18 @@ fn summary(es256: &Fixture, reference: &Reference, scales: &[Scale]) {
             micros(without),
             without.as_secs_f64() / base_without.as_secs_f64(),
         );
+        // The whole exchange (the ES256 pipeline above) with this set instead of the 10-credential
+        // one: only the decision's share changes.
+        let exchange = |decision: Duration, base: Duration| {
+            (pipeline.as_secs_f64() + decision.as_secs_f64() - base.as_secs_f64())
+                / pipeline.as_secs_f64()
+        };
+        println!(
+            "{:>6} credentials: exchange time {:.3}x of 10 with client_id, {:.3}x without",
+            scale.n,
+            exchange(with, base_with),
+            exchange(without, base_without),
+        );
     }
     let loads: Vec<Duration> = (0..if quick() { 1 } else { 3 })
         .map(|_| load_generated(10_000))
