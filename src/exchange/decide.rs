@@ -14,6 +14,7 @@ use crate::exchange::denial::{Denial, MismatchStage};
 use crate::exchange::grant::{Grant, IdentityKind};
 use crate::exchange::request::{ExchangeRequest, RequestedRoles};
 use crate::issuers::ValidatedToken;
+use crate::policy::index::{CredentialRef, IdentityId};
 use crate::policy::model::{
     Application, CredentialMode, FederatedCredential, ManagedIdentity, ManagedIdentityName,
     PolicySet, RoleAssignment, ServicePrincipal, SubjectRule, object_id,
@@ -198,6 +199,95 @@ fn resolve_identity<'a>(
     }
 
     // Token exchange without client_id: the token itself must pick exactly one identity.
+    resolve_by_token(token, tenant, policies)
+}
+
+/// Token exchange without `client_id`: the unique identity of `tenant` with a credential
+/// matching the token, found through the policy set's credential index (only credentials that
+/// trust the token's issuer and can match its subject are checked). The outcome, including
+/// which denial detail wins, is the one a scan of every identity ([`resolve_by_scan`]) gives.
+fn resolve_by_token<'a>(
+    token: &ValidatedToken,
+    tenant: &str,
+    policies: &'a PolicySet,
+) -> Result<(Identity<'a>, &'a FederatedCredential), Denial> {
+    let index = policies.credential_index();
+    let mut found: Vec<(Identity<'a>, &'a FederatedCredential)> = Vec::new();
+    let mut last_matched: Option<&IdentityId> = None;
+    for candidate in index.candidates(tenant, &token.issuer_name, token.sub.as_deref()) {
+        if last_matched == Some(&candidate.identity) {
+            continue; // this identity already matched through an earlier credential
+        }
+        let Some((identity, credential)) = indexed(candidate, tenant, policies) else {
+            continue;
+        };
+        if check_credential(credential, token).is_ok() {
+            found.push((identity, credential));
+            last_matched = Some(&candidate.identity);
+        }
+    }
+    match found.len() {
+        1 => return Ok(found.remove(0)),
+        0 => {}
+        n => return Err(Denial::Ambiguous(n)),
+    }
+    // Denied: the furthest failure among the credentials trusting the issuer; when none does,
+    // every identity fails at the issuer and the first one's failure is the one reported.
+    let mut best: Option<(MismatchStage, String)> = None;
+    for reference in index.trusting(tenant, &token.issuer_name) {
+        if let Some((_, credential)) = indexed(reference, tenant, policies)
+            && let Err(miss) = check_credential(credential, token)
+        {
+            keep_best(&mut best, miss);
+        }
+    }
+    if best.is_none() {
+        let first = index
+            .first_identity(tenant)
+            .and_then(|id| identity_of(id, tenant, policies));
+        if let Some(Err(miss)) = first.map(|first| match_credentials(first.credentials(), token)) {
+            best = Some(miss);
+        }
+    }
+    let (stage, detail) = best.unwrap_or((
+        MismatchStage::Issuer,
+        "no identity in this tenant has a federated credential".to_string(),
+    ));
+    Err(Denial::NoMatchingCredential { stage, detail })
+}
+
+/// The identity and credential an index entry names, if the set still holds them.
+fn indexed<'a>(
+    reference: &CredentialRef,
+    tenant: &str,
+    policies: &'a PolicySet,
+) -> Option<(Identity<'a>, &'a FederatedCredential)> {
+    let identity = identity_of(&reference.identity, tenant, policies)?;
+    let credential = identity.credentials().get(reference.credential)?;
+    Some((identity, credential))
+}
+
+/// The identity an index entry names, if the set still holds it.
+fn identity_of<'a>(id: &IdentityId, tenant: &str, policies: &'a PolicySet) -> Option<Identity<'a>> {
+    Some(match id {
+        IdentityId::Application(name) => Identity::App {
+            app: policies.applications.get(name)?,
+            sp: policies.service_principal(tenant, name)?,
+        },
+        IdentityId::Managed(position) => Identity::Managed {
+            mi: policies.managed_identities.get(*position)?,
+        },
+    })
+}
+
+/// The same decision as [`resolve_by_token`] by checking every identity of the tenant: the
+/// definition the index must agree with (tests compare the two).
+#[cfg(test)]
+fn resolve_by_scan<'a>(
+    token: &ValidatedToken,
+    tenant: &str,
+    policies: &'a PolicySet,
+) -> Result<(Identity<'a>, &'a FederatedCredential), Denial> {
     let mut found: Vec<(Identity<'a>, &'a FederatedCredential)> = Vec::new();
     let mut best: Option<(MismatchStage, String)> = None;
     for identity in identities_in(tenant, policies) {
@@ -505,5 +595,7 @@ pub(crate) fn list(values: &[String]) -> String {
     format!("[{}{more}]", shown.join(", "))
 }
 
+#[cfg(test)]
+mod index_tests;
 #[cfg(test)]
 mod tests;

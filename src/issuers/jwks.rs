@@ -3,12 +3,18 @@
 //! One odd key (an encryption key, an unknown curve, a symmetric `oct` key, broken base64) is
 //! skipped rather than failing the whole set, because issuers publish such keys and the rest
 //! must keep working. The document itself must still be a JSON object with a `keys` array.
-//! Each [`DecodingKey`] is built once here, not per token.
+//! Each key is parsed once here into an aws-lc-rs [`ParsedPublicKey`] (see [`Verifier`]), so
+//! verifying a token does no key parsing.
 
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, ParsedPublicKey,
+    RsaPublicKeyComponents,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::DecodingKey;
 use serde_json::Value;
+
+use crate::policy::model::SigningAlgorithm;
 
 /// Keys kept from one JWKS, at most; the rest are ignored.
 pub const MAX_KEYS: usize = 100;
@@ -70,8 +76,81 @@ pub struct IssuerKey {
     pub kind: KeyKind,
     /// The JWK's `alg`, when stated (any string; a token algorithm must equal it).
     pub alg: Option<String>,
-    /// The verification key, built once.
-    pub key: DecodingKey,
+    /// The verification key, parsed once.
+    pub key: Verifier,
+}
+
+/// A public key parsed once for every algorithm it may verify.
+///
+/// aws-lc-rs binds a parsed key to one algorithm, so an RSA key holds one parsed key per RSA
+/// algorithm (RS256, RS384, RS512, PS256); EC and Ed25519 keys fit exactly one. A key aws-lc-rs
+/// refuses to parse (an even exponent, ...) is kept without a parsed form and verifies nothing,
+/// so a token naming it fails as a bad signature, as it did when keys were parsed per token.
+#[derive(Clone)]
+pub struct Verifier {
+    parsed: Vec<(SigningAlgorithm, ParsedPublicKey)>,
+}
+
+impl Verifier {
+    /// An RSA key from its big-endian modulus and exponent.
+    pub fn rsa(n: &[u8], e: &[u8]) -> Self {
+        use SigningAlgorithm as A;
+        let components = RsaPublicKeyComponents { n, e };
+        let parsed = [A::RS256, A::RS384, A::RS512, A::PS256]
+            .into_iter()
+            .filter_map(|alg| {
+                components
+                    .to_parsed_public_key(crate::tokens::keys::rsa_parameters(alg))
+                    .ok()
+                    .map(|key| (alg, key))
+            })
+            .collect();
+        Self { parsed }
+    }
+
+    /// An EC key from its affine coordinates (each exactly the curve's size).
+    pub fn ec(curve: EcCurve, x: &[u8], y: &[u8]) -> Self {
+        let mut point = Vec::with_capacity(1 + x.len() + y.len());
+        point.push(4);
+        point.extend_from_slice(x);
+        point.extend_from_slice(y);
+        let (alg, params) = match curve {
+            EcCurve::P256 => (SigningAlgorithm::ES256, &ECDSA_P256_SHA256_FIXED),
+            EcCurve::P384 => (SigningAlgorithm::ES384, &ECDSA_P384_SHA384_FIXED),
+        };
+        Self {
+            parsed: ParsedPublicKey::new(params, point)
+                .ok()
+                .map(|key| (alg, key))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// An Ed25519 key from its 32 public bytes.
+    pub fn ed25519(x: &[u8]) -> Self {
+        Self {
+            parsed: ParsedPublicKey::new(&ED25519, x)
+                .ok()
+                .map(|key| (SigningAlgorithm::EdDSA, key))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// Whether this key parsed at all (an unparsable key verifies nothing).
+    pub fn is_usable(&self) -> bool {
+        !self.parsed.is_empty()
+    }
+
+    /// Whether `signature` (raw JWS signature bytes) over `message` verifies under `alg`.
+    /// `false` for an algorithm this key does not fit.
+    pub fn verify(&self, alg: SigningAlgorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok())
+    }
 }
 
 impl std::fmt::Debug for IssuerKey {
@@ -176,10 +255,7 @@ fn parse_key(jwk: &Value) -> Option<IssuerKey> {
             if e.is_empty() {
                 return None;
             }
-            (
-                KeyKind::Rsa { bits },
-                DecodingKey::from_rsa_raw_components(n, &e),
-            )
+            (KeyKind::Rsa { bits }, Verifier::rsa(n, &e))
         }
         "EC" => {
             let (curve, len) = match jwk.get("crv")?.as_str()? {
@@ -192,22 +268,17 @@ fn parse_key(jwk: &Value) -> Option<IssuerKey> {
             if x.len() != len || y.len() != len {
                 return None;
             }
-            let x = jwk.get("x")?.as_str()?;
-            let y = jwk.get("y")?.as_str()?;
-            (
-                KeyKind::Ec(curve),
-                DecodingKey::from_ec_components(x, y).ok()?,
-            )
+            (KeyKind::Ec(curve), Verifier::ec(curve, &x, &y))
         }
         "OKP" => {
             if jwk.get("crv")?.as_str()? != "Ed25519" {
                 return None;
             }
-            if b64(jwk.get("x"))?.len() != 32 {
+            let x = b64(jwk.get("x"))?;
+            if x.len() != 32 {
                 return None;
             }
-            let x = jwk.get("x")?.as_str()?;
-            (KeyKind::Ed25519, DecodingKey::from_ed_components(x).ok()?)
+            (KeyKind::Ed25519, Verifier::ed25519(&x))
         }
         // `oct` (symmetric) keys are never accepted: an issuer's public JWKS must not be able to
         // make a shared secret verify tokens.

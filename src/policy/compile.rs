@@ -102,6 +102,8 @@ impl TryFrom<RawPolicySet> for PolicySet {
                 )
                 .filter(|c| c.mode == CredentialMode::Audit)
                 .count();
+            // Built here, at load, rather than by the first exchange after a (re)load.
+            set.credential_index();
             Ok(set)
         } else {
             Err(LoadErrors(compiler.problems))

@@ -86,6 +86,15 @@ impl SubjectPattern {
         &self.source
     }
 
+    /// The literal text before the first `*`: every subject this pattern matches starts with
+    /// it (the whole pattern when it has no `*`). Lets an index skip patterns a subject cannot
+    /// match without running them.
+    pub fn literal_prefix(&self) -> &str {
+        self.source
+            .find('*')
+            .map_or(self.source.as_str(), |star| &self.source[..star])
+    }
+
     /// Whether the whole of `subject` matches.
     pub fn matches(&self, subject: &str) -> bool {
         let chars: Vec<char> = subject.chars().collect();

@@ -8,11 +8,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::policy::cel::Expression;
 use crate::policy::glob::SubjectPattern;
+use crate::policy::index::CredentialIndex;
 
 /// Where a policy document came from: its file and its 1-based index among the file's
 /// `---`-separated documents. Displayed as `policies/ci.yaml#3`.
@@ -394,9 +395,20 @@ pub struct PolicySet {
     pub content_hash: String,
     /// How many credentials are in audit mode (when 0, exchanges skip evaluating them).
     pub audit_credentials: usize,
+    /// The credential lookup index, built from this set on first use (compile builds it
+    /// eagerly); see [`PolicySet::credential_index`].
+    pub(crate) credential_index: OnceLock<Arc<CredentialIndex>>,
 }
 
 impl PolicySet {
+    /// The index of this set's federated credentials (by tenant, issuer and subject), built on
+    /// the first call and shared afterwards. A set is immutable once compiled; code that builds
+    /// one by hand must finish it before the first call.
+    pub fn credential_index(&self) -> &CredentialIndex {
+        self.credential_index
+            .get_or_init(|| Arc::new(CredentialIndex::build(self)))
+    }
+
     /// The issuer whose URL is exactly `iss`, if declared.
     pub fn issuer_for(&self, iss: &str) -> Option<&Arc<Issuer>> {
         self.issuer_by_url

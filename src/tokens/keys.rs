@@ -1,5 +1,10 @@
 //! One signing key: generated with aws-lc-rs or parsed from an unencrypted PKCS#8 PEM, with its
-//! RFC 7638 `kid`, its public JWK and the jsonwebtoken keys built once.
+//! RFC 7638 `kid`, its public JWK, and the aws-lc-rs key pair and parsed public key built once.
+//!
+//! Signing goes straight to aws-lc-rs with the key pair parsed at load: jsonwebtoken 11 re-parses
+//! the DER key on every `encode` (its signer API takes key bytes, not a prepared key), which
+//! costs as much as the ECDSA signature itself. jsonwebtoken's `Header` is still what writes the
+//! JOSE header, so header encoding is unchanged.
 //!
 //! Supported key types: RSA (2048 to 8192 bits; generated keys are 2048), P-256, P-384 and
 //! Ed25519. The key type decides the algorithm family; RSA keys sign RS256 unless told otherwise.
@@ -8,14 +13,16 @@
 use std::fmt;
 
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
-    KeyPair, RsaKeyPair, RsaPublicKeyComponents,
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED,
+    ECDSA_P384_SHA384_FIXED_SIGNING, ED25519, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+    ParsedPublicKey, RsaEncoding, RsaKeyPair, RsaParameters, RsaPublicKeyComponents,
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::{DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{DecodingKey, Header};
 use serde::Serialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -69,17 +76,113 @@ pub enum KeyError {
 
 /// A private signing key of one [`SigningAlgorithm`].
 ///
-/// Everything derived from the key (its `kid`, public JWK, jsonwebtoken encoding and decoding
-/// keys) is computed once at construction, so signing does no parsing on our side.
+/// Everything derived from the key (its `kid`, public JWK, the aws-lc-rs key pair, the parsed
+/// public key and a jsonwebtoken decoding key) is computed once at construction, so signing and
+/// the self-check after signing do no key parsing.
 pub struct PrivateKey {
     alg: SigningAlgorithm,
     kid: String,
-    // Wiped on drop; jsonwebtoken's EncodingKey wipes its own copy and aws-lc-rs key pairs
-    // cleanse theirs.
+    // Wiped on drop; aws-lc-rs key pairs cleanse their own copies when freed.
     pkcs8_der: Zeroizing<Vec<u8>>,
-    encoding: EncodingKey,
+    signer: Signer,
+    /// The published half, parsed for `alg`: what the self-check verifies with.
+    verifier: ParsedPublicKey,
     decoding: DecodingKey,
     jwk: Value,
+}
+
+/// The private half as an aws-lc-rs key pair, with what its algorithm needs to sign.
+enum Signer {
+    Rsa {
+        pair: RsaKeyPair,
+        padding: &'static dyn RsaEncoding,
+    },
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+impl Signer {
+    /// Parses `der` (PKCS#8) for `alg`; the key type was already checked to suit `alg`.
+    fn new(der: &[u8], alg: SigningAlgorithm) -> Result<Self, KeyError> {
+        use SigningAlgorithm as A;
+        let rejected = |e: aws_lc_rs::error::KeyRejected| KeyError::SelfTest(e.to_string());
+        Ok(match alg {
+            A::RS256 | A::RS384 | A::RS512 | A::PS256 => Self::Rsa {
+                pair: RsaKeyPair::from_pkcs8(der).map_err(rejected)?,
+                padding: match alg {
+                    A::RS384 => &aws_lc_rs::signature::RSA_PKCS1_SHA384,
+                    A::RS512 => &aws_lc_rs::signature::RSA_PKCS1_SHA512,
+                    A::PS256 => &aws_lc_rs::signature::RSA_PSS_SHA256,
+                    _ => &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                },
+            },
+            A::ES256 => Self::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(rejected)?,
+            ),
+            A::ES384 => Self::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, der)
+                    .map_err(rejected)?,
+            ),
+            A::EdDSA => Self::Ed25519(Ed25519KeyPair::from_pkcs8(der).map_err(rejected)?),
+        })
+    }
+
+    /// The raw JWS signature of `message` (RFC 7518: PKCS#1/PSS bytes, or ECDSA `r || s`).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let failed = |_| SignError::Crypto("the crypto backend refused to sign".into());
+        match self {
+            Self::Rsa { pair, padding } => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(*padding, &SystemRandom::new(), message, &mut signature)
+                    .map_err(failed)?;
+                Ok(signature)
+            }
+            Self::Ecdsa(pair) => Ok(pair
+                .sign(&SystemRandom::new(), message)
+                .map_err(failed)?
+                .as_ref()
+                .to_vec()),
+            Self::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
+    }
+}
+
+/// The aws-lc-rs verification parameters of `alg` (RSA ones accept 2048 to 8192 bits).
+pub(crate) fn rsa_parameters(alg: SigningAlgorithm) -> &'static RsaParameters {
+    use SigningAlgorithm as A;
+    match alg {
+        A::RS384 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA384,
+        A::RS512 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA512,
+        A::PS256 => &aws_lc_rs::signature::RSA_PSS_2048_8192_SHA256,
+        _ => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+    }
+}
+
+/// The public half as a key parsed once for `alg`.
+fn parsed_public_key(
+    params: &PublicParams,
+    alg: SigningAlgorithm,
+) -> Result<ParsedPublicKey, KeyError> {
+    let rejected = |e: aws_lc_rs::error::KeyRejected| KeyError::SelfTest(e.to_string());
+    match params {
+        PublicParams::Rsa { n, e } => RsaPublicKeyComponents { n, e }
+            .to_parsed_public_key(rsa_parameters(alg))
+            .map_err(rejected),
+        PublicParams::Ec { crv, x, y } => {
+            let mut point = Vec::with_capacity(1 + x.len() + y.len());
+            point.push(4);
+            point.extend_from_slice(x);
+            point.extend_from_slice(y);
+            let curve = if *crv == "P-384" {
+                &ECDSA_P384_SHA384_FIXED
+            } else {
+                &ECDSA_P256_SHA256_FIXED
+            };
+            ParsedPublicKey::new(curve, point).map_err(rejected)
+        }
+        PublicParams::Okp { x } => ParsedPublicKey::new(&ED25519, x).map_err(rejected),
+    }
 }
 
 impl fmt::Debug for PrivateKey {
@@ -280,20 +383,16 @@ impl PrivateKey {
         let kid = params.thumbprint();
         let b = |v: &[u8]| URL_SAFE_NO_PAD.encode(v);
         let bad = |e: jsonwebtoken::errors::Error| KeyError::SelfTest(e.to_string());
-        let (encoding, decoding, mut jwk) = match &params {
+        let (decoding, mut jwk) = match &params {
             PublicParams::Rsa { n, e } => (
-                // jsonwebtoken's RSA signer wants PKCS#1; its PEM reader unwraps PKCS#8 for us.
-                EncodingKey::from_rsa_pem(pem_encode(PKCS8_LABEL, &der).as_bytes()).map_err(bad)?,
                 DecodingKey::from_rsa_raw_components(n, e),
                 json!({"kty": "RSA", "n": b(n), "e": b(e)}),
             ),
             PublicParams::Ec { crv, x, y } => (
-                EncodingKey::from_ec_der(&der),
                 DecodingKey::from_ec_components(&b(x), &b(y)).map_err(bad)?,
                 json!({"kty": "EC", "crv": crv, "x": b(x), "y": b(y)}),
             ),
             PublicParams::Okp { x } => (
-                EncodingKey::from_ed_der(&der),
                 DecodingKey::from_ed_components(&b(x)).map_err(bad)?,
                 json!({"kty": "OKP", "crv": "Ed25519", "x": b(x)}),
             ),
@@ -306,8 +405,9 @@ impl PrivateKey {
         let key = Self {
             alg,
             kid,
+            signer: Signer::new(&der, alg)?,
+            verifier: parsed_public_key(&params, alg)?,
             pkcs8_der: der,
-            encoding,
             decoding,
             jwk,
         };
@@ -318,15 +418,32 @@ impl PrivateKey {
     /// Signs and verifies a fixed message, so a key whose private and published halves
     /// disagree (or that the signer cannot use) is refused at load, not at the first exchange.
     fn probe(&self) -> Result<(), KeyError> {
-        let alg = self.alg.to_jsonwebtoken();
         let message = b"trustbridge key self-test";
-        let signature = jsonwebtoken::crypto::sign(message, &self.encoding, alg)
+        let signature = self
+            .signer
+            .sign(message)
             .map_err(|e| KeyError::SelfTest(e.to_string()))?;
-        match jsonwebtoken::crypto::verify(&signature, message, &self.decoding, alg) {
+        if !self.verify_signature(message, &signature) {
+            return Err(KeyError::SelfTest("probe signature did not verify".into()));
+        }
+        // The published JWK goes through jsonwebtoken's verifier too, as relying parties use it.
+        let encoded = URL_SAFE_NO_PAD.encode(&signature);
+        match jsonwebtoken::crypto::verify(
+            &encoded,
+            message,
+            &self.decoding,
+            self.alg.to_jsonwebtoken(),
+        ) {
             Ok(true) => Ok(()),
             Ok(false) => Err(KeyError::SelfTest("probe signature did not verify".into())),
             Err(e) => Err(KeyError::SelfTest(e.to_string())),
         }
+    }
+
+    /// Whether `signature` (raw bytes) over `message` verifies with the published half of this
+    /// key, parsed once at load.
+    pub fn verify_signature(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.verifier.verify_sig(message, signature).is_ok()
     }
 
     /// The algorithm this key signs.
@@ -360,13 +477,21 @@ impl PrivateKey {
     /// # Errors
     /// [`SignError::Crypto`] if the claims do not serialize or the backend refuses.
     pub fn sign_jwt(&self, header_typ: &str, claims: &impl Serialize) -> Result<String, SignError> {
-        // TODO-perf: jsonwebtoken's aws-lc signers re-parse the DER key pair on every call
-        // (its API offers no prepared signer); hold aws-lc key pairs here if that shows up.
         let mut header = Header::new(self.alg.to_jsonwebtoken());
         header.kid = Some(self.kid.clone());
         header.typ = Some(header_typ.to_owned());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
-            .map_err(|e| SignError::Crypto(e.to_string()))
+        let serialize = |e: serde_json::Error| SignError::Crypto(e.to_string());
+        let header = serde_json::to_vec(&header).map_err(serialize)?;
+        let claims = serde_json::to_vec(claims).map_err(serialize)?;
+        // Room for both parts, the dots and the largest signature (RSA-8192: 683 characters).
+        let mut token = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 700);
+        URL_SAFE_NO_PAD.encode_string(&header, &mut token);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&claims, &mut token);
+        let signature = self.signer.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        Ok(token)
     }
 
     /// Signs `message` (a JWS signing input) and returns the base64url signature. Lets tests
@@ -375,8 +500,7 @@ impl PrivateKey {
     /// # Errors
     /// [`SignError::Crypto`] if the backend refuses.
     pub fn sign_raw(&self, message: &[u8]) -> Result<String, SignError> {
-        jsonwebtoken::crypto::sign(message, &self.encoding, self.alg.to_jsonwebtoken())
-            .map_err(|e| SignError::Crypto(e.to_string()))
+        Ok(URL_SAFE_NO_PAD.encode(self.signer.sign(message)?))
     }
 
     /// Test hook: this key's private half with `other`'s published half, to exercise the
@@ -384,6 +508,7 @@ impl PrivateKey {
     #[cfg(test)]
     pub(crate) fn with_public_half_of(mut self, other: &PrivateKey) -> Self {
         self.decoding = other.decoding.clone();
+        self.verifier = other.verifier.clone();
         self
     }
 }

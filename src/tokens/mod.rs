@@ -236,6 +236,12 @@ impl SigningKeys {
             .unwrap_or(SigningAlgorithm::ES256)
     }
 
+    /// Runs `f` with the key that signs now, if any (benchmarks use it to time signing alone).
+    pub fn with_current_key<R>(&self, f: impl FnOnce(&keys::PrivateKey) -> R) -> Option<R> {
+        let loaded = self.keys.load();
+        store::current_key(&loaded.keys, self.clock.now()).map(|k| f(&k.key))
+    }
+
     /// Signs `claims` (header `typ: at+jwt`, `alg` and `kid` of the active key), then verifies
     /// the result against the published keys before returning it. `exp` is capped at the
     /// signing key's end of life (see [`Self::sign_capped`]) on a copy.

@@ -2,17 +2,46 @@
 //!
 //! The check runs on every token: it catches a key whose private half and published JWK
 //! disagree, a `kid` missing from the JWKS, and header or claim drift, at the cost of one
-//! verification (cheap next to signing). It reads no clock: `exp`/`nbf` are the caller's
-//! business, checked against the injected clock where the claims are built.
+//! verification with a public key parsed once at load (no key parsing and no claims
+//! deserialisation per token: the payload is only scanned for the required claim names). It
+//! reads no clock: `exp`/`nbf` are the caller's business, checked against the injected clock
+//! where the claims are built.
 
-use jsonwebtoken::{Validation, decode, decode_header};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::decode_header;
 use serde::Serialize;
+use serde::de::IgnoredAny;
 
 use crate::tokens::SignError;
 use crate::tokens::keys::PrivateKey;
 
-/// Claims every token we issue must carry (those jsonwebtoken can check for presence).
+/// Claims every token we issue must carry.
 const REQUIRED_CLAIMS: [&str; 4] = ["exp", "iss", "sub", "aud"];
+
+/// Which of [`REQUIRED_CLAIMS`] a payload holds; every other member is skipped unread.
+#[derive(serde::Deserialize)]
+struct RequiredClaims {
+    exp: Option<IgnoredAny>,
+    iss: Option<IgnoredAny>,
+    sub: Option<IgnoredAny>,
+    aud: Option<IgnoredAny>,
+}
+
+impl RequiredClaims {
+    fn first_missing(&self) -> Option<&'static str> {
+        let present = [
+            self.exp.is_some(),
+            self.iss.is_some(),
+            self.sub.is_some(),
+            self.aud.is_some(),
+        ];
+        REQUIRED_CLAIMS
+            .into_iter()
+            .zip(present)
+            .find_map(|(name, ok)| (!ok).then_some(name))
+    }
+}
 
 /// Signs `claims` with `signer` (header `typ`, `alg`, `kid`), then verifies the result
 /// against `published` with [`verify_published`].
@@ -52,23 +81,35 @@ pub(crate) fn verify_published<'a>(
         .into_iter()
         .find(|k| k.kid() == kid)
         .ok_or_else(|| fail(format!("kid {kid} is not published")))?;
-    let alg = key.alg().to_jsonwebtoken();
-    if header.alg != alg {
+    if header.alg != key.alg().to_jsonwebtoken() {
         return Err(fail(format!(
             "header alg {:?} differs from the key's {}",
             header.alg,
             key.alg()
         )));
     }
-    let mut validation = Validation::new(alg);
-    // Time checks would read the system clock inside jsonwebtoken; ours is injected.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.set_required_spec_claims(&REQUIRED_CLAIMS);
-    decode::<serde_json::Value>(token, key.decoding_key(), &validation)
-        .map(|_| ())
-        .map_err(|e| fail(format!("kid {kid}: {e}")))
+    let (signing_input, signature) = token
+        .rsplit_once('.')
+        .ok_or_else(|| fail("not a compact JWS".into()))?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| fail(format!("kid {kid}: InvalidSignature (not base64url)")))?;
+    if !key.verify_signature(signing_input.as_bytes(), &signature) {
+        return Err(fail(format!("kid {kid}: InvalidSignature")));
+    }
+    let payload = signing_input
+        .split_once('.')
+        .map(|(_, payload)| payload)
+        .ok_or_else(|| fail("not a compact JWS".into()))?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| fail("payload is not base64url".into()))?;
+    let claims: RequiredClaims = serde_json::from_slice(&payload)
+        .map_err(|e| fail(format!("payload is not a JSON object: {e}")))?;
+    match claims.first_missing() {
+        Some(name) => Err(fail(format!("missing required claim {name}"))),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! One binary (see STYLE.md): every extra test binary costs link time.
 
 mod cli;
+mod cold_start;
 mod discovery;
 mod exchange;
 mod issuer_trust;
