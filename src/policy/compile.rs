@@ -37,7 +37,7 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 pub const MAX_TENANT_NAME: usize = 64;
 
 /// Claims a `claimMappings` entry may not name (owned by the token format).
-pub use crate::tokens::claims::RESERVED_CLAIMS;
+pub use crate::tokens::claims::{is_reserved_claim, reserved_claims};
 
 /// How many declared names a "did you mean one of these" hint lists at most.
 const MAX_LISTED: usize = 20;
@@ -871,13 +871,13 @@ impl Compiler {
                 self.problem(origin, claim_path, "claim name is empty");
                 continue;
             }
-            if RESERVED_CLAIMS.contains(&claim.as_str()) {
+            if is_reserved_claim(claim) {
                 self.problem(
                     origin,
                     claim_path,
                     format!(
                         "claim {claim:?} is reserved: trustbridge sets it itself (reserved: {})",
-                        RESERVED_CLAIMS.join(", ")
+                        reserved_claims().collect::<Vec<_>>().join(", ")
                     ),
                 );
                 continue;

@@ -26,30 +26,19 @@ pub const FIXED_CLAIMS: [&str; 16] = [
     "src_cred",
 ];
 
-/// Claim names `claimMappings` may not use: the fixed claims, plus Entra claims (`scp`, `typ`,
-/// `ver`, `appid`) that verifiers interpret and trustbridge must not let policies forge.
-pub const RESERVED_CLAIMS: [&str; 20] = [
-    "iss",
-    "sub",
-    "aud",
-    "iat",
-    "nbf",
-    "exp",
-    "jti",
-    "client_id",
-    "azp",
-    "oid",
-    "tid",
-    "roles",
-    "idtyp",
-    "src_iss",
-    "src_sub",
-    "src_cred",
-    "scp",
-    "typ",
-    "ver",
-    "appid",
-];
+/// Entra claims (`scp`, `typ`, `ver`, `appid`) that verifiers interpret: trustbridge does not
+/// emit them, and must not let policies forge them either.
+pub const ENTRA_RESERVED_CLAIMS: [&str; 4] = ["scp", "typ", "ver", "appid"];
+
+/// Whether `claimMappings` may not use `name`: a fixed claim or an Entra-reserved one.
+pub fn is_reserved_claim(name: &str) -> bool {
+    is_fixed_claim(name) || ENTRA_RESERVED_CLAIMS.contains(&name)
+}
+
+/// Every reserved claim name, for messages.
+pub fn reserved_claims() -> impl Iterator<Item = &'static str> {
+    FIXED_CLAIMS.into_iter().chain(ENTRA_RESERVED_CLAIMS)
+}
 
 /// Whether `name` is a fixed claim that mapped claims may not use.
 pub fn is_fixed_claim(name: &str) -> bool {
@@ -140,10 +129,12 @@ pub(crate) mod tests {
     use super::*;
 
     #[test]
-    fn every_fixed_claim_is_reserved_from_policies() {
-        for claim in FIXED_CLAIMS {
-            assert!(RESERVED_CLAIMS.contains(&claim), "{claim}");
+    fn fixed_and_entra_claims_are_reserved_from_policies() {
+        for claim in FIXED_CLAIMS.into_iter().chain(ENTRA_RESERVED_CLAIMS) {
+            assert!(is_reserved_claim(claim), "{claim}");
         }
+        assert!(!is_reserved_claim("repository"));
+        assert_eq!(reserved_claims().count(), 20);
     }
 
     /// Claims for tests, with `mapped` as given.
