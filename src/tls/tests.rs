@@ -68,7 +68,11 @@ fn startup_errors_name_the_file_and_the_problem() {
         (
             "garbage key",
             cert.clone(),
-            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(),
+            format!(
+                "{}\nAAAA\n{}\n",
+                crate::tokens::keys::PKCS8_PEM_BEGIN,
+                crate::tokens::keys::PKCS8_PEM_END
+            ),
             "unusable private key",
         ),
         (

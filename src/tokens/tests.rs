@@ -223,7 +223,7 @@ mod reload {
         let before = keys.kids();
         std::fs::write(
             dir.path().join("half.pem"),
-            "-----BEGIN PRIVATE KEY-----\nAAAA",
+            format!("{}\nAAAA", crate::tokens::keys::PKCS8_PEM_BEGIN),
         )
         .unwrap();
         let err = keys.refresh().unwrap_err();

@@ -138,8 +138,8 @@ fn pem_round_trip_keeps_kid_and_alg() {
     ] {
         let key = PrivateKey::generate(alg).unwrap();
         let pem = key.to_pkcs8_pem();
-        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
-        assert!(pem.ends_with("-----END PRIVATE KEY-----\n"));
+        assert!(pem.starts_with(&format!("{PKCS8_PEM_BEGIN}\n")));
+        assert!(pem.ends_with(&format!("{PKCS8_PEM_END}\n")));
         assert!(pem.lines().all(|l| l.len() <= 64));
         let back = PrivateKey::from_pkcs8_pem(&pem, None).unwrap();
         assert_eq!(back.kid(), key.kid());
@@ -189,44 +189,41 @@ fn rsa_keys_may_sign_any_rsa_algorithm() {
 
 #[test]
 fn refuses_unsupported_keys_and_formats() {
-    let cases: [(&str, &str, KeyError); 9] = [
-        ("RSA 1024", RSA1024, KeyError::RsaTooSmall),
+    let pem = |body: &str| format!("{PKCS8_PEM_BEGIN}\n{body}");
+    let cases: [(&str, String, KeyError); 9] = [
+        ("RSA 1024", RSA1024.into(), KeyError::RsaTooSmall),
         (
             "PKCS#1",
-            RSA3072_PKCS1,
+            RSA3072_PKCS1.into(),
             KeyError::WrongPemLabel("RSA PRIVATE KEY".into()),
         ),
         (
             "SEC1",
-            P256_SEC1,
+            P256_SEC1.into(),
             KeyError::WrongPemLabel("EC PRIVATE KEY".into()),
         ),
-        ("P-521", P521, KeyError::Unrecognized),
-        ("empty", "", KeyError::NotPem),
-        (
-            "no end",
-            "-----BEGIN PRIVATE KEY-----\nMC4CAQA=\n",
-            KeyError::NotPem,
-        ),
+        ("P-521", P521.into(), KeyError::Unrecognized),
+        ("empty", String::new(), KeyError::NotPem),
+        ("no end", pem("MC4CAQA=\n"), KeyError::NotPem),
         (
             "not base64",
-            "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n",
+            pem(&format!("!!!!\n{PKCS8_PEM_END}\n")),
             KeyError::BadBase64,
         ),
         (
             "empty body",
-            "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n",
+            pem(&format!("{PKCS8_PEM_END}\n")),
             KeyError::Unrecognized,
         ),
         (
             "not a key",
-            "-----BEGIN PRIVATE KEY-----\naGVsbG8gd29ybGQ=\n-----END PRIVATE KEY-----\n",
+            pem(&format!("aGVsbG8gd29ybGQ=\n{PKCS8_PEM_END}\n")),
             KeyError::Unrecognized,
         ),
     ];
     for (name, pem, want) in cases {
         assert_eq!(
-            PrivateKey::from_pkcs8_pem(pem, None).unwrap_err(),
+            PrivateKey::from_pkcs8_pem(&pem, None).unwrap_err(),
             want,
             "{name}"
         );
@@ -289,8 +286,10 @@ proptest! {
     #[test]
     fn random_der_is_refused(der in proptest::collection::vec(any::<u8>(), 0..400)) {
         let pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            STANDARD.encode(&der)
+            "{}\n{}\n{}\n",
+            PKCS8_PEM_BEGIN,
+            STANDARD.encode(&der),
+            PKCS8_PEM_END
         );
         prop_assert!(PrivateKey::from_pkcs8_pem(&pem, None).is_err());
     }
@@ -301,8 +300,10 @@ proptest! {
             .decode(P256.lines().filter(|l| !l.starts_with("-----")).collect::<String>())
             .unwrap();
         let pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            STANDARD.encode(&der[..der.len().saturating_sub(cut)])
+            "{}\n{}\n{}\n",
+            PKCS8_PEM_BEGIN,
+            STANDARD.encode(&der[..der.len().saturating_sub(cut)]),
+            PKCS8_PEM_END
         );
         prop_assert!(PrivateKey::from_pkcs8_pem(&pem, None).is_err());
     }

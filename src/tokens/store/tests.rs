@@ -105,14 +105,18 @@ fn unusable_key_files_are_refused_naming_the_file_only() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "corrupt.pem",
-            format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")
-                .into_bytes(),
+            format!(
+                "{}\n{body}\n{}\n",
+                crate::tokens::keys::PKCS8_PEM_BEGIN,
+                crate::tokens::keys::PKCS8_PEM_END
+            )
+            .into_bytes(),
             "not an RSA",
         ),
         (
             "text.pem",
             b"hello".to_vec(),
-            "no \"-----BEGIN PRIVATE KEY-----\"",
+            "no PKCS#8 \"PRIVATE KEY\" PEM block",
         ),
         ("binary.pem", vec![0xff, 0xfe, 0x00], "not a PEM text file"),
         ("huge.pem", vec![b'A'; 70 * 1024], "larger than"),
