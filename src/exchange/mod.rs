@@ -10,6 +10,8 @@ pub mod denial;
 pub mod explain;
 pub mod grant;
 pub mod request;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use decide::{Limits, decide};
 pub use denial::{Denial, MismatchStage};

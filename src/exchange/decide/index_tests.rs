@@ -4,7 +4,6 @@
 use serde_json::json;
 
 use super::*;
-use crate::policy::model::SigningAlgorithm;
 
 const POLICIES: &str = r#"
 kind: Issuer
@@ -151,34 +150,11 @@ federatedCredentials:
 "#;
 
 fn set() -> PolicySet {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("all.yaml"), POLICIES).expect("write");
-    crate::policy::load_dir(dir.path()).expect("fixture policies load")
+    crate::exchange::testkit::policies(POLICIES)
 }
 
 fn token(issuer: &str, sub: Option<&str>, aud: &str, owner: &str, ns: &str) -> ValidatedToken {
-    let iss = format!("https://{issuer}.example.com");
-    let mut claims = serde_json::Map::new();
-    claims.insert("iss".into(), json!(iss));
-    if let Some(sub) = sub {
-        claims.insert("sub".into(), json!(sub));
-    }
-    claims.insert("aud".into(), json!(aud));
-    claims.insert("owner".into(), json!(owner));
-    claims.insert("ns".into(), json!(ns));
-    ValidatedToken {
-        issuer_name: issuer.to_string(),
-        iss,
-        sub: sub.map(str::to_string),
-        aud: vec![aud.to_string()],
-        exp: 2_000_000_000,
-        iat: None,
-        nbf: None,
-        jti: None,
-        alg: SigningAlgorithm::RS256,
-        kid: None,
-        claims,
-    }
+    crate::exchange::testkit::validated(issuer, sub, aud, json!({"owner": owner, "ns": ns}))
 }
 
 type Outcome = Result<(String, String), Denial>;

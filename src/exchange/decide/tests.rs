@@ -4,7 +4,6 @@ use serde_json::json;
 
 use super::*;
 use crate::exchange::request::{GrantType, Target};
-use crate::policy::model::SigningAlgorithm;
 
 const POLICIES: &str = r#"
 kind: Issuer
@@ -103,34 +102,11 @@ appRoleAssignments:
 "#;
 
 fn policies() -> PolicySet {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("all.yaml"), POLICIES).expect("write");
-    crate::policy::load_dir(dir.path()).expect("fixture policies load")
+    crate::exchange::testkit::policies(POLICIES)
 }
 
 fn token(issuer: &str, sub: &str, aud: &str, extra: serde_json::Value) -> ValidatedToken {
-    let iss = format!("https://{issuer}.example.com");
-    let mut claims = serde_json::Map::new();
-    claims.insert("iss".into(), json!(iss));
-    claims.insert("sub".into(), json!(sub));
-    claims.insert("aud".into(), json!(aud));
-    claims.insert("exp".into(), json!(2_000_000_000u64));
-    if let serde_json::Value::Object(extra) = extra {
-        claims.extend(extra);
-    }
-    ValidatedToken {
-        issuer_name: issuer.to_string(),
-        iss,
-        sub: Some(sub.to_string()),
-        aud: vec![aud.to_string()],
-        exp: 2_000_000_000,
-        iat: None,
-        nbf: None,
-        jti: None,
-        alg: SigningAlgorithm::RS256,
-        kid: None,
-        claims,
-    }
+    crate::exchange::testkit::validated(issuer, Some(sub), aud, extra)
 }
 
 fn request(client_id: Option<&str>, resource: &str, roles: RequestedRoles) -> ExchangeRequest {

@@ -2,7 +2,6 @@ use serde_json::json;
 
 use super::*;
 use crate::exchange::request::RequestedRoles;
-use crate::policy::model::SigningAlgorithm;
 
 const POLICIES: &str = r#"
 kind: Issuer
@@ -93,32 +92,11 @@ appRoleAssignments:
 "#;
 
 fn policies() -> PolicySet {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("all.yaml"), POLICIES).expect("write");
-    crate::policy::load_dir(dir.path()).expect("fixture policies load")
+    crate::exchange::testkit::policies(POLICIES)
 }
 
 fn token(sub: &str, aud: &str, extra: serde_json::Value) -> ValidatedToken {
-    let mut claims = serde_json::Map::new();
-    claims.insert("iss".into(), json!("https://ci.example.com"));
-    claims.insert("sub".into(), json!(sub));
-    claims.insert("aud".into(), json!(aud));
-    if let serde_json::Value::Object(extra) = extra {
-        claims.extend(extra);
-    }
-    ValidatedToken {
-        issuer_name: "ci".into(),
-        iss: "https://ci.example.com".into(),
-        sub: Some(sub.into()),
-        aud: vec![aud.into()],
-        exp: 2_000_000_000,
-        iat: None,
-        nbf: None,
-        jti: None,
-        alg: SigningAlgorithm::RS256,
-        kid: None,
-        claims,
-    }
+    crate::exchange::testkit::validated("ci", Some(sub), aud, extra)
 }
 
 fn target(resource: &str, roles: RequestedRoles) -> Target {
