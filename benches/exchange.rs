@@ -32,8 +32,8 @@ use trustbridge::clock::{Clock, ManualClock, unix_seconds};
 use trustbridge::exchange::{self, ExchangeRequest, Limits};
 use trustbridge::issuers::jwks::parse_jwks;
 use trustbridge::issuers::{FetchSettings, IssuerRegistry, validate};
+use trustbridge::jose::SigningAlgorithm;
 use trustbridge::policy::PolicySet;
-use trustbridge::policy::model::SigningAlgorithm;
 use trustbridge::tokens::keys::PrivateKey;
 use trustbridge::tokens::{AccessTokenClaims, SigningKeys, StoredKey};
 
@@ -132,7 +132,7 @@ appRoleAssignments:
             &policies,
             FetchSettings::default(),
             clock.clone(),
-            dir.path().to_path_buf(),
+            trustbridge::demo::jwks_path(dir.path()),
         );
         let token = source
             .sign_jwt("JWT", &subject_claims(SUBJECT, ISS))

@@ -146,7 +146,7 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         &policies,
         FetchSettings::default(),
         clock.clone(),
-        settings.data_dir.clone(),
+        crate::demo::jwks_path(&settings.data_dir),
     )
     .with_metrics(IssuerMetrics::register(&registry)?);
     // In a runtime (tests) keys load now; `serve` builds before its runtime, so `run` repeats it.

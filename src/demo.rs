@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use crate::policy::model::SigningAlgorithm;
+use crate::jose::SigningAlgorithm;
 use crate::tokens::keys::PrivateKey;
 use crate::tokens::{KeyStoreError, SignError, store};
 

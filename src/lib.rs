@@ -19,6 +19,7 @@ pub mod demo;
 pub mod exchange;
 pub mod http;
 pub mod issuers;
+pub mod jose;
 pub mod policy;
 pub mod state;
 pub mod telemetry;

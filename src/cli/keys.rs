@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, Subcommand};
 
 use crate::clock::Clock;
-use crate::policy::model::SigningAlgorithm;
+use crate::jose::SigningAlgorithm;
 use crate::tokens::rotation::{self, KeyState};
 use crate::tokens::{PrivateKey, StoredKey, store};
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::policy::model::SigningAlgorithm;
+use crate::jose::SigningAlgorithm;
 use crate::telemetry::logging::LogFormat;
 
 /// Longest lifetime an operator may configure for issued tokens.

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::issuers::ValidatedToken;
+use crate::jose::SigningAlgorithm;
 use crate::policy::PolicySet;
-use crate::policy::model::SigningAlgorithm;
 
 /// Loads `yaml` as one policy file; panics with the problems if it does not load.
 pub(crate) fn policies(yaml: &str) -> PolicySet {

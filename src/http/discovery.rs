@@ -28,7 +28,7 @@ pub async fn openid_configuration(
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [alg],
         "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
-        "token_endpoint_auth_signing_alg_values_supported": crate::policy::model::SigningAlgorithm::ALL.map(|a| a.as_str()),
+        "token_endpoint_auth_signing_alg_values_supported": crate::jose::SigningAlgorithm::ALL.map(|a| a.as_str()),
         "grant_types_supported": ["client_credentials", TOKEN_EXCHANGE],
         "scopes_supported": [".default"],
         "claims_supported": ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "azp", "oid", "tid", "roles", "idtyp", "src_iss", "src_sub", "src_cred"],

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
-use crate::policy::model::SigningAlgorithm;
+use crate::jose::{self, SigningAlgorithm};
 
 /// Keys kept from one JWKS, at most; the rest are ignored.
 pub const MAX_KEYS: usize = 100;
@@ -96,11 +96,11 @@ impl Verifier {
     pub fn rsa(n: &[u8], e: &[u8]) -> Self {
         use SigningAlgorithm as A;
         let components = RsaPublicKeyComponents { n, e };
-        let parsed = [A::RS256, A::RS384, A::RS512, A::PS256]
+        let parsed = A::RSA
             .into_iter()
             .filter_map(|alg| {
                 components
-                    .to_parsed_public_key(crate::tokens::keys::rsa_parameters(alg))
+                    .to_parsed_public_key(jose::rsa_parameters(alg))
                     .ok()
                     .map(|key| (alg, key))
             })
@@ -136,11 +136,6 @@ impl Verifier {
                 .into_iter()
                 .collect(),
         }
-    }
-
-    /// Whether this key parsed at all (an unparsable key verifies nothing).
-    pub fn is_usable(&self) -> bool {
-        !self.parsed.is_empty()
     }
 
     /// Whether `signature` (raw JWS signature bytes) over `message` verifies under `alg`.
@@ -249,9 +244,8 @@ fn parse_key(jwk: &Value) -> Option<IssuerKey> {
         "RSA" => {
             let n = b64(jwk.get("n"))?;
             let e = b64(jwk.get("e"))?;
-            let first = n.iter().position(|&b| b != 0)?;
-            let n = &n[first..];
-            let bits = (n.len() - 1) * 8 + (8 - n[0].leading_zeros() as usize);
+            let n = jose::unsigned_be(&n)?;
+            let bits = jose::rsa_modulus_bits(n);
             if e.is_empty() {
                 return None;
             }

@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::jose::SigningAlgorithm;
 use crate::policy::PolicySet;
-use crate::policy::model::{Issuer, SigningAlgorithm};
+use crate::policy::model::Issuer;
 
 use cache::{CacheError, CachingKeySource};
 use fetch::FetchError;
@@ -196,7 +197,8 @@ pub struct IssuerRegistry {
     clock: Arc<dyn Clock>,
     settings: FetchSettings,
     fetcher: Fetcher,
-    data_dir: PathBuf,
+    /// The demo issuer's JWKS file, read by issuers declared with `demo: true`.
+    demo_jwks: PathBuf,
     by_iss: HashMap<String, IssuerEntry>,
     metrics: IssuerMetrics,
     /// One fetcher per distinct `caFile` (each is its own client and connection pool), kept
@@ -232,7 +234,8 @@ fn same_key_config(a: &Issuer, b: &Issuer) -> bool {
 
 impl IssuerRegistry {
     /// Builds a registry for the issuers of `policies`. Nothing is fetched until a token from an
-    /// issuer arrives. `data_dir` locates the demo issuer's keys.
+    /// issuer arrives. `demo_jwks` is the demo issuer's JWKS file (read only by issuers declared
+    /// with `demo: true`).
     ///
     /// Panics only if the HTTP client cannot be built (TLS backend initialisation), which is a
     /// startup failure.
@@ -240,12 +243,12 @@ impl IssuerRegistry {
         policies: &PolicySet,
         settings: FetchSettings,
         clock: Arc<dyn Clock>,
-        data_dir: PathBuf,
+        demo_jwks: PathBuf,
     ) -> Self {
         #[allow(clippy::expect_used)]
         let fetcher = Fetcher::new(&settings)
             .expect("the HTTP client is built once at startup; its TLS backend must initialise");
-        Self::with_fetcher(policies, settings, clock, data_dir, fetcher)
+        Self::with_fetcher(policies, settings, clock, demo_jwks, fetcher)
     }
 
     /// Like [`IssuerRegistry::new`], with a given fetcher (shared, or built with
@@ -254,14 +257,14 @@ impl IssuerRegistry {
         policies: &PolicySet,
         settings: FetchSettings,
         clock: Arc<dyn Clock>,
-        data_dir: PathBuf,
+        demo_jwks: PathBuf,
         fetcher: Fetcher,
     ) -> Self {
         let mut registry = Self {
             clock,
             settings,
             fetcher,
-            data_dir,
+            demo_jwks,
             by_iss: HashMap::new(),
             metrics: IssuerMetrics::unregistered(),
             ca_fetchers: CaFetchers::default(),
@@ -337,7 +340,7 @@ impl IssuerRegistry {
                     .map(|old| old.keys.clone());
                 let keys = reused.unwrap_or_else(|| {
                     let source = match self.fetcher_for(issuer) {
-                        Ok(fetcher) => source::source_for(issuer, &fetcher, &self.data_dir),
+                        Ok(fetcher) => source::source_for(issuer, &fetcher, &self.demo_jwks),
                         Err(error) => {
                             tracing::error!(issuer.name = %issuer.name, %error, "issuer caFile unusable; its keys cannot be fetched");
                             Arc::new(source::FailingKeySource(error.into()))
@@ -398,7 +401,7 @@ impl IssuerRegistry {
             clock: self.clock.clone(),
             settings: self.settings.clone(),
             fetcher: self.fetcher.clone(),
-            data_dir: self.data_dir.clone(),
+            demo_jwks: self.demo_jwks.clone(),
             by_iss: self.entries(policies, Some(&self.by_iss)),
             metrics: self.metrics.clone(),
             ca_fetchers: self.ca_fetchers.clone(),

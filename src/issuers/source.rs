@@ -54,8 +54,9 @@ pub trait KeySource: Send + Sync + std::fmt::Debug {
     fn load(&self) -> BoxFuture<'_, Result<LoadedKeys, KeySourceError>>;
 }
 
-/// Builds the source an [`Issuer`] declares. `data_dir` locates the demo issuer's JWKS.
-pub fn source_for(issuer: &Issuer, fetcher: &Fetcher, data_dir: &Path) -> Arc<dyn KeySource> {
+/// Builds the source an [`Issuer`] declares. `demo_jwks` is the demo issuer's JWKS file (the
+/// composition root knows where the demo issuer keeps it).
+pub fn source_for(issuer: &Issuer, fetcher: &Fetcher, demo_jwks: &Path) -> Arc<dyn KeySource> {
     let max_file_bytes = fetcher.max_body_bytes();
     match &issuer.keys {
         KeySourceSpec::Discovery => Arc::new(HttpKeySource {
@@ -71,10 +72,9 @@ pub fn source_for(issuer: &Issuer, fetcher: &Fetcher, data_dir: &Path) -> Arc<dy
             allow_insecure_http: issuer.allow_insecure_http,
         }),
         KeySourceSpec::JwksFile(path) => Arc::new(FileKeySource::new(path.clone(), max_file_bytes)),
-        KeySourceSpec::Demo => Arc::new(FileKeySource::new(
-            crate::demo::jwks_path(data_dir),
-            max_file_bytes,
-        )),
+        KeySourceSpec::Demo => {
+            Arc::new(FileKeySource::new(demo_jwks.to_path_buf(), max_file_bytes))
+        }
     }
 }
 

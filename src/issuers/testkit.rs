@@ -22,8 +22,9 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use crate::jose::SigningAlgorithm;
 use crate::policy::PolicySet;
-use crate::policy::model::{Issuer, KeySourceSpec, Origin, Preset, SigningAlgorithm};
+use crate::policy::model::{Issuer, KeySourceSpec, Origin, Preset};
 
 /// Unix time the tests' clocks start at.
 pub const T0: u64 = 1_700_000_000;

@@ -53,8 +53,12 @@ impl Fixture {
             KeySourceSpec::Discovery,
             true,
         )]);
-        let registry =
-            IssuerRegistry::new(&policies, settings(), clock.clone(), std::env::temp_dir());
+        let registry = IssuerRegistry::new(
+            &policies,
+            settings(),
+            clock.clone(),
+            crate::demo::jwks_path(&std::env::temp_dir()),
+        );
         Self {
             server,
             clock,
@@ -138,7 +142,12 @@ async fn plain_http_needs_allow_insecure_http() {
         false,
     )]);
     let clock = Arc::new(ManualClock::at_unix(T0));
-    let registry = IssuerRegistry::new(&policies, settings(), clock, std::env::temp_dir());
+    let registry = IssuerRegistry::new(
+        &policies,
+        settings(),
+        clock,
+        crate::demo::jwks_path(&std::env::temp_dir()),
+    );
     let reason = unavailable_reason(
         registry
             .validate(&key.mint(&long_claims(&server.url())))
@@ -415,7 +424,12 @@ async fn jwks_uri_source_skips_discovery() {
         true,
     )]);
     let clock = Arc::new(ManualClock::at_unix(T0));
-    let registry = IssuerRegistry::new(&policies, settings(), clock, std::env::temp_dir());
+    let registry = IssuerRegistry::new(
+        &policies,
+        settings(),
+        clock,
+        crate::demo::jwks_path(&std::env::temp_dir()),
+    );
     registry
         .validate(&key.mint(&long_claims(iss)))
         .await
@@ -464,7 +478,12 @@ async fn file_and_demo_sources() {
         ),
     ]);
     let clock = Arc::new(ManualClock::at_unix(T0));
-    let registry = IssuerRegistry::new(&policies, settings(), clock, dir.path().to_path_buf());
+    let registry = IssuerRegistry::new(
+        &policies,
+        settings(),
+        clock,
+        crate::demo::jwks_path(dir.path()),
+    );
     registry
         .validate(&key.mint(&long_claims("https://k8s.internal")))
         .await
@@ -497,7 +516,7 @@ async fn rebuild_keeps_caches_of_unchanged_issuers() {
     // Same key configuration, other algorithms and leeway: the cache is kept, the new policy
     // applies.
     let mut same = issuer("local", &f.server.url(), KeySourceSpec::Discovery, true);
-    same.algorithms = vec![crate::policy::model::SigningAlgorithm::RS256];
+    same.algorithms = vec![crate::jose::SigningAlgorithm::RS256];
     let rebuilt = f.registry.rebuild(&policy_set(vec![same]));
     assert!(matches!(
         rebuilt.validate(&token).await,
@@ -597,7 +616,12 @@ async fn one_client_per_distinct_ca_file_and_unusable_ca_fails_only_its_issuer()
             false,
         ),
     ]);
-    let registry = IssuerRegistry::new(&policies, settings(), clock, std::env::temp_dir());
+    let registry = IssuerRegistry::new(
+        &policies,
+        settings(),
+        clock,
+        crate::demo::jwks_path(&std::env::temp_dir()),
+    );
     assert_eq!(registry.ca_clients(), 3);
     // A rebuild reuses the clients.
     let rebuilt = registry.rebuild(&policies);

@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 
 use super::jwks::{EcCurve, IssuerKey, KeyKind, KeySet};
 use super::{MAX_TOKEN_BYTES, ValidatedToken, ValidationError};
-use crate::policy::model::{Issuer, SigningAlgorithm};
+use crate::jose::SigningAlgorithm;
+use crate::policy::model::Issuer;
 
 /// Smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;

@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::jose::SigningAlgorithm;
 use crate::policy::cel::Expression;
 use crate::policy::glob::SubjectPattern;
 use crate::policy::model::{
     self, Application, CredentialMode, FederatedCredential, Issuer, KeySourceSpec, ManagedIdentity,
-    ManagedIdentityName, Origin, PolicySet, Preset, RoleAssignment, ServicePrincipal,
-    SigningAlgorithm, SubjectRule, Tenant, TokenHygiene,
+    ManagedIdentityName, Origin, PolicySet, Preset, RoleAssignment, ServicePrincipal, SubjectRule,
+    Tenant, TokenHygiene,
 };
 use crate::policy::presets;
 use crate::policy::raw::{self, Document, HumanDuration};

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::jose::SigningAlgorithm;
 use crate::policy::cel::Expression;
 use crate::policy::glob::SubjectPattern;
 use crate::policy::index::CredentialIndex;
@@ -28,86 +29,6 @@ pub struct Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}#{}", self.file.display(), self.document)
-    }
-}
-
-/// JWS algorithms trustbridge accepts on subject tokens or uses to sign. `none` and the HMAC
-/// family are deliberately absent: they cannot be expressed, so they cannot be allowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SigningAlgorithm {
-    /// RSASSA-PKCS1-v1_5 with SHA-256.
-    RS256,
-    /// RSASSA-PKCS1-v1_5 with SHA-384.
-    RS384,
-    /// RSASSA-PKCS1-v1_5 with SHA-512.
-    RS512,
-    /// RSASSA-PSS with SHA-256.
-    PS256,
-    /// ECDSA on P-256 with SHA-256.
-    ES256,
-    /// ECDSA on P-384 with SHA-384 (AWS outbound federation signs with it).
-    ES384,
-    /// Ed25519.
-    EdDSA,
-}
-
-impl SigningAlgorithm {
-    /// Every supported algorithm, in a stable order.
-    pub const ALL: [SigningAlgorithm; 7] = [
-        Self::RS256,
-        Self::RS384,
-        Self::RS512,
-        Self::PS256,
-        Self::ES256,
-        Self::ES384,
-        Self::EdDSA,
-    ];
-
-    /// The JOSE name (`"RS256"`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RS256 => "RS256",
-            Self::RS384 => "RS384",
-            Self::RS512 => "RS512",
-            Self::PS256 => "PS256",
-            Self::ES256 => "ES256",
-            Self::ES384 => "ES384",
-            Self::EdDSA => "EdDSA",
-        }
-    }
-
-    /// Parses a JOSE name; `None` for anything not supported (including `none` and `HS*`).
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str() == name)
-    }
-
-    /// The JWK key type (`kty`) a key must have to verify this algorithm.
-    pub fn key_type(self) -> &'static str {
-        match self {
-            Self::RS256 | Self::RS384 | Self::RS512 | Self::PS256 => "RSA",
-            Self::ES256 | Self::ES384 => "EC",
-            Self::EdDSA => "OKP",
-        }
-    }
-
-    /// The jsonwebtoken equivalent.
-    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
-        use jsonwebtoken::Algorithm as A;
-        match self {
-            Self::RS256 => A::RS256,
-            Self::RS384 => A::RS384,
-            Self::RS512 => A::RS512,
-            Self::PS256 => A::PS256,
-            Self::ES256 => A::ES256,
-            Self::ES384 => A::ES384,
-            Self::EdDSA => A::EdDSA,
-        }
-    }
-}
-
-impl fmt::Display for SigningAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -495,15 +416,5 @@ mod tests {
             object_id("fabrikam", "managedIdentity", "k8s/team-a/builder")
         );
         assert_ne!(object_id("a/b", "x", "c"), object_id("a", "x", "b/c"));
-    }
-
-    #[test]
-    fn algorithms_parse_only_supported_names() {
-        for alg in SigningAlgorithm::ALL {
-            assert_eq!(SigningAlgorithm::parse(alg.as_str()), Some(alg));
-        }
-        for bad in ["none", "HS256", "HS512", "rs256", ""] {
-            assert_eq!(SigningAlgorithm::parse(bad), None, "{bad}");
-        }
     }
 }

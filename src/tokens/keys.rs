@@ -18,7 +18,7 @@ use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED,
     ECDSA_P384_SHA384_FIXED_SIGNING, ED25519, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
-    ParsedPublicKey, RsaEncoding, RsaKeyPair, RsaParameters, RsaPublicKeyComponents,
+    ParsedPublicKey, RsaEncoding, RsaKeyPair, RsaPublicKeyComponents,
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::policy::model::SigningAlgorithm;
+use crate::jose::{self, SigningAlgorithm, rsa_parameters};
 use crate::tokens::SignError;
 
 /// The PEM label of an unencrypted PKCS#8 private key, the only one accepted.
@@ -151,17 +151,6 @@ impl Signer {
                 .to_vec()),
             Self::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
         }
-    }
-}
-
-/// The aws-lc-rs verification parameters of `alg` (RSA ones accept 2048 to 8192 bits).
-pub(crate) fn rsa_parameters(alg: SigningAlgorithm) -> &'static RsaParameters {
-    use SigningAlgorithm as A;
-    match alg {
-        A::RS384 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA384,
-        A::RS512 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA512,
-        A::PS256 => &aws_lc_rs::signature::RSA_PSS_2048_8192_SHA256,
-        _ => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
     }
 }
 
@@ -300,13 +289,13 @@ impl PublicParams {
         match RsaKeyPair::from_pkcs8(der) {
             Ok(pair) => {
                 let public = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
-                let n = strip_leading_zeros(public.n);
+                let n = strip_leading_zeros(&public.n);
                 if n.len() < MIN_RSA_MODULUS_BYTES {
                     return Err(KeyError::RsaTooSmall);
                 }
                 Ok(Self::Rsa {
                     n,
-                    e: strip_leading_zeros(public.e),
+                    e: strip_leading_zeros(&public.e),
                 })
             }
             Err(e) if e.description_() == "TooSmall" => Err(KeyError::RsaTooSmall),
@@ -315,11 +304,12 @@ impl PublicParams {
     }
 }
 
-/// RFC 7518 §6.3.1: `n` and `e` are unsigned big-endian without leading zero octets.
-fn strip_leading_zeros(mut v: Vec<u8>) -> Vec<u8> {
-    let zeros = v.iter().take_while(|b| **b == 0).count();
-    v.drain(..zeros.min(v.len().saturating_sub(1)));
-    v
+/// RFC 7518 §6.3.1: `n` and `e` are unsigned big-endian without leading zero octets (an
+/// all-zero value keeps its last octet).
+fn strip_leading_zeros(v: &[u8]) -> Vec<u8> {
+    jose::unsigned_be(v)
+        .unwrap_or(&v[v.len().saturating_sub(1)..])
+        .to_vec()
 }
 
 // === impl PrivateKey ===
@@ -466,11 +456,6 @@ impl PrivateKey {
     /// private members or `key_ops`.
     pub fn public_jwk(&self) -> &Value {
         &self.jwk
-    }
-
-    /// The verification key matching [`Self::public_jwk`] (built from the published members).
-    pub fn decoding_key(&self) -> &DecodingKey {
-        &self.decoding
     }
 
     /// The key as an unencrypted PKCS#8 PEM. Secret: write it only to 0600 files.

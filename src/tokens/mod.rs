@@ -14,7 +14,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::clock::Clock;
-use crate::policy::model::SigningAlgorithm;
+use crate::jose::SigningAlgorithm;
 
 pub use claims::AccessTokenClaims;
 pub use keys::{KeyError, PrivateKey};

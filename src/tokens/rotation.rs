@@ -30,9 +30,6 @@ use std::time::{Duration, SystemTime};
 use crate::clock::unix_seconds;
 use crate::tokens::store::{KeySet, MAX_PUBLISHED_KEYS, StoredKey, current_key};
 
-/// Default publication lead of `keys rotate`: how long a new key is published before it signs.
-pub const DEFAULT_PUBLICATION_LEAD: Duration = Duration::from_secs(3600);
-
 /// The state of a key at one instant (ordered as `keys list` prints them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum KeyState {

@@ -119,7 +119,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::policy::model::SigningAlgorithm;
+    use crate::jose::SigningAlgorithm;
 
     fn claims() -> serde_json::Value {
         json!({"iss": "i", "sub": "s", "aud": "a", "exp": 10})

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::clock::unix_seconds;
-use crate::policy::model::SigningAlgorithm;
+use crate::jose::SigningAlgorithm;
 use crate::tokens::KeyStoreError;
 use crate::tokens::keys::PrivateKey;
 

@@ -249,7 +249,7 @@ fn input_token(
         policies,
         FetchSettings::default(),
         clock,
-        args.data_dir.clone(),
+        crate::demo::jwks_path(&args.data_dir),
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -16,8 +16,8 @@ use crate::exchange::request::{
 };
 use crate::http::error::{ApiError, ErrorKind};
 use crate::issuers::ValidatedToken;
+use crate::jose::SigningAlgorithm;
 use crate::policy::PolicySet;
-use crate::policy::model::SigningAlgorithm;
 
 /// Placeholder for the subject token in requests built by the tools: the tools hand the
 /// decision a [`ValidatedToken`] directly, so the form's token is never read.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use trustbridge::clock::{Clock, ManualClock};
 use trustbridge::issuers::{FetchSettings, IssuerRegistry, ValidationError};
-use trustbridge::policy::model::SigningAlgorithm;
+use trustbridge::jose::SigningAlgorithm;
 
 use crate::support::gateway::{JWT_BEARER, encode};
 use crate::support::{T0, TestGateway, TestIssuer, clock};
@@ -277,7 +277,7 @@ async fn slow_issuer_times_out_and_old_keys_are_kept() {
         &policies,
         settings,
         clock.clone() as Arc<dyn Clock>,
-        std::env::temp_dir(),
+        trustbridge::demo::jwks_path(&std::env::temp_dir()),
     );
     let token = issuer.mint(&issuer.claims("s", "a"));
     registry.validate(&token).await.expect("first load");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{Value, json};
-use trustbridge::policy::model::SigningAlgorithm;
+use trustbridge::jose::SigningAlgorithm;
 
 use crate::support::gateway::{JWT_BEARER, JWT_TYPE, TOKEN_EXCHANGE, encode};
 use crate::support::{TestGateway, TestIssuer, clock, http};

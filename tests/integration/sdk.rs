@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use trustbridge::clock::{Clock, ManualClock, SystemClock};
-use trustbridge::policy::model::SigningAlgorithm;
+use trustbridge::jose::SigningAlgorithm;
 use trustbridge::tokens::keys::PrivateKey;
 
 use crate::support::gateway::{JWT_BEARER, JWT_TYPE, TOKEN_EXCHANGE};

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::{Value, json};
 use trustbridge::clock::ManualClock;
-use trustbridge::policy::model::SigningAlgorithm;
+use trustbridge::jose::SigningAlgorithm;
 
 use crate::support::gateway::{JWT_BEARER, JWT_TYPE, TOKEN_EXCHANGE, encode};
 use crate::support::{TestGateway, TestIssuer, clock, http};

@@ -6,9 +6,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::policy::model::{
-    self, KeySourceSpec, ManagedIdentityName, Preset, SigningAlgorithm, SubjectRule,
-};
+use crate::jose::SigningAlgorithm;
+use crate::policy::model::{self, KeySourceSpec, ManagedIdentityName, Preset, SubjectRule};
 
 /// A valid base every problem case is added to, so each case shows exactly its own problem.
 const BASE: &str = r#"

@@ -2,7 +2,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
 use crate::clock::{Clock, ManualClock};
-use crate::policy::model::SigningAlgorithm;
+use crate::jose::SigningAlgorithm;
 use crate::tokens::keys::PrivateKey;
 
 const HOUR: Duration = Duration::from_secs(3600);

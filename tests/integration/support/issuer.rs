@@ -7,7 +7,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
 use serde_json::{Value, json};
 use trustbridge::clock::{Clock, ManualClock};
-use trustbridge::policy::model::SigningAlgorithm;
+use trustbridge::jose::SigningAlgorithm;
 use trustbridge::tokens::keys::PrivateKey;
 
 #[derive(Default)]

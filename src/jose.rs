@@ -1,0 +1,148 @@
+//! JOSE vocabulary shared by every layer: the signing algorithms trustbridge accepts and uses,
+//! and the RSA parameter helpers both the issuer keys (`issuers`) and our own signing keys
+//! (`tokens`) need.
+//!
+//! A leaf: it imports nothing from the crate, so `policy`, `issuers` and `tokens` can all use it
+//! without importing each other. No I/O, no key material kept here.
+
+use std::fmt;
+
+use aws_lc_rs::signature::RsaParameters;
+
+/// JWS algorithms trustbridge accepts on subject tokens or uses to sign. `none` and the HMAC
+/// family are deliberately absent: they cannot be expressed, so they cannot be allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SigningAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    RS384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RS512,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// ECDSA on P-384 with SHA-384 (AWS outbound federation signs with it).
+    ES384,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl SigningAlgorithm {
+    /// Every supported algorithm, in a stable order.
+    pub const ALL: [SigningAlgorithm; 7] = [
+        Self::RS256,
+        Self::RS384,
+        Self::RS512,
+        Self::PS256,
+        Self::ES256,
+        Self::ES384,
+        Self::EdDSA,
+    ];
+
+    /// The RSA-family algorithms, which any RSA key may verify or sign.
+    pub const RSA: [SigningAlgorithm; 4] = [Self::RS256, Self::RS384, Self::RS512, Self::PS256];
+
+    /// The JOSE name (`"RS256"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::RS384 => "RS384",
+            Self::RS512 => "RS512",
+            Self::PS256 => "PS256",
+            Self::ES256 => "ES256",
+            Self::ES384 => "ES384",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+
+    /// Parses a JOSE name; `None` for anything not supported (including `none` and `HS*`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
+    /// The JWK key type (`kty`) a key must have to verify this algorithm.
+    pub fn key_type(self) -> &'static str {
+        match self {
+            Self::RS256 | Self::RS384 | Self::RS512 | Self::PS256 => "RSA",
+            Self::ES256 | Self::ES384 => "EC",
+            Self::EdDSA => "OKP",
+        }
+    }
+
+    /// The jsonwebtoken equivalent.
+    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
+        use jsonwebtoken::Algorithm as A;
+        match self {
+            Self::RS256 => A::RS256,
+            Self::RS384 => A::RS384,
+            Self::RS512 => A::RS512,
+            Self::PS256 => A::PS256,
+            Self::ES256 => A::ES256,
+            Self::ES384 => A::ES384,
+            Self::EdDSA => A::EdDSA,
+        }
+    }
+}
+
+impl fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === RSA parameters ===
+
+/// The aws-lc-rs verification parameters of `alg` (RSA ones accept 2048 to 8192 bits). Only
+/// meaningful for the RSA family; any other algorithm gets the RS256 parameters.
+pub fn rsa_parameters(alg: SigningAlgorithm) -> &'static RsaParameters {
+    use SigningAlgorithm as A;
+    match alg {
+        A::RS384 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA384,
+        A::RS512 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA512,
+        A::PS256 => &aws_lc_rs::signature::RSA_PSS_2048_8192_SHA256,
+        _ => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+    }
+}
+
+/// `value` without its leading zero octets (RFC 7518 §6.3.1: `n` and `e` are unsigned
+/// big-endian without them); `None` when it is empty or all zeros.
+pub fn unsigned_be(value: &[u8]) -> Option<&[u8]> {
+    let first = value.iter().position(|&b| b != 0)?;
+    Some(&value[first..])
+}
+
+/// The length in bits of an RSA modulus `n` (leading zero octets ignored); 0 for an empty or
+/// all-zero modulus.
+pub fn rsa_modulus_bits(n: &[u8]) -> usize {
+    match unsigned_be(n) {
+        Some(n) => (n.len() - 1) * 8 + (8 - n[0].leading_zeros() as usize),
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithms_parse_only_supported_names() {
+        for alg in SigningAlgorithm::ALL {
+            assert_eq!(SigningAlgorithm::parse(alg.as_str()), Some(alg));
+        }
+        for bad in ["none", "HS256", "HS512", "rs256", ""] {
+            assert_eq!(SigningAlgorithm::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rsa_helpers_ignore_leading_zeros() {
+        assert_eq!(unsigned_be(&[0, 0, 1, 0]), Some(&[1, 0][..]));
+        assert_eq!(unsigned_be(&[0, 0]), None);
+        assert_eq!(unsigned_be(&[]), None);
+        assert_eq!(rsa_modulus_bits(&[0, 0x80, 0]), 16);
+        assert_eq!(rsa_modulus_bits(&[0x01]), 1);
+        assert_eq!(rsa_modulus_bits(&[0]), 0);
+    }
+}
