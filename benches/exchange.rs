@@ -143,7 +143,7 @@ appRoleAssignments:
                 .as_bytes(),
         )
         .expect("jwks parses");
-        let issuer = policies.issuers.get("bench").expect("issuer").clone();
+        let issuer = policies.issuer("bench").expect("issuer").clone();
         let signing = SigningKeys::from_keys(
             vec![StoredKey::in_memory(
                 PrivateKey::generate(signing_alg).expect("signing key"),

@@ -122,11 +122,7 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
             dir: settings.policies.display().to_string(),
             errors,
         })?;
-    if policies
-        .issuers
-        .values()
-        .any(|i| i.keys == KeySourceSpec::Demo)
-    {
+    if policies.issuers().any(|i| i.keys == KeySourceSpec::Demo) {
         crate::demo::DemoIssuer::open_or_create(&settings.data_dir)?;
     }
     let tls = match &settings.tls {
@@ -165,11 +161,11 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     );
     record_policy_objects(&metrics, &policies);
     tracing::info!(
-        policy.hash = %policies.content_hash,
-        issuers = policies.issuers.len(),
-        tenants = policies.tenants.len(),
-        applications = policies.applications.len(),
-        managed_identities = policies.managed_identities.len(),
+        policy.hash = %policies.content_hash(),
+        issuers = policies.issuers().len(),
+        tenants = policies.tenants().len(),
+        applications = policies.applications().len(),
+        managed_identities = policies.managed_identities().len(),
         "policies loaded"
     );
     let gateway = Gateway {
@@ -201,11 +197,11 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
 /// rebuilt for it (keeping the key caches of unchanged issuers): a request sees one version.
 impl PolicySink for Gateway {
     fn current_hash(&self) -> String {
-        self.snapshot.load().policies.content_hash.clone()
+        self.snapshot.load().policies.content_hash().to_string()
     }
 
     fn install(&self, set: PolicySet) -> Result<(), String> {
-        if set.issuers.values().any(|i| i.keys == KeySourceSpec::Demo) {
+        if set.issuers().any(|i| i.keys == KeySourceSpec::Demo) {
             crate::demo::DemoIssuer::open_or_create(&self.settings.data_dir)
                 .map_err(|e| format!("demo issuer: {e}"))?;
         }
@@ -230,11 +226,11 @@ pub fn policy_store(gateway: &Arc<Gateway>) -> Arc<PolicyStore> {
 
 fn record_policy_objects(metrics: &ExchangeMetrics, p: &PolicySet) {
     for (kind, n) in [
-        ("issuer", p.issuers.len()),
-        ("tenant", p.tenants.len()),
-        ("application", p.applications.len()),
-        ("servicePrincipal", p.service_principals.len()),
-        ("managedIdentity", p.managed_identities.len()),
+        ("issuer", p.issuers().len()),
+        ("tenant", p.tenants().len()),
+        ("application", p.applications().len()),
+        ("servicePrincipal", p.service_principals().len()),
+        ("managedIdentity", p.managed_identities().len()),
     ] {
         metrics
             .policy_objects

@@ -14,10 +14,11 @@ use crate::exchange::denial::{Denial, MismatchStage};
 use crate::exchange::grant::{Grant, IdentityKind};
 use crate::exchange::request::{ExchangeRequest, RequestedRoles};
 use crate::issuers::ValidatedToken;
+use crate::policy::PolicySet;
 use crate::policy::index::{CredentialRef, IdentityId};
 use crate::policy::model::{
     Application, CredentialMode, FederatedCredential, ManagedIdentity, ManagedIdentityName,
-    PolicySet, RoleAssignment, ServicePrincipal, SubjectRule, object_id,
+    RoleAssignment, ServicePrincipal, SubjectRule, object_id,
 };
 
 /// Server-wide limits the decision applies.
@@ -119,8 +120,7 @@ pub fn decide(
         source_subject: token.sub.clone().unwrap_or_default(),
         one_time_use: credential.one_time_use
             || policies
-                .issuers
-                .get(&credential.issuer)
+                .issuer(&credential.issuer)
                 .is_some_and(|i| i.one_time_use),
     })
 }
@@ -271,11 +271,11 @@ fn indexed<'a>(
 fn identity_of<'a>(id: &IdentityId, tenant: &str, policies: &'a PolicySet) -> Option<Identity<'a>> {
     Some(match id {
         IdentityId::Application(name) => Identity::App {
-            app: policies.applications.get(name)?,
+            app: policies.application(name)?,
             sp: policies.service_principal(tenant, name)?,
         },
         IdentityId::Managed(position) => Identity::Managed {
-            mi: policies.managed_identities.get(*position)?,
+            mi: policies.managed_identities().get(*position)?,
         },
     })
 }
@@ -311,15 +311,13 @@ fn resolve_by_scan<'a>(
 
 /// Every identity of a tenant: service principals first, then managed identities.
 pub(crate) fn identities_in<'a>(tenant: &str, policies: &'a PolicySet) -> Vec<Identity<'a>> {
-    let apps = policies.applications.values().filter_map(|app| {
+    let apps = policies.applications().filter_map(|app| {
         policies
             .service_principal(tenant, &app.name)
             .map(|sp| Identity::App { app, sp })
     });
     let managed = policies
-        .managed_identities
-        .iter()
-        .filter(|mi| mi.tenant == tenant)
+        .managed_identities_in(tenant)
         .map(|mi| Identity::Managed { mi });
     apps.chain(managed).collect()
 }
@@ -340,11 +338,7 @@ pub(crate) fn identity_by_client_id<'a>(
             .ok_or_else(unknown)?;
         return Ok(Identity::App { app, sp });
     }
-    for mi in policies
-        .managed_identities
-        .iter()
-        .filter(|mi| mi.tenant == tenant)
-    {
+    for mi in policies.managed_identities_in(tenant) {
         match &mi.name {
             ManagedIdentityName::Fixed(name) => {
                 let (_, mi_client) = managed_ids(tenant, IdentityKind::ManagedIdentity, name);

@@ -16,9 +16,8 @@ use crate::exchange::decide::{
 };
 use crate::exchange::request::{ExchangeRequest, GrantType, Target};
 use crate::issuers::ValidatedToken;
-use crate::policy::model::{
-    CredentialMode, FederatedCredential, ManagedIdentityName, PolicySet, SubjectRule,
-};
+use crate::policy::PolicySet;
+use crate::policy::model::{CredentialMode, FederatedCredential, ManagedIdentityName, SubjectRule};
 
 /// What is being asked: the tenant, and optionally the identity and the resource.
 #[derive(Debug, Clone, Copy)]

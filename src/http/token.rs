@@ -42,7 +42,7 @@ pub async fn token(
         correlation_id: &correlation_id,
         tenant: &tenant,
         grant: "unknown",
-        policy_hash: &snapshot.policies.content_hash,
+        policy_hash: snapshot.policies.content_hash(),
         caller: caller.as_deref(),
         ..AuditRecord::default()
     };
@@ -107,7 +107,7 @@ pub async fn token(
         client_id: request.client_id.as_deref(),
         target: Some(&request.target),
     };
-    if snapshot.policies.audit_credentials > 0 {
+    if snapshot.policies.audit_credentials() > 0 {
         // Audit-mode credentials never grant; their verdicts are only recorded.
         for trace in explain::audit_mode(&validated, query, &snapshot.policies) {
             gw.audit.audit_mode(&record, &trace);
@@ -141,8 +141,7 @@ pub async fn token(
     if grant.one_time_use {
         let leeway = snapshot
             .policies
-            .issuers
-            .get(&validated.issuer_name)
+            .issuer(&validated.issuer_name)
             .map_or(0, |i| i.leeway.as_secs());
         let checked =
             guard::one_time_use(&gw, &validated, &request.subject_token, leeway, now).await;

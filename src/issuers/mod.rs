@@ -269,7 +269,7 @@ impl IssuerRegistry {
             metrics: IssuerMetrics::unregistered(),
             ca_fetchers: CaFetchers::default(),
         };
-        registry.by_iss = registry.entries(policies, None);
+        registry.by_iss = registry.entries(policies.issuers(), None);
         registry
     }
 
@@ -277,15 +277,8 @@ impl IssuerRegistry {
     /// right after construction: the key caches are made anew (nothing was fetched yet).
     pub fn with_metrics(mut self, metrics: IssuerMetrics) -> Self {
         self.metrics = metrics;
-        let policies = crate::policy::PolicySet {
-            issuers: self
-                .by_iss
-                .values()
-                .map(|e| (e.issuer.name.clone(), e.issuer.clone()))
-                .collect(),
-            ..crate::policy::PolicySet::default()
-        };
-        self.by_iss = self.entries(&policies, None);
+        let issuers: Vec<Arc<Issuer>> = self.by_iss.values().map(|e| e.issuer.clone()).collect();
+        self.by_iss = self.entries(issuers.iter(), None);
         self
     }
 
@@ -325,14 +318,12 @@ impl IssuerRegistry {
             .len()
     }
 
-    fn entries(
+    fn entries<'i>(
         &self,
-        policies: &PolicySet,
+        issuers: impl Iterator<Item = &'i Arc<Issuer>>,
         previous: Option<&HashMap<String, IssuerEntry>>,
     ) -> HashMap<String, IssuerEntry> {
-        policies
-            .issuers
-            .values()
+        issuers
             .map(|issuer| {
                 let reused = previous
                     .and_then(|old| old.get(&issuer.issuer))
@@ -402,7 +393,7 @@ impl IssuerRegistry {
             settings: self.settings.clone(),
             fetcher: self.fetcher.clone(),
             demo_jwks: self.demo_jwks.clone(),
-            by_iss: self.entries(policies, Some(&self.by_iss)),
+            by_iss: self.entries(policies.issuers(), Some(&self.by_iss)),
             metrics: self.metrics.clone(),
             ca_fetchers: self.ca_fetchers.clone(),
         }

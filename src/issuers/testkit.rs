@@ -24,7 +24,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::jose::SigningAlgorithm;
 use crate::policy::PolicySet;
-use crate::policy::model::{Issuer, KeySourceSpec, Origin, Preset};
+use crate::policy::model::{Issuer, KeySourceSpec, Origin};
+use crate::policy::presets::Preset;
+use crate::policy::set::Documents;
 
 /// Unix time the tests' clocks start at.
 pub const T0: u64 = 1_700_000_000;
@@ -205,13 +207,13 @@ pub fn issuer(name: &str, url: &str, keys: KeySourceSpec, allow_insecure_http: b
 
 /// A policy set declaring exactly `issuers`.
 pub fn policy_set(issuers: Vec<Issuer>) -> PolicySet {
-    let mut set = PolicySet::default();
-    for issuer in issuers {
-        set.issuer_by_url
-            .insert(issuer.issuer.clone(), issuer.name.clone());
-        set.issuers.insert(issuer.name.clone(), Arc::new(issuer));
-    }
-    set
+    PolicySet::assemble(
+        Documents {
+            issuers,
+            ..Documents::default()
+        },
+        String::new(),
+    )
 }
 
 // === HTTP server ===

@@ -13,19 +13,20 @@
 //! credentials in declaration order), and lookups return candidates in that order, so an
 //! indexed decision picks exactly the identity and credential a full scan would.
 //!
-//! Built once from a compiled [`PolicySet`] (see [`PolicySet::credential_index`]); it holds
-//! names and positions only, never the credentials themselves.
+//! Built once, when a [`PolicySet`](crate::policy::PolicySet) is assembled (see
+//! `PolicySet::credential_index`); it holds names and positions only, never the credentials
+//! themselves. It reads the compiled documents, not the set, so the set may own it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::policy::model::{PolicySet, SubjectRule};
+use crate::policy::model::{Application, ManagedIdentity, ServicePrincipal, SubjectRule};
 
 /// An identity of a tenant, as the index names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdentityId {
     /// The service principal of the application with this name.
     Application(String),
-    /// The managed identity at this position of [`PolicySet::managed_identities`].
+    /// The managed identity at this position of `PolicySet::managed_identities`.
     Managed(usize),
 }
 
@@ -65,13 +66,18 @@ struct IssuerIndex {
 }
 
 impl CredentialIndex {
-    /// Indexes every federated credential of `set`.
-    pub fn build(set: &PolicySet) -> Self {
+    /// Indexes every federated credential of a set's applications (those with a service
+    /// principal in a tenant) and managed identities.
+    pub fn build(
+        applications: &BTreeMap<String, Application>,
+        service_principals: &BTreeMap<(String, String), ServicePrincipal>,
+        managed_identities: &[ManagedIdentity],
+    ) -> Self {
         let mut tenants: HashMap<String, TenantIndex> = HashMap::new();
         // Service principals are keyed (tenant, application), so within a tenant they come in
         // application-name order: the order `decide` walks them in.
-        for (tenant, application) in set.service_principals.keys() {
-            let Some(app) = set.applications.get(application) else {
+        for (tenant, application) in service_principals.keys() {
+            let Some(app) = applications.get(application) else {
                 continue;
             };
             let entry = tenants.entry(tenant.clone()).or_default();
@@ -82,7 +88,7 @@ impl CredentialIndex {
                     .map(|c| (&c.issuer, &c.subject)),
             );
         }
-        for (position, mi) in set.managed_identities.iter().enumerate() {
+        for (position, mi) in managed_identities.iter().enumerate() {
             let entry = tenants.entry(mi.tenant.clone()).or_default();
             entry.add_identity(
                 IdentityId::Managed(position),

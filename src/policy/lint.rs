@@ -9,10 +9,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
+use crate::policy::PolicySet;
 use crate::policy::model::{
-    CredentialMode, FederatedCredential, Issuer, ManagedIdentityName, PolicySet, Preset,
-    SubjectRule,
+    CredentialMode, FederatedCredential, Issuer, ManagedIdentityName, SubjectRule,
 };
+use crate::policy::presets::Preset;
 
 /// The kinds of warning, each with a stable code for CI filters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,7 +93,7 @@ pub fn lint(set: &PolicySet) -> Vec<Warning> {
     let credentials = credentials(set);
     let mut out = Vec::new();
     for c in &credentials {
-        let Some(issuer) = set.issuers.get(&c.credential.issuer) else {
+        let Some(issuer) = set.issuer(&c.credential.issuer) else {
             continue;
         };
         unpinned_owner(c.credential, issuer, &mut out);
@@ -128,10 +129,9 @@ struct Held<'a> {
 
 fn credentials(set: &PolicySet) -> Vec<Held<'_>> {
     let mut out = Vec::new();
-    for app in set.applications.values() {
+    for app in set.applications() {
         let tenants: BTreeSet<&str> = set
-            .service_principals
-            .values()
+            .service_principals()
             .filter(|sp| sp.application == app.name)
             .map(|sp| sp.tenant.as_str())
             .collect();
@@ -143,7 +143,7 @@ fn credentials(set: &PolicySet) -> Vec<Held<'_>> {
             });
         }
     }
-    for mi in &set.managed_identities {
+    for mi in set.managed_identities() {
         let identity = match &mi.name {
             ManagedIdentityName::Fixed(name) => format!("managed identity '{name}'"),
             ManagedIdentityName::Template(_) => {
@@ -451,15 +451,14 @@ fn overlapping(all: &[Held<'_>], out: &mut Vec<Warning>) {
 
 fn unassigned(set: &PolicySet, out: &mut Vec<Warning>) {
     let mut assigned_resources: BTreeSet<&str> = BTreeSet::new();
-    for sp in set.service_principals.values() {
+    for sp in set.service_principals() {
         for a in &sp.role_assignments {
             if let Some(app) = set.resource(&a.resource) {
                 assigned_resources.insert(app.name.as_str());
             }
         }
         let has_credentials = set
-            .applications
-            .get(&sp.application)
+            .application(&sp.application)
             .is_some_and(|app| !app.federated_credentials.is_empty());
         if has_credentials && sp.role_assignments.is_empty() {
             out.push(no_roles(
@@ -468,7 +467,7 @@ fn unassigned(set: &PolicySet, out: &mut Vec<Warning>) {
             ));
         }
     }
-    for mi in &set.managed_identities {
+    for mi in set.managed_identities() {
         for a in &mi.role_assignments {
             if let Some(app) = set.resource(&a.resource) {
                 assigned_resources.insert(app.name.as_str());
@@ -481,10 +480,9 @@ fn unassigned(set: &PolicySet, out: &mut Vec<Warning>) {
             ));
         }
     }
-    for app in set.applications.values() {
+    for app in set.applications() {
         let has_sp = set
-            .service_principals
-            .values()
+            .service_principals()
             .any(|sp| sp.application == app.name);
         if !app.federated_credentials.is_empty() && !has_sp {
             out.push(Warning {

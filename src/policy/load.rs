@@ -2,6 +2,9 @@
 //! not the `*.test.yaml` files of `policy test`), each split into its `---` documents, each
 //! deserialized by its `kind`, then compiled as one set.
 //!
+//! This is the policy side's only file I/O: besides the policy files, it probes the files an
+//! Issuer names (`jwksFile`, `caFile`) so that `compile` stays pure.
+//!
 //! Every file and document is read even after a problem, so one run reports everything. The one
 //! exception is a YAML syntax error: past it the document boundaries of that file cannot be
 //! trusted, so the rest of that file is skipped (and the problem says so).
@@ -15,8 +18,9 @@ use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 use sha2::{Digest, Sha256};
 
-use crate::policy::compile::{BrokenDeclaration, RawPolicySet, SourcedDocument};
-use crate::policy::model::{Origin, PolicySet};
+use crate::policy::PolicySet;
+use crate::policy::compile::{BrokenDeclaration, RawPolicySet, ReferencedFiles, SourcedDocument};
+use crate::policy::model::Origin;
 use crate::policy::raw::{Document, KINDS};
 use crate::policy::{LoadErrors, Problem};
 
@@ -70,8 +74,10 @@ pub fn load_texts(files: &[(&str, &str)]) -> Result<PolicySet, LoadErrors> {
     compile(raw, problems)
 }
 
-/// Compiles `raw`, merging its problems with those found while reading.
-fn compile(raw: RawPolicySet, mut problems: Vec<Problem>) -> Result<PolicySet, LoadErrors> {
+/// Compiles `raw`, merging its problems with those found while reading. The files its Issuers
+/// name are probed first, so that compiling does no I/O.
+fn compile(mut raw: RawPolicySet, mut problems: Vec<Problem>) -> Result<PolicySet, LoadErrors> {
+    raw.files = referenced_files(&raw.documents);
     match PolicySet::try_from(raw) {
         Ok(set) if problems.is_empty() => Ok(set),
         Ok(_) => Err(LoadErrors(sorted(problems))),
@@ -80,6 +86,31 @@ fn compile(raw: RawPolicySet, mut problems: Vec<Problem>) -> Result<PolicySet, L
             Err(LoadErrors(sorted(problems)))
         }
     }
+}
+
+/// Probes the files Issuers name, each resolved against its policy file's directory: which
+/// `jwksFile`s exist (reading them is `issuers`' job), and the contents of each readable
+/// `caFile`. What is missing or unreadable is left out; compile reports it.
+fn referenced_files(documents: &[SourcedDocument]) -> ReferencedFiles {
+    let mut files = ReferencedFiles::default();
+    for doc in documents {
+        let Document::Issuer(issuer) = &doc.document else {
+            continue;
+        };
+        if let Some(file) = &issuer.jwks_file {
+            let resolved = doc.origin.resolve(file);
+            if resolved.is_file() {
+                files.jwks_files.insert(resolved);
+            }
+        }
+        if let Some(file) = &issuer.ca_file {
+            let resolved = doc.origin.resolve(file);
+            if let Ok(bytes) = fs::read(&resolved) {
+                files.ca_files.insert(resolved, bytes);
+            }
+        }
+    }
+    files
 }
 
 /// Orders problems as an operator reads the files: directory first, then by file and document

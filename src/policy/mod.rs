@@ -1,5 +1,5 @@
 //! Federation trust policies: YAML files operators keep in git, parsed (`raw`), then compiled
-//! (`compile`) into an immutable [`model::PolicySet`].
+//! (`compile`) into an immutable [`PolicySet`].
 //!
 //! Loading reports every problem at once, each with its file, document index and field path, so
 //! an operator fixes a pull request in one round. `serve` and the `policy` subcommands share
@@ -15,12 +15,13 @@ pub mod load;
 pub mod model;
 pub mod presets;
 mod raw;
+pub mod set;
 pub mod store;
 
 use std::fmt;
 
 pub use load::{load_dir, load_texts};
-pub use model::PolicySet;
+pub use set::PolicySet;
 
 /// One problem found while loading policies.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,20 +1,19 @@
-//! The compiled policy set: the shape `exchange::decide` reads.
+//! The compiled policy documents: the shapes `exchange::decide` reads, gathered into a
+//! [`PolicySet`](crate::policy::PolicySet) by `policy::set`.
 //!
 //! Values here are built only by `policy::compile` from the raw serde types, after every name
-//! was resolved and every CEL expression compiled, so code that holds a [`PolicySet`] never
+//! was resolved and every CEL expression compiled, so code that holds a `PolicySet` never
 //! re-checks what loading already guaranteed (a credential's issuer exists, a role assignment
 //! names a declared resource and role, ...). Nothing here does I/O.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::jose::SigningAlgorithm;
 use crate::policy::cel::Expression;
 use crate::policy::glob::SubjectPattern;
-use crate::policy::index::CredentialIndex;
+use crate::policy::presets::{GENERIC_DEFAULTS, Preset};
 
 /// Where a policy document came from: its file and its 1-based index among the file's
 /// `---`-separated documents. Displayed as `policies/ci.yaml#3`.
@@ -26,44 +25,17 @@ pub struct Origin {
     pub document: usize,
 }
 
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.file.display(), self.document)
+impl Origin {
+    /// `relative` resolved against the directory of this document's file: how a policy names
+    /// a file beside it (`jwksFile`, `caFile`). Pure path arithmetic; nothing is read.
+    pub fn resolve(&self, relative: &str) -> PathBuf {
+        self.file.parent().unwrap_or(Path::new("")).join(relative)
     }
 }
 
-/// Platform presets; each sets safe defaults for its platform's issuers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Preset {
-    /// Any OIDC issuer; no platform-specific defaults.
-    #[default]
-    Generic,
-    /// GitHub Actions (github.com, GHEC enterprise issuers, GHES).
-    Github,
-    /// GitLab CI `id_tokens` (gitlab.com and self-managed).
-    Gitlab,
-    /// A Kubernetes service-account token issuer.
-    Kubernetes,
-    /// Google identity tokens (`https://accounts.google.com`).
-    Gcp,
-    /// AWS STS outbound federation and EKS issuers.
-    Aws,
-    /// Microsoft Entra v1 and v2 issuers.
-    Azure,
-}
-
-impl Preset {
-    /// The name used in policy files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Generic => "generic",
-            Self::Github => "github",
-            Self::Gitlab => "gitlab",
-            Self::Kubernetes => "kubernetes",
-            Self::Gcp => "gcp",
-            Self::Aws => "aws",
-            Self::Azure => "azure",
-        }
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.file.display(), self.document)
     }
 }
 
@@ -129,7 +101,7 @@ pub struct TokenHygiene {
 impl Default for TokenHygiene {
     /// The generic preset's limits: 24 h lifetime and age, no `typ`, `iat` optional.
     fn default() -> Self {
-        let d = crate::policy::presets::GENERIC_DEFAULTS;
+        let d = GENERIC_DEFAULTS;
         Self {
             max_lifetime: d.max_token_lifetime,
             max_age: d.max_token_age,
@@ -290,87 +262,6 @@ impl ManagedIdentity {
             ManagedIdentityName::Fixed(name) => name.clone(),
             ManagedIdentityName::Template(_) => format!("nameFrom@{}", self.origin),
         }
-    }
-}
-
-/// A validated, compiled set of policies. Immutable; reload builds a new one and swaps it.
-#[derive(Debug, Clone, Default)]
-pub struct PolicySet {
-    /// Issuers by name.
-    pub issuers: BTreeMap<String, Arc<Issuer>>,
-    /// Tenants by name.
-    pub tenants: BTreeMap<String, Tenant>,
-    /// Applications by name.
-    pub applications: BTreeMap<String, Application>,
-    /// Service principals keyed by (tenant, application name).
-    pub service_principals: BTreeMap<(String, String), ServicePrincipal>,
-    /// Managed identities, in load order.
-    pub managed_identities: Vec<ManagedIdentity>,
-    /// Issuer URL → issuer name (exact match on `iss`).
-    pub issuer_by_url: HashMap<String, String>,
-    /// appId → application name.
-    pub app_by_id: HashMap<String, String>,
-    /// Identifier URI → application name.
-    pub resource_by_uri: HashMap<String, String>,
-    /// SHA-256 (hex) over the loaded files' names and contents, to tell policy versions apart.
-    pub content_hash: String,
-    /// How many credentials are in audit mode (when 0, exchanges skip evaluating them).
-    pub audit_credentials: usize,
-    /// The credential lookup index, built from this set on first use (compile builds it
-    /// eagerly); see [`PolicySet::credential_index`].
-    pub(crate) credential_index: OnceLock<Arc<CredentialIndex>>,
-}
-
-impl PolicySet {
-    /// The index of this set's federated credentials (by tenant, issuer and subject), built on
-    /// the first call and shared afterwards. A set is immutable once compiled; code that builds
-    /// one by hand must finish it before the first call.
-    pub fn credential_index(&self) -> &CredentialIndex {
-        self.credential_index
-            .get_or_init(|| Arc::new(CredentialIndex::build(self)))
-    }
-
-    /// The issuer whose URL is exactly `iss`, if declared.
-    pub fn issuer_for(&self, iss: &str) -> Option<&Arc<Issuer>> {
-        self.issuer_by_url
-            .get(iss)
-            .and_then(|name| self.issuers.get(name))
-    }
-
-    /// The tenant named `name`.
-    pub fn tenant(&self, name: &str) -> Option<&Tenant> {
-        self.tenants.get(name)
-    }
-
-    /// The application whose `appId` or name is `client_id`.
-    pub fn application_by_client_id(&self, client_id: &str) -> Option<&Application> {
-        self.app_by_id
-            .get(client_id)
-            .and_then(|name| self.applications.get(name))
-            .or_else(|| self.applications.get(client_id))
-    }
-
-    /// The application exposing the identifier URI `uri`.
-    pub fn resource(&self, uri: &str) -> Option<&Application> {
-        self.resource_by_uri
-            .get(uri)
-            .and_then(|name| self.applications.get(name))
-    }
-
-    /// The service principal of `application` in `tenant`.
-    pub fn service_principal(&self, tenant: &str, application: &str) -> Option<&ServicePrincipal> {
-        self.service_principals
-            .get(&(tenant.to_string(), application.to_string()))
-    }
-
-    /// Managed identities of `tenant`.
-    pub fn managed_identities_in<'a>(
-        &'a self,
-        tenant: &'a str,
-    ) -> impl Iterator<Item = &'a ManagedIdentity> + 'a {
-        self.managed_identities
-            .iter()
-            .filter(move |mi| mi.tenant == tenant)
     }
 }
 

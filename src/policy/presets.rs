@@ -14,7 +14,44 @@
 
 use std::time::Duration;
 
-use crate::policy::model::Preset;
+use serde::Deserialize;
+
+/// Platform presets; each sets safe defaults for its platform's issuers. Policy files name
+/// them in lowercase (`preset: github`), which is also what [`Preset::as_str`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Any OIDC issuer; no platform-specific defaults.
+    #[default]
+    Generic,
+    /// GitHub Actions (github.com, GHEC enterprise issuers, GHES).
+    Github,
+    /// GitLab CI `id_tokens` (gitlab.com and self-managed).
+    Gitlab,
+    /// A Kubernetes service-account token issuer.
+    Kubernetes,
+    /// Google identity tokens (`https://accounts.google.com`).
+    Gcp,
+    /// AWS STS outbound federation and EKS issuers.
+    Aws,
+    /// Microsoft Entra v1 and v2 issuers.
+    Azure,
+}
+
+impl Preset {
+    /// The name used in policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Generic => "generic",
+            Self::Github => "github",
+            Self::Gitlab => "gitlab",
+            Self::Kubernetes => "kubernetes",
+            Self::Gcp => "gcp",
+            Self::Aws => "aws",
+            Self::Azure => "azure",
+        }
+    }
+}
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);

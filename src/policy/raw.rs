@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+use crate::policy::presets::Preset;
+
 /// The `kind` values a document may have.
 pub const KINDS: [&str; 5] = [
     "Issuer",
@@ -60,27 +62,6 @@ impl<'de> Deserialize<'de> for HumanDuration {
         }
         deserializer.deserialize_str(V)
     }
-}
-
-/// Platform preset names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Preset {
-    /// `generic`.
-    #[default]
-    Generic,
-    /// `github`.
-    Github,
-    /// `gitlab`.
-    Gitlab,
-    /// `kubernetes`.
-    Kubernetes,
-    /// `gcp`.
-    Gcp,
-    /// `aws`.
-    Aws,
-    /// `azure`.
-    Azure,
 }
 
 /// `kind: Issuer`.

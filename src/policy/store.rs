@@ -174,11 +174,11 @@ impl PolicyStore {
             Err(errors) => ReloadOutcome::Rejected {
                 problems: errors.0.iter().map(ToString::to_string).collect(),
             },
-            Ok(set) if set.content_hash == self.sink.current_hash() => ReloadOutcome::Unchanged {
-                hash: set.content_hash,
+            Ok(set) if set.content_hash() == self.sink.current_hash() => ReloadOutcome::Unchanged {
+                hash: set.content_hash().to_string(),
             },
             Ok(set) => {
-                let hash = set.content_hash.clone();
+                let hash = set.content_hash().to_string();
                 match self.sink.install(set) {
                     Ok(()) => ReloadOutcome::Applied { hash },
                     Err(problem) => ReloadOutcome::Rejected {

@@ -59,12 +59,12 @@ pub fn run(dir: &Path, options: Options, out: &mut dyn Write) -> i32 {
 fn summary(set: &PolicySet) -> String {
     format!(
         "{} issuers, {} tenants, {} applications, {} service principals, {} managed identities; hash {}",
-        set.issuers.len(),
-        set.tenants.len(),
-        set.applications.len(),
-        set.service_principals.len(),
-        set.managed_identities.len(),
-        &set.content_hash[..set.content_hash.len().min(12)],
+        set.issuers().len(),
+        set.tenants().len(),
+        set.applications().len(),
+        set.service_principals().len(),
+        set.managed_identities().len(),
+        &set.content_hash()[..set.content_hash().len().min(12)],
     )
 }
 
@@ -124,7 +124,7 @@ fn json_report(
         "dir": dir.display().to_string(),
         "status": status,
         "exitCode": code,
-        "hash": loaded.as_ref().ok().map(|s| s.content_hash.clone()),
+        "hash": loaded.as_ref().ok().map(|s| s.content_hash().to_string()),
         "errors": errors,
         "warnings": warnings,
     });

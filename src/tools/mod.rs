@@ -107,8 +107,8 @@ pub fn token_from_claims(
         Some(_) => return Err("claims.iss must be a string".into()),
     };
     let issuer = match (issuer_name, &iss_claim) {
-        (Some(name), _) => policies.issuers.get(name).ok_or_else(|| {
-            let known: Vec<&str> = policies.issuers.keys().map(String::as_str).collect();
+        (Some(name), _) => policies.issuer(name).ok_or_else(|| {
+            let known: Vec<&str> = policies.issuers().map(|i| i.name.as_str()).collect();
             format!(
                 "issuer '{name}' is not declared (declared: {})",
                 known.join(", ")

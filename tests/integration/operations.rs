@@ -365,7 +365,7 @@ fn records_with(gw: &TestGateway, outcome: &str) -> Vec<Value> {
 #[actix_web::test]
 async fn audit_records_for_allow_and_deny_field_by_field() {
     let (issuer, gw, _clock) = setup("basic").await;
-    let hash = gw.gateway.policies().content_hash.clone();
+    let hash = gw.gateway.policies().content_hash().to_string();
     let mut claims = issuer.claims(MAIN, "api://trustbridge");
     claims["repository"] = json!("contoso/infra");
     let assertion = issuer.mint(&claims);
@@ -534,7 +534,7 @@ async fn reload_picks_up_an_edit_and_keeps_the_last_good_set_on_a_broken_one() {
     let prod = "repo:contoso/infra:ref:refs/heads/prod";
 
     assert_eq!(exchange(token(MAIN)).await, 200);
-    let first_hash = gw.gateway.policies().content_hash.clone();
+    let first_hash = gw.gateway.policies().content_hash().to_string();
     assert_eq!(gw.gateway.snapshot().issuers.key_loads("test"), Some(1));
 
     // An edit, picked up by the watcher's polls (debounced: two polls).
@@ -544,7 +544,7 @@ async fn reload_picks_up_an_edit_and_keeps_the_last_good_set_on_a_broken_one() {
         panic!("edit not applied")
     };
     assert_ne!(hash, first_hash);
-    assert_eq!(gw.gateway.policies().content_hash, hash);
+    assert_eq!(gw.gateway.policies().content_hash(), hash);
     assert_eq!(exchange(token(MAIN)).await, 401);
     assert_eq!(exchange(token(prod)).await, 200);
     // The issuer's key cache survived the reload: no refetch.
@@ -565,7 +565,7 @@ async fn reload_picks_up_an_edit_and_keeps_the_last_good_set_on_a_broken_one() {
             .any(|p| p.contains("policies.yaml#11") && p.contains("nme")),
         "{problems:?}"
     );
-    assert_eq!(gw.gateway.policies().content_hash, hash);
+    assert_eq!(gw.gateway.policies().content_hash(), hash);
     assert_eq!(exchange(token(prod)).await, 200);
     assert_eq!(gw.get_text("/readyz").await.0, 200);
     assert_eq!(

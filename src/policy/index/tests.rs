@@ -1,4 +1,5 @@
 use super::*;
+use crate::policy::PolicySet;
 
 const POLICIES: &str = r#"
 kind: Issuer
@@ -103,11 +104,11 @@ fn describe(set: &PolicySet, c: &CredentialRef) -> String {
     match &c.identity {
         IdentityId::Application(app) => format!(
             "{app}/{}",
-            set.applications[app].federated_credentials[c.credential].name
+            set.application(app).unwrap().federated_credentials[c.credential].name
         ),
         IdentityId::Managed(i) => format!(
             "mi{i}/{}",
-            set.managed_identities[*i].federated_credentials[c.credential].name
+            set.managed_identities()[*i].federated_credentials[c.credential].name
         ),
     }
 }

@@ -7,7 +7,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::jose::SigningAlgorithm;
-use crate::policy::model::{self, KeySourceSpec, ManagedIdentityName, Preset, SubjectRule};
+use crate::policy::model::{self, KeySourceSpec, ManagedIdentityName, SubjectRule};
+use crate::policy::presets::Preset;
 
 /// A valid base every problem case is added to, so each case shows exactly its own problem.
 const BASE: &str = r#"
@@ -719,7 +720,9 @@ fn yaml_merge_keys_work() {
         ),
     ];
     let set = load(&files).unwrap();
-    let names: Vec<_> = set.applications["m"]
+    let names: Vec<_> = set
+        .application("m")
+        .unwrap()
         .federated_credentials
         .iter()
         .map(|c| c.name.as_str())
@@ -847,8 +850,8 @@ fn valid_multi_document_directory_compiles() {
     let set = load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
 
     // Issuers, with preset defaults and key sources.
-    assert_eq!(set.issuers.len(), 5);
-    let github = &set.issuers["github"];
+    assert_eq!(set.issuers().len(), 5);
+    let github = set.issuer("github").unwrap();
     assert_eq!(github.preset, Preset::Github);
     assert_eq!(github.algorithms, [SigningAlgorithm::RS256]);
     // The github preset's leeway (issue #3).
@@ -856,13 +859,13 @@ fn valid_multi_document_directory_compiles() {
     assert_eq!(github.keys, KeySourceSpec::Discovery);
     assert!(!github.allow_insecure_http);
     assert!(github.origin.to_string().ends_with("01-issuers.yaml#1"));
-    let aws = &set.issuers["aws"];
+    let aws = set.issuer("aws").unwrap();
     assert_eq!(
         aws.algorithms,
         [SigningAlgorithm::ES384, SigningAlgorithm::RS256]
     );
     assert_eq!(aws.leeway, Duration::from_secs(30));
-    let private = &set.issuers["private"];
+    let private = set.issuer("private").unwrap();
     assert_eq!(
         private.algorithms,
         [SigningAlgorithm::ES256, SigningAlgorithm::EdDSA]
@@ -871,9 +874,9 @@ fn valid_multi_document_directory_compiles() {
         private.keys,
         KeySourceSpec::JwksFile(dir.path().join("keys/private.jwks.json"))
     );
-    assert_eq!(set.issuers["local"].keys, KeySourceSpec::Demo);
-    assert!(set.issuers["local"].allow_insecure_http);
-    let generic = &set.issuers["generic"];
+    assert_eq!(set.issuer("local").unwrap().keys, KeySourceSpec::Demo);
+    assert!(set.issuer("local").unwrap().allow_insecure_http);
+    let generic = set.issuer("generic").unwrap();
     assert_eq!(generic.algorithms, SigningAlgorithm::ALL);
     assert_eq!(
         generic.keys,
@@ -898,7 +901,7 @@ fn valid_multi_document_directory_compiles() {
     assert!(set.tenant("fabrikam.eu_1").is_some());
 
     // Applications and lookups.
-    let payments = &set.applications["payments-api"];
+    let payments = set.application("payments-api").unwrap();
     assert_eq!(payments.app_id, "payments-api");
     assert_eq!(payments.app_roles, ["Payments.Read", "Payments.Write"]);
     assert_eq!(
@@ -991,22 +994,25 @@ fn valid_multi_document_directory_compiles() {
     assert_eq!(mis[1].label(), "nightly-runner");
 
     // The content hash is hex SHA-256, stable, and follows every byte and file name.
-    assert_eq!(set.content_hash.len(), 64);
-    assert!(set.content_hash.chars().all(|c| c.is_ascii_hexdigit()));
-    assert_eq!(load_dir(dir.path()).unwrap().content_hash, set.content_hash);
+    assert_eq!(set.content_hash().len(), 64);
+    assert!(set.content_hash().chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(
+        load_dir(dir.path()).unwrap().content_hash(),
+        set.content_hash()
+    );
     std::fs::write(
         dir.path().join("10-identities.yml"),
         format!("{FULL_IDENTITIES}\n"),
     )
     .unwrap();
-    let changed = load_dir(dir.path()).unwrap().content_hash;
-    assert_ne!(changed, set.content_hash);
+    let changed = load_dir(dir.path()).unwrap().content_hash().to_string();
+    assert_ne!(changed, set.content_hash());
     std::fs::rename(
         dir.path().join("10-identities.yml"),
         dir.path().join("10-identities.yaml"),
     )
     .unwrap();
-    assert_ne!(load_dir(dir.path()).unwrap().content_hash, changed);
+    assert_ne!(load_dir(dir.path()).unwrap().content_hash(), changed);
 }
 
 #[test]
@@ -1023,7 +1029,7 @@ fn jwks_file_is_resolved_next_to_its_policy_file() {
     );
     let set = load_dir(dir.path()).unwrap();
     assert_eq!(
-        set.issuers["a"].keys,
+        set.issuer("a").unwrap().keys,
         KeySourceSpec::JwksFile(dir.path().join("k.json"))
     );
 }
@@ -1032,7 +1038,7 @@ fn jwks_file_is_resolved_next_to_its_policy_file() {
 fn insecure_http_needs_the_flag() {
     let ok = "kind: Issuer\nname: a\nissuer: http://127.0.0.1:1234\njwksUri: http://127.0.0.1:1234/keys\nallowInsecureHttp: true\n";
     let set = load(&[("a.yaml", ok)]).unwrap();
-    assert!(set.issuers["a"].allow_insecure_http);
+    assert!(set.issuer("a").unwrap().allow_insecure_http);
 }
 
 proptest! {
@@ -1107,10 +1113,10 @@ fn yaml_document() -> impl Strategy<Value = String> {
 fn load_texts_matches_load_dir() {
     let from_dir = load(&[("00-base.yaml", BASE)]).unwrap();
     let from_text = load_texts(&[("00-base.yaml", BASE)]).unwrap();
-    assert_eq!(from_dir.content_hash, from_text.content_hash);
+    assert_eq!(from_dir.content_hash(), from_text.content_hash());
     assert_eq!(
-        from_dir.issuers.keys().collect::<Vec<_>>(),
-        from_text.issuers.keys().collect::<Vec<_>>()
+        from_dir.issuers().map(|i| &i.name).collect::<Vec<_>>(),
+        from_text.issuers().map(|i| &i.name).collect::<Vec<_>>()
     );
 
     let broken = format!("{BASE}---\nkind: Tenant\nname: a\nlabel: b\n");

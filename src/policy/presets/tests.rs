@@ -272,18 +272,18 @@ issuer: https://idp.example
 "#,
     )])
     .unwrap();
-    let gh = &set.issuers["gh"];
+    let gh = set.issuer("gh").unwrap();
     assert_eq!(gh.leeway, Duration::from_secs(30));
     assert_eq!(gh.hygiene.max_lifetime, Duration::from_secs(3600));
     assert_eq!(gh.hygiene.max_age, Duration::from_secs(900));
     assert_eq!(gh.hygiene.required_type.as_deref(), Some("JWT"));
     assert!(gh.hygiene.require_iat);
-    let loose = &set.issuers["gh-loose"];
+    let loose = set.issuer("gh-loose").unwrap();
     assert_eq!(loose.leeway, Duration::from_secs(10));
     assert_eq!(loose.hygiene.max_lifetime, Duration::from_secs(6 * 3600));
     assert_eq!(loose.hygiene.max_age, Duration::from_secs(2 * 3600));
     assert_eq!(loose.hygiene.required_type, None);
-    let plain = &set.issuers["plain"];
+    let plain = set.issuer("plain").unwrap();
     assert_eq!(plain.leeway, Duration::from_secs(60));
     assert_eq!(plain.hygiene, crate::policy::model::TokenHygiene::default());
 }
@@ -398,7 +398,7 @@ fn ca_file_must_hold_pem_and_only_goes_with_fetching() {
     .unwrap();
     let set = load_dir(dir.path()).unwrap();
     assert_eq!(
-        set.issuers["k"].ca_file.as_deref(),
+        set.issuer("k").unwrap().ca_file.as_deref(),
         Some(dir.path().join("ca.pem").as_path())
     );
     std::fs::write(

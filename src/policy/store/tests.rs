@@ -20,7 +20,7 @@ impl PolicySink for Recorder {
             .lock()
             .unwrap()
             .as_ref()
-            .map(|s| s.content_hash.clone())
+            .map(|s| s.content_hash().to_string())
             .unwrap_or_default()
     }
     fn install(&self, set: PolicySet) -> Result<(), String> {
@@ -39,7 +39,7 @@ impl Recorder {
             .lock()
             .unwrap()
             .as_ref()
-            .map(|s| s.tenants.keys().cloned().collect())
+            .map(|s| s.tenants().map(|t| t.name.clone()).collect())
             .unwrap_or_default()
     }
 }
