@@ -5,101 +5,8 @@ use serde_json::json;
 use super::*;
 use crate::exchange::request::{GrantType, Target};
 
-const POLICIES: &str = r#"
-kind: Issuer
-name: ci
-issuer: https://ci.example.com
-jwksUri: https://ci.example.com/keys
----
-kind: Issuer
-name: cluster
-issuer: https://cluster.example.com
-jwksUri: https://cluster.example.com/keys
----
-kind: Tenant
-name: contoso
----
-kind: Tenant
-name: fabrikam
----
-kind: Application
-name: payments-api
-identifierUris: [api://payments]
-appRoles:
-  - value: Payments.Read
-  - value: Payments.Write
----
-kind: Application
-name: ledger-api
-identifierUris: [api://ledger]
-appRoles:
-  - value: Ledger.Read
----
-kind: Application
-name: deploy-bot
-appId: 6f2d3b1e-0c4a-4d8e-9b7a-1a2b3c4d5e6f
-federatedCredentials:
-  - name: infra-main
-    issuer: ci
-    audiences: [api://trustbridge]
-    subject: repo:contoso/infra:ref:refs/heads/main
-    claimMappings:
-      repository: claims.repository
-    maxTokenLifetime: 15m
-  - name: infra-branches
-    issuer: ci
-    audiences: [api://trustbridge]
-    subjectPattern: repo:contoso/infra:ref:refs/heads/release/*
-    condition: claims.repository_owner_id == "1234567"
----
-kind: ServicePrincipal
-application: deploy-bot
-tenant: contoso
-tokenLifetime: 30m
-appRoleAssignments:
-  - resource: api://payments
-    roles: [Payments.Read, Payments.Write]
----
-kind: Application
-name: disabled-bot
-federatedCredentials:
-  - name: any
-    issuer: ci
-    audiences: [api://disabled]
-    subject: repo:contoso/disabled:ref:refs/heads/main
----
-kind: ServicePrincipal
-application: disabled-bot
-tenant: contoso
-enabled: false
-appRoleAssignments:
-  - resource: api://payments
-    roles: [Payments.Read]
----
-kind: ManagedIdentity
-tenant: contoso
-name: nightly-job
-federatedCredentials:
-  - name: nightly
-    issuer: ci
-    audiences: [api://nightly]
-    subject: repo:contoso/nightly:ref:refs/heads/main
-appRoleAssignments:
-  - resource: api://ledger
-    roles: [Ledger.Read]
----
-kind: ManagedIdentity
-tenant: contoso
-nameFrom: '"k8s/" + claims["kubernetes.io"].namespace + "/" + claims["kubernetes.io"].serviceaccount.name'
-federatedCredentials:
-  - name: prod-cluster
-    issuer: cluster
-    audiences: [api://trustbridge]
-    condition: claims["kubernetes.io"].namespace.startsWith("team-")
-appRoleAssignments:
-  - resource: api://payments
-    roles: [Payments.Read]
-"#;
+/// The decision fixture, a real policy file (`tests/fixtures/policies/<scenario>/`).
+const POLICIES: &str = include_str!("../../../tests/fixtures/policies/decide/policies.yaml");
 
 fn policies() -> PolicySet {
     crate::exchange::testkit::policies(POLICIES)
@@ -336,35 +243,58 @@ fn token_without_sub_fails_subject_rules() {
     ));
 }
 
+/// One decision over the fixture: who asks for what, and the denial it must get.
+struct Case {
+    name: &'static str,
+    tenant: &'static str,
+    client_id: &'static str,
+    resource: &'static str,
+    want: Denial,
+}
+
 #[test]
 fn tenant_resource_and_client_must_exist() {
     let set = policies();
-    let mut req = request(Some("deploy-bot"), "api://payments", RequestedRoles::All);
-    req.tenant = "nope".into();
-    assert_eq!(
-        run(&main_token(), &req, &set).unwrap_err(),
-        Denial::UnknownTenant("nope".into())
-    );
-
-    let req = request(Some("deploy-bot"), "api://nothing", RequestedRoles::All);
-    assert_eq!(
-        run(&main_token(), &req, &set).unwrap_err(),
-        Denial::UnknownResource("api://nothing".into())
-    );
-
-    let req = request(Some("ghost"), "api://payments", RequestedRoles::All);
-    assert_eq!(
-        run(&main_token(), &req, &set).unwrap_err(),
-        Denial::UnknownClient("ghost".into())
-    );
-
-    // deploy-bot has no service principal in fabrikam.
-    let mut req = request(Some("deploy-bot"), "api://payments", RequestedRoles::All);
-    req.tenant = "fabrikam".into();
-    assert_eq!(
-        run(&main_token(), &req, &set).unwrap_err(),
-        Denial::UnknownClient("deploy-bot".into())
-    );
+    let cases = [
+        Case {
+            name: "unknown tenant",
+            tenant: "nope",
+            client_id: "deploy-bot",
+            resource: "api://payments",
+            want: Denial::UnknownTenant("nope".into()),
+        },
+        Case {
+            name: "unknown resource",
+            tenant: "contoso",
+            client_id: "deploy-bot",
+            resource: "api://nothing",
+            want: Denial::UnknownResource("api://nothing".into()),
+        },
+        Case {
+            name: "unknown client",
+            tenant: "contoso",
+            client_id: "ghost",
+            resource: "api://payments",
+            want: Denial::UnknownClient("ghost".into()),
+        },
+        Case {
+            name: "no service principal in this tenant",
+            tenant: "fabrikam",
+            client_id: "deploy-bot",
+            resource: "api://payments",
+            want: Denial::UnknownClient("deploy-bot".into()),
+        },
+    ];
+    for case in cases {
+        let mut req = request(Some(case.client_id), case.resource, RequestedRoles::All);
+        req.tenant = case.tenant.into();
+        assert_eq!(
+            run(&main_token(), &req, &set).unwrap_err(),
+            case.want,
+            "{}",
+            case.name
+        );
+    }
 }
 
 #[test]
