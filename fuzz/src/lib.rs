@@ -15,8 +15,8 @@ use trustbridge::exchange::{self, ExchangeRequest, Limits};
 use trustbridge::issuers::discovery::jwks_uri_from_document;
 use trustbridge::issuers::jwks::{KeySet, parse_jwks};
 use trustbridge::issuers::validate::{peek, verify};
-use trustbridge::policy::cel::Expression;
 use trustbridge::jose::SigningAlgorithm;
+use trustbridge::policy::cel::Expression;
 use trustbridge::policy::{PolicySet, load_texts};
 use trustbridge::tokens::PrivateKey;
 
