@@ -124,7 +124,6 @@ fn request(client_id: Option<&str>, resource: &str, roles: RequestedRoles) -> Ex
             roles,
             from_scope: true,
         },
-        correlation_id: None,
     }
 }
 
