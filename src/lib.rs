@@ -7,7 +7,8 @@
 //!
 //! Layout (dependencies point inward): [`policy`] (files → compiled set), [`issuers`] (keys and
 //! subject-token validation), [`exchange`] (the pure decision), [`tokens`] (signing),
-//! [`http`] (the wire), [`app`] (wiring), [`cli`] (the command line).
+//! [`refusal`] (what a refused request is told), [`gateway`] (what handlers read), [`http`]
+//! (the wire), [`app`] (wiring), [`cli`] (the command line).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

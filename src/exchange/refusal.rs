@@ -27,10 +27,9 @@ impl Refuse for ValidationError {
                 ("bad_key", refusal::CODE_SIGNATURE_VALIDATION)
             }
             Self::BadSignature => ("bad_signature", refusal::CODE_SIGNATURE_VALIDATION),
-            Self::MissingExpiry | Self::BadTimeClaim(_) => {
+            Self::MissingExpiry | Self::BadTimeClaim(_) | Self::MissingIssuedAt => {
                 ("bad_time_claim", refusal::CODE_INVALID_TOKEN)
             }
-            Self::MissingIssuedAt => ("bad_time_claim", refusal::CODE_INVALID_TOKEN),
             Self::Expired => ("token_expired", refusal::CODE_OUTSIDE_TIME_RANGE),
             Self::NotYetValid | Self::IssuedInFuture => {
                 ("token_not_yet_valid", refusal::CODE_OUTSIDE_TIME_RANGE)
