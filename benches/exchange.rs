@@ -191,7 +191,7 @@ appRoleAssignments:
     }
 
     fn request(&self) -> ExchangeRequest {
-        ExchangeRequest::parse("contoso", self.body.as_bytes(), None).expect("request parses")
+        ExchangeRequest::parse("contoso", self.body.as_bytes()).expect("request parses")
     }
 
     fn claims(&self, grant: &exchange::Grant) -> AccessTokenClaims {
@@ -383,7 +383,6 @@ impl Scale {
                  &client_id=app-{i}&resource=api%3A%2F%2Fpayments"
             )
             .as_bytes(),
-            None,
         )
         .expect("request");
         let without_client = ExchangeRequest::parse(
@@ -391,7 +390,6 @@ impl Scale {
             b"grant_type=urn:ietf:params:oauth:grant-type:token-exchange\
               &subject_token=x.y.z&subject_token_type=urn:ietf:params:oauth:token-type:jwt\
               &resource=api%3A%2F%2Fpayments",
-            None,
         )
         .expect("request");
         let scale = Self {

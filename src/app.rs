@@ -4,63 +4,20 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use actix_web::{App, HttpRequest, HttpServer, web};
-use arc_swap::ArcSwap;
+use actix_web::{App, HttpServer, web};
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::exchange::Limits;
+use crate::gateway::{Gateway, GatewayParts, Snapshot};
 use crate::issuers::{FetchSettings, IssuerMetrics, IssuerRegistry};
 use crate::policy::model::KeySourceSpec;
 use crate::policy::store::{self, PolicySink, PolicyStore, ReloadMetrics};
 use crate::policy::{LoadErrors, PolicySet};
-use crate::state::{SharedState, StateError, StateMetrics};
+use crate::state::{Guard, SharedState, StateError, StateMetrics};
 use crate::telemetry::audit::AuditLog;
 use crate::telemetry::metrics::ExchangeMetrics;
 use crate::tokens::{KeyMetrics, KeyStoreError, SigningKeys};
-
-/// A policy set together with the issuer registry built for it; swapped as one unit so a
-/// request never sees policies and keys from two different versions.
-pub struct Snapshot {
-    /// The compiled policies.
-    pub policies: Arc<PolicySet>,
-    /// Keys and validation for the policies' issuers.
-    pub issuers: Arc<IssuerRegistry>,
-}
-
-/// Everything a request handler needs, shared by every worker.
-pub struct Gateway {
-    /// Settings in force.
-    pub settings: Settings,
-    /// The clock.
-    pub clock: Arc<dyn Clock>,
-    /// Current policies and issuer registry.
-    snapshot: ArcSwap<Snapshot>,
-    /// Signing keys.
-    pub keys: Arc<SigningKeys>,
-    /// Prometheus registry behind `/metrics`.
-    pub registry: prometheus::Registry,
-    /// Exchange metrics.
-    pub metrics: ExchangeMetrics,
-    /// Readiness flag behind `/readyz`.
-    pub ready: AtomicBool,
-    /// Server-wide decision limits.
-    pub limits: Limits,
-    /// The HTTPS certificate when serving TLS (`--tls-cert`/`--tls-key`).
-    pub tls: Option<Arc<crate::tls::ServerCert>>,
-    /// The audit trail.
-    pub audit: AuditLog,
-    /// Policy reload metrics.
-    pub reload_metrics: ReloadMetrics,
-    /// Replay protection and rate limits (Redis or memory).
-    pub state: SharedState,
-    /// Shared-state metrics.
-    pub state_metrics: StateMetrics,
-    /// Signing key metrics.
-    pub key_metrics: KeyMetrics,
-}
 
 /// Why the gateway could not start. `main` prints it and exits 64 before binding.
 #[derive(Debug, thiserror::Error)]
@@ -88,30 +45,6 @@ pub enum StartupError {
     /// The shared state store is misconfigured.
     #[error("redis-url: {0}")]
     State(#[from] StateError),
-}
-
-impl Gateway {
-    /// The current snapshot (lock-free).
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.load_full()
-    }
-
-    /// The current policy set.
-    pub fn policies(&self) -> Arc<PolicySet> {
-        self.snapshot.load().policies.clone()
-    }
-
-    /// Ids that tie a response to its log lines: a fresh trace id, the client's correlation id
-    /// (or the trace id), and the timestamp as Entra formats it.
-    pub fn request_ids(&self, req: &HttpRequest) -> (String, String, String) {
-        let trace = uuid::Uuid::new_v4().to_string();
-        let correlation =
-            crate::http::extract::correlation_id(req).unwrap_or_else(|| trace.clone());
-        let stamp = humantime::format_rfc3339_seconds(self.clock.now())
-            .to_string()
-            .replace('T', " ");
-        (trace, correlation, stamp)
-    }
 }
 
 /// Builds the gateway: loads and compiles policies, prepares the demo issuer when a policy uses
@@ -168,49 +101,46 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         managed_identities = policies.managed_identities().len(),
         "policies loaded"
     );
-    let gateway = Gateway {
-        limits: Limits {
-            max_token_lifetime: settings.max_token_lifetime,
-        },
+    Ok(Arc::new(Gateway::new(GatewayParts {
         settings,
         clock,
-        snapshot: ArcSwap::from_pointee(Snapshot {
+        snapshot: Snapshot {
             policies: Arc::new(policies),
             issuers: Arc::new(issuers),
-        }),
+        },
         keys: Arc::new(keys),
-        registry,
-        metrics,
-        ready: AtomicBool::new(true),
         tls,
         audit,
+        guard: Guard::new(state, state_metrics),
+        registry,
+        metrics,
         reload_metrics,
-        state,
-        state_metrics,
         key_metrics,
-    };
-    gateway.metrics.ready.set(1);
-    Ok(Arc::new(gateway))
+    })))
 }
 
-/// The gateway serves a reloaded set by swapping it in together with an issuer registry
-/// rebuilt for it (keeping the key caches of unchanged issuers): a request sees one version.
-impl PolicySink for Gateway {
+/// The gateway as the policy reloader's sink: a reloaded set is swapped in together with an
+/// issuer registry rebuilt for it (keeping the key caches of unchanged issuers), so a request
+/// sees one version.
+struct Reloader(Arc<Gateway>);
+
+impl PolicySink for Reloader {
     fn current_hash(&self) -> String {
-        self.snapshot.load().policies.content_hash().to_string()
+        self.0.policies().content_hash().to_string()
     }
 
     fn install(&self, set: PolicySet) -> Result<(), String> {
+        let gateway = &self.0;
         if set.issuers().any(|i| i.keys == KeySourceSpec::Demo) {
-            crate::demo::DemoIssuer::open_or_create(&self.settings.data_dir)
+            crate::demo::DemoIssuer::open_or_create(&gateway.settings().data_dir)
                 .map_err(|e| format!("demo issuer: {e}"))?;
         }
-        let issuers = self.snapshot.load().issuers.rebuild(&set);
-        record_policy_objects(&self.metrics, &set);
-        self.snapshot.store(Arc::new(Snapshot {
+        let issuers = gateway.snapshot().issuers.rebuild(&set);
+        record_policy_objects(gateway.metrics(), &set);
+        gateway.install(Snapshot {
             policies: Arc::new(set),
             issuers: Arc::new(issuers),
-        }));
+        });
         Ok(())
     }
 }
@@ -218,9 +148,9 @@ impl PolicySink for Gateway {
 /// The reloader of `gateway`'s policy directory (see [`crate::policy::store`]).
 pub fn policy_store(gateway: &Arc<Gateway>) -> Arc<PolicyStore> {
     Arc::new(PolicyStore::new(
-        gateway.settings.policies.clone(),
-        gateway.clone(),
-        gateway.reload_metrics.clone(),
+        gateway.settings().policies.clone(),
+        Arc::new(Reloader(gateway.clone())),
+        gateway.reload_metrics().clone(),
     ))
 }
 
@@ -246,18 +176,18 @@ pub fn server(
     gateway: Arc<Gateway>,
     listener: TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let workers = match gateway.settings.workers {
+    let workers = match gateway.settings().workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let tls = gateway.tls.clone();
+    let tls = gateway.tls().cloned();
     // Replicas pick up key directory changes (a rotation, a Secret update) without a restart.
     actix_web::rt::spawn(SigningKeys::watch(
-        Arc::downgrade(&gateway.keys),
-        gateway.settings.keys_reload_interval,
-        gateway.key_metrics.clone(),
+        Arc::downgrade(gateway.keys()),
+        gateway.settings().keys_reload_interval,
+        gateway.key_metrics().clone(),
     ));
-    let grace = gateway.settings.shutdown_grace.as_secs();
+    let grace = gateway.settings().shutdown_grace.as_secs();
     let data = web::Data::from(gateway);
     let server = HttpServer::new(move || {
         App::new()
@@ -294,11 +224,11 @@ pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
     // Listen for SIGHUP before announcing anything: its default action ends the process.
     let hangup = store::hangup();
     actix_web::rt::spawn(policy_store(&gateway).watch(store::POLL_INTERVAL, hangup));
-    let listener = TcpListener::bind(gateway.settings.listen)?;
+    let listener = TcpListener::bind(gateway.settings().listen)?;
     tracing::info!(
         listen = %listener.local_addr()?,
-        public_url = %gateway.settings.public_url,
-        tls = gateway.tls.is_some(),
+        public_url = %gateway.settings().public_url,
+        tls = gateway.tls().is_some(),
         "trustbridge serving"
     );
     gateway.snapshot().issuers.prewarm();
@@ -307,10 +237,9 @@ pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
     let stopper = gateway.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
-        stopper.ready.store(false, Ordering::Release);
-        stopper.metrics.ready.set(0);
-        let delay = stopper.settings.shutdown_delay;
-        let grace = stopper.settings.shutdown_grace;
+        stopper.set_ready(false);
+        let delay = stopper.settings().shutdown_delay;
+        let grace = stopper.settings().shutdown_grace;
         tracing::info!(
             shutdown.delay_s = delay.as_secs_f64(),
             shutdown.grace_s = grace.as_secs_f64(),

@@ -7,7 +7,8 @@
 //!
 //! Layout (dependencies point inward): [`policy`] (files → compiled set), [`issuers`] (keys and
 //! subject-token validation), [`exchange`] (the pure decision), [`tokens`] (signing),
-//! [`http`] (the wire), [`app`] (wiring), [`cli`] (the command line).
+//! [`refusal`] (what a refused request is told), [`gateway`] (what handlers read), [`http`]
+//! (the wire), [`app`] (wiring), [`cli`] (the command line).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -17,10 +18,12 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod exchange;
+pub mod gateway;
 pub mod http;
 pub mod issuers;
 pub mod jose;
 pub mod policy;
+pub mod refusal;
 pub mod state;
 pub mod telemetry;
 pub mod tls;

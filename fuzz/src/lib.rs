@@ -121,7 +121,7 @@ pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let keys = parse_jwks(jwks.to_string().as_bytes()).expect("fixture JWKS parses");
     let requests = REQUESTS
         .iter()
-        .map(|body| ExchangeRequest::parse("contoso", body.as_bytes(), None).expect("request"))
+        .map(|body| ExchangeRequest::parse("contoso", body.as_bytes()).expect("request"))
         .collect();
     Fixture {
         policies,
@@ -200,7 +200,7 @@ fn validate_and_decide(token: &str, keys: &KeySet, selector: usize) -> Reached {
 
 /// A token endpoint body through `ExchangeRequest::parse`.
 pub fn form(data: &[u8]) {
-    if let Ok(req) = ExchangeRequest::parse("contoso", data, None) {
+    if let Ok(req) = ExchangeRequest::parse("contoso", data) {
         assert!(!req.subject_token.is_empty());
         assert!(!req.target.resource.is_empty());
     }

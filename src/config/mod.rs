@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::jose::SigningAlgorithm;
+use crate::telemetry::audit::AuditDestination;
 use crate::telemetry::logging::LogFormat;
 
 /// Longest lifetime an operator may configure for issued tokens.
@@ -55,16 +56,6 @@ pub struct Settings {
     pub shutdown_delay: Duration,
     /// How often the key directory is checked for changes.
     pub keys_reload_interval: Duration,
-}
-
-/// Where audit events are written: one JSON object per line.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum AuditDestination {
-    /// Standard output (`-`), apart from the operational logs on stderr.
-    #[default]
-    Stdout,
-    /// A file, appended to (created with mode 0600).
-    File(PathBuf),
 }
 
 /// Settings as given by one layer (flags, file); `None` means "not set here".

@@ -1,5 +1,8 @@
-//! Why an exchange was denied, in domain words. `http::error` maps each variant to an OAuth
-//! error, a status and Entra's numeric code; nothing here knows about HTTP.
+//! Why an exchange was denied, in domain words. Each variant says its own refusal (OAuth
+//! error, status class, Entra code, reason label) through [`Refuse`]; `http::error` renders
+//! it. Nothing here knows about HTTP.
+
+use crate::refusal::{self, Context, OAuthError, Refusal, Refuse};
 
 /// How far a credential got before it failed to match, in evaluation order. When several
 /// credentials fail, the one that got furthest explains the denial best.
@@ -85,5 +88,147 @@ impl Denial {
             Self::NameTemplate(_) => "name_template_failed",
             Self::ClaimMapping { .. } => "claim_mapping_failed",
         }
+    }
+}
+
+impl Refuse for Denial {
+    /// Never 429 or 5xx: a denial retried by an SDK stays a denial.
+    fn refusal(&self, ctx: Context) -> Refusal {
+        use OAuthError::{InvalidRequest, InvalidScope, InvalidTarget, UnauthorizedClient};
+        let reason = self.reason_label();
+        let description = match self {
+            Self::NoMatchingCredential { .. } => {
+                format!("no matching federated identity record: {self}")
+            }
+            _ => self.to_string(),
+        };
+        let bad =
+            |error, code| Refusal::bad_request(error, Some(code), reason, description.clone());
+        match self {
+            Self::UnknownTenant(_) => bad(InvalidRequest, refusal::CODE_TENANT_NOT_FOUND),
+            Self::UnknownResource(_) => {
+                let error = if ctx.target_from_scope {
+                    InvalidScope
+                } else {
+                    InvalidTarget
+                };
+                bad(error, refusal::CODE_RESOURCE_NOT_FOUND)
+            }
+            Self::UnknownClient(_) => bad(UnauthorizedClient, refusal::CODE_APPLICATION_NOT_FOUND),
+            Self::NoMatchingCredential { stage, .. } => {
+                let code = match stage {
+                    MismatchStage::Issuer => refusal::CODE_ISSUER_MISMATCH,
+                    MismatchStage::Audience => refusal::CODE_AUDIENCE_MISMATCH,
+                    MismatchStage::Subject => refusal::CODE_SUBJECT_MISMATCH,
+                    MismatchStage::Condition => refusal::CODE_NO_MATCHING_FEDERATED_RECORD,
+                };
+                Refusal::token_rejected(ctx, code, reason, description)
+            }
+            Self::Ambiguous(_) => bad(InvalidRequest, refusal::CODE_INVALID_REQUEST),
+            Self::Disabled(_) => bad(UnauthorizedClient, refusal::CODE_APPLICATION_DISABLED),
+            Self::NotAssigned { .. } => bad(UnauthorizedClient, refusal::CODE_NOT_ASSIGNED),
+            Self::RolesNotAssigned(_) => bad(InvalidScope, refusal::CODE_INVALID_SCOPE),
+            Self::NameTemplate(_) | Self::ClaimMapping { .. } => Refusal::token_rejected(
+                ctx,
+                refusal::CODE_NO_MATCHING_FEDERATED_RECORD,
+                reason,
+                description,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refusal::{StatusClass, TokenRole};
+
+    fn all() -> Vec<Denial> {
+        vec![
+            Denial::UnknownTenant("t".into()),
+            Denial::UnknownResource("r".into()),
+            Denial::UnknownClient("c".into()),
+            Denial::NoMatchingCredential {
+                stage: MismatchStage::Issuer,
+                detail: "d".into(),
+            },
+            Denial::NoMatchingCredential {
+                stage: MismatchStage::Audience,
+                detail: "d".into(),
+            },
+            Denial::NoMatchingCredential {
+                stage: MismatchStage::Subject,
+                detail: "d".into(),
+            },
+            Denial::NoMatchingCredential {
+                stage: MismatchStage::Condition,
+                detail: "d".into(),
+            },
+            Denial::Ambiguous(2),
+            Denial::Disabled("x".into()),
+            Denial::NotAssigned {
+                identity: "i".into(),
+                resource: "r".into(),
+            },
+            Denial::RolesNotAssigned(vec!["r".into()]),
+            Denial::NameTemplate("x".into()),
+            Denial::ClaimMapping {
+                claim: "c".into(),
+                reason: "r".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn denials_are_never_429_or_5xx() {
+        for d in all() {
+            for token in [TokenRole::ClientAssertion, TokenRole::SubjectToken] {
+                let ctx = Context {
+                    token,
+                    ..Context::default()
+                };
+                let r = d.refusal(ctx);
+                assert!(
+                    matches!(
+                        r.status,
+                        StatusClass::BadRequest | StatusClass::Unauthorized
+                    ),
+                    "{d:?}"
+                );
+                assert!(r.code.is_some(), "{d:?}");
+                assert!(!r.fault, "{d:?}");
+                assert_eq!(r.reason, d.reason_label());
+            }
+        }
+    }
+
+    #[test]
+    fn entra_codes_for_credential_stages() {
+        let code = |stage| {
+            Denial::NoMatchingCredential {
+                stage,
+                detail: String::new(),
+            }
+            .refusal(Context::default())
+            .code
+        };
+        assert_eq!(code(MismatchStage::Issuer), Some(700211));
+        assert_eq!(code(MismatchStage::Audience), Some(700212));
+        assert_eq!(code(MismatchStage::Subject), Some(700213));
+        assert_eq!(code(MismatchStage::Condition), Some(70021));
+    }
+
+    #[test]
+    fn an_unknown_resource_is_named_by_where_the_target_came_from() {
+        let d = Denial::UnknownResource("r".into());
+        let from = |target_from_scope| {
+            d.refusal(Context {
+                target_from_scope,
+                ..Context::default()
+            })
+            .error
+        };
+        assert_eq!(from(true), OAuthError::InvalidScope);
+        assert_eq!(from(false), OAuthError::InvalidTarget);
     }
 }

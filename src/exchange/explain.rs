@@ -403,7 +403,6 @@ fn roles_check(
         client_id: query.client_id.map(str::to_string),
         subject_token: String::new(),
         target: target.clone(),
-        correlation_id: None,
     };
     match granted_roles(identity, name, resource_app, &req, policies) {
         Ok(roles) => Check {

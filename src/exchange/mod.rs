@@ -5,10 +5,12 @@
 //! clock reads, no file system. The HTTP layer parses the request ([`request`]), validates the
 //! token (`issuers`), calls [`decide`], and signs the [`Grant`] (`tokens`).
 
+pub mod audit;
 pub mod decide;
 pub mod denial;
 pub mod explain;
 pub mod grant;
+pub mod refusal;
 pub mod request;
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use crate::refusal::{self, Context, OAuthError, Refusal, Refuse, TokenRole};
+
 /// `client_assertion_type` of a JWT assertion (RFC 7523).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// `grant_type` of RFC 8693 token exchange.
@@ -38,6 +40,14 @@ pub enum GrantType {
 }
 
 impl GrantType {
+    /// What the external token is to a request of this grant.
+    pub fn token_role(self) -> TokenRole {
+        match self {
+            Self::ClientCredentials => TokenRole::ClientAssertion,
+            Self::TokenExchange => TokenRole::SubjectToken,
+        }
+    }
+
     /// A short label for metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -81,8 +91,6 @@ pub struct ExchangeRequest {
     pub subject_token: String,
     /// What the token is for.
     pub target: Target,
-    /// The client's `client-request-id`, echoed as `correlation_id`.
-    pub correlation_id: Option<String>,
 }
 
 /// Why a request body was refused before any token was looked at.
@@ -119,13 +127,37 @@ pub enum RequestError {
     Target(String),
 }
 
+impl Refuse for RequestError {
+    /// Always 400; only the OAuth error and the Entra code vary.
+    fn refusal(&self, _: Context) -> Refusal {
+        let (error, code) = match self {
+            Self::Missing(_) => (OAuthError::InvalidRequest, refusal::CODE_MISSING_PARAMETER),
+            Self::UnsupportedGrant => (
+                OAuthError::UnsupportedGrantType,
+                refusal::CODE_UNSUPPORTED_GRANT_TYPE,
+            ),
+            Self::Scope(_) => (OAuthError::InvalidScope, refusal::CODE_INVALID_SCOPE),
+            Self::Target(_) => (OAuthError::InvalidTarget, refusal::CODE_INVALID_REQUEST),
+            Self::Duplicate(_) | Self::TooManyParameters | Self::NotForm | Self::Invalid { .. } => {
+                (OAuthError::InvalidRequest, refusal::CODE_INVALID_REQUEST)
+            }
+        };
+        Refusal::bad_request(error, Some(code), "invalid_request", self.to_string())
+    }
+}
+
 impl ExchangeRequest {
+    /// The refusal context of this request: its grant's token role, where its target came
+    /// from.
+    pub fn refusal_context(&self) -> Context {
+        Context {
+            token: self.grant.token_role(),
+            target_from_scope: self.target.from_scope,
+        }
+    }
+
     /// Parses a urlencoded form body for `tenant`.
-    pub fn parse(
-        tenant: &str,
-        body: &[u8],
-        correlation_id: Option<String>,
-    ) -> Result<Self, RequestError> {
+    pub fn parse(tenant: &str, body: &[u8]) -> Result<Self, RequestError> {
         let params = parse_form(body)?;
         let get = |name: &str| {
             params
@@ -166,7 +198,6 @@ impl ExchangeRequest {
                     client_id: Some(client_id),
                     subject_token: assertion.to_string(),
                     target,
-                    correlation_id,
                 })
             }
             TOKEN_EXCHANGE => {
@@ -203,7 +234,6 @@ impl ExchangeRequest {
                     client_id,
                     subject_token: subject_token.to_string(),
                     target,
-                    correlation_id,
                 })
             }
             _ => Err(RequestError::UnsupportedGrant),

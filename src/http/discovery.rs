@@ -5,10 +5,12 @@ use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use crate::app::Gateway;
 use crate::exchange::Denial;
 use crate::exchange::request::{TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN};
-use crate::http::error::{ApiError, ErrorKind};
+use crate::gateway::Gateway;
+use crate::http::error::{ApiError, HttpRefusal};
+use crate::http::extract::{ErrorIds, shown_tenant};
+use crate::refusal::Context;
 
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
 pub async fn openid_configuration(
@@ -17,10 +19,10 @@ pub async fn openid_configuration(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = known_tenant(&gw, &tenant, &req)?;
-    let base = &gw.settings.public_url;
-    let alg = gw.keys.algorithm().as_str();
+    let base = &gw.settings().public_url;
+    let alg = gw.keys().algorithm().as_str();
     let doc = json!({
-        "issuer": gw.settings.tenant_issuer(&tenant),
+        "issuer": gw.settings().tenant_issuer(&tenant),
         "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
         "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
         "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
@@ -55,35 +57,24 @@ pub async fn jwks(
             CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=300"),
         ))
-        .json(gw.keys.jwks()))
+        .json(gw.keys().jwks()))
 }
 
 /// `GET|POST /{tenant}/oauth2/v2.0/authorize`: machine flows only.
 pub async fn authorize(gw: web::Data<Gateway>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let ids = gw.request_ids(&req);
-    Err(ApiError::new(
-        ErrorKind::AuthorizeUnsupported,
-        &ids.0,
-        &ids.1,
-        &ids.2,
+    let ids = ErrorIds::of(&req, gw.clock().now());
+    Err(ApiError::refused(
+        &HttpRefusal::AuthorizeUnsupported,
+        Context::default(),
+        &ids,
     ))
 }
 
 fn known_tenant(gw: &Gateway, tenant: &str, req: &HttpRequest) -> Result<String, ApiError> {
-    let policies = gw.policies();
-    if policies.tenant(tenant).is_some() {
+    if gw.policies().tenant(tenant).is_some() {
         return Ok(tenant.to_string());
     }
-    let ids = gw.request_ids(req);
-    let shown: String = tenant
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(64)
-        .collect();
-    Err(ApiError::new(
-        ErrorKind::Denial(Denial::UnknownTenant(shown)),
-        &ids.0,
-        &ids.1,
-        &ids.2,
-    ))
+    let ids = ErrorIds::of(req, gw.clock().now());
+    let unknown = Denial::UnknownTenant(shown_tenant(tenant));
+    Err(ApiError::refused(&unknown, Context::default(), &ids))
 }

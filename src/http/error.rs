@@ -1,15 +1,12 @@
-//! The only `ResponseError` implementation: every domain error becomes an RFC 6749 error body
-//! with Entra's extra fields (`error_codes`, `timestamp`, `trace_id`, `correlation_id`).
+//! The only `ResponseError` implementation, and the one place where a [`Refusal`] becomes an
+//! HTTP response: an RFC 6749 error body with Entra's extra fields (`error_codes`,
+//! `timestamp`, `trace_id`, `correlation_id`), a status, and the cache and `Retry-After`
+//! headers.
 //!
-//! Mapping rules, and why:
-//! - Problems with the external token are `invalid_client` (401) under the client-credentials
-//!   grant, where the token *is* the client's authentication (RFC 7523), and `invalid_grant`
-//!   (400) under token exchange, where it is the grant (RFC 8693).
-//! - A denial is never 429 or 5xx: Azure SDKs retry those many times, turning one bad policy
-//!   into a storm. The only 5xx answers are `temporarily_unavailable` (issuer keys unreachable
-//!   with no usable cached copy) and `server_error` for bugs, logged in full here.
-//! - Descriptions name the failed check and never echo a token or a secret; values echoed from
-//!   tokens were bounded and sanitised where they were produced.
+//! What a refusal says (error, status class, Entra code, description) is decided by the
+//! domain error itself (see [`crate::refusal`]); this module only renders it. Descriptions
+//! never echo a token or a secret; an unexpected failure is logged in full here and answered
+//! with a generic `server_error`.
 
 use std::fmt;
 
@@ -18,255 +15,119 @@ use actix_web::http::header::{CACHE_CONTROL, HeaderValue, PRAGMA, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::exchange::{Denial, GrantType, MismatchStage, RequestError};
-use crate::issuers::ValidationError;
+use crate::http::extract::{BodyError, ErrorIds};
+use crate::refusal::{Context, OAuthError, Refusal, Refuse, StatusClass};
 
-/// What went wrong, in the words of the layer that found it.
-#[derive(Debug)]
-pub enum ErrorKind {
-    /// The form body was refused.
-    Request(RequestError),
+/// Refusals of the HTTP surface itself, before any domain code runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpRefusal {
     /// The request body exceeded the limit.
     BodyTooLarge,
-    /// The content type is not a urlencoded form.
+    /// The content type is not a urlencoded form, or the body could not be read.
     NotForm,
-    /// The external token failed validation.
-    Validation(ValidationError),
-    /// The policy decision denied the exchange.
-    Denial(Denial),
     /// The authorization endpoint: only machine flows are supported.
     AuthorizeUnsupported,
     /// No route matched.
     NotFound,
-    /// A bug or an unexpected failure; logged in full, answered generically.
-    Internal(String),
-    /// A rate limit is exceeded: the only 429 answer.
-    RateLimited {
-        /// `identity` or `issuer`.
-        scope: &'static str,
-        /// Seconds until the window resets (the `Retry-After` header).
-        retry_after: u64,
-    },
-    /// A one-time-use subject token was already exchanged.
-    Replayed,
-    /// One-time-use could not be checked: the shared store is unreachable (fail closed).
-    StateUnavailable(crate::state::StateError),
 }
 
-/// Entra has no public code for a replayed assertion; this one is trustbridge's own.
-pub const CODE_REPLAYED: u32 = 7000299;
+impl From<&BodyError> for HttpRefusal {
+    fn from(e: &BodyError) -> Self {
+        match e {
+            BodyError::TooLarge => Self::BodyTooLarge,
+            BodyError::Read(_) => Self::NotForm,
+        }
+    }
+}
 
-/// An error response in the making.
+impl Refuse for HttpRefusal {
+    fn refusal(&self, _: Context) -> Refusal {
+        use crate::refusal::CODE_INVALID_REQUEST;
+        match self {
+            Self::BodyTooLarge => Refusal::new(
+                OAuthError::InvalidRequest,
+                StatusClass::PayloadTooLarge,
+                Some(CODE_INVALID_REQUEST),
+                "body_too_large",
+                "the request body is too large",
+            ),
+            Self::NotForm => Refusal::bad_request(
+                OAuthError::InvalidRequest,
+                Some(CODE_INVALID_REQUEST),
+                "invalid_request",
+                "the request body must be application/x-www-form-urlencoded",
+            ),
+            Self::AuthorizeUnsupported => Refusal::bad_request(
+                OAuthError::UnsupportedResponseType,
+                None,
+                "authorize_unsupported",
+                "only machine flows are supported: use the token endpoint with client_credentials and a client_assertion, or token exchange",
+            ),
+            Self::NotFound => Refusal::new(
+                OAuthError::InvalidRequest,
+                StatusClass::NotFound,
+                None,
+                "not_found",
+                "no such endpoint",
+            ),
+        }
+    }
+}
+
+/// An error response in the making: a refusal and the ids of its request.
 #[derive(Debug)]
 pub struct ApiError {
-    /// What went wrong.
-    pub kind: ErrorKind,
-    /// The grant in use, when known (decides invalid_client vs invalid_grant).
-    pub grant: Option<GrantType>,
-    /// Whether the target came from `scope` (`invalid_scope`) or `resource`/`audience`.
-    pub target_from_scope: bool,
-    /// Ids tying the response to log lines (boxed: errors travel in `Result`s).
-    pub ids: Box<ErrorIds>,
-}
-
-/// Ids carried by every error response.
-#[derive(Debug)]
-pub struct ErrorIds {
-    /// Request trace id.
-    pub trace_id: String,
-    /// The client's correlation id, echoed.
-    pub correlation_id: String,
-    /// `YYYY-MM-DD HH:MM:SSZ`, as Entra formats it.
-    pub timestamp: String,
+    refusal: Box<Refusal>,
+    ids: Box<ErrorIds>,
+    /// The full detail of an unexpected failure: logged, never sent.
+    internal: Option<String>,
 }
 
 impl ApiError {
-    /// An error of `kind` for a request with the given ids.
-    pub fn new(kind: ErrorKind, trace_id: &str, correlation_id: &str, timestamp: &str) -> Self {
+    /// An answer of `refusal` for the request with `ids`.
+    pub fn new(refusal: Refusal, ids: &ErrorIds) -> Self {
         Self {
-            kind,
-            grant: None,
-            target_from_scope: true,
-            ids: Box::new(ErrorIds {
-                trace_id: trace_id.to_string(),
-                correlation_id: correlation_id.to_string(),
-                timestamp: timestamp.to_string(),
-            }),
+            refusal: Box::new(refusal),
+            ids: Box::new(ids.clone()),
+            internal: None,
         }
     }
 
-    /// The OAuth `error`, HTTP status and Entra error code of this error.
-    pub fn classify(&self) -> (&'static str, StatusCode, Option<u32>) {
-        let token_error = match self.grant {
-            Some(GrantType::ClientCredentials) => ("invalid_client", StatusCode::UNAUTHORIZED),
-            _ => ("invalid_grant", StatusCode::BAD_REQUEST),
-        };
-        let bad = StatusCode::BAD_REQUEST;
-        match &self.kind {
-            ErrorKind::Request(e) => match e {
-                RequestError::Missing(_) => ("invalid_request", bad, Some(900144)),
-                RequestError::UnsupportedGrant => ("unsupported_grant_type", bad, Some(70003)),
-                RequestError::Scope(_) => ("invalid_scope", bad, Some(70011)),
-                RequestError::Target(_) => ("invalid_target", bad, Some(9002313)),
-                RequestError::Duplicate(_)
-                | RequestError::TooManyParameters
-                | RequestError::NotForm
-                | RequestError::Invalid { .. } => ("invalid_request", bad, Some(9002313)),
-            },
-            ErrorKind::BodyTooLarge => (
-                "invalid_request",
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Some(9002313),
-            ),
-            ErrorKind::NotForm => ("invalid_request", bad, Some(9002313)),
-            ErrorKind::Validation(e) => match e {
-                ValidationError::KeysUnavailable(_) => (
-                    "temporarily_unavailable",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    None,
-                ),
-                ValidationError::UntrustedIssuer => (token_error.0, token_error.1, Some(700211)),
-                ValidationError::Expired
-                | ValidationError::NotYetValid
-                | ValidationError::IssuedInFuture
-                | ValidationError::LifetimeTooLong { .. }
-                | ValidationError::TooOld { .. } => (token_error.0, token_error.1, Some(700024)),
-                ValidationError::WrongType { .. } | ValidationError::MissingIssuedAt => {
-                    (token_error.0, token_error.1, Some(50027))
-                }
-                ValidationError::AlgorithmNotAllowed(_)
-                | ValidationError::UnknownKey
-                | ValidationError::KeyTypeMismatch(_)
-                | ValidationError::WeakKey(_)
-                | ValidationError::BadSignature => (token_error.0, token_error.1, Some(700027)),
-                ValidationError::TooLarge { .. }
-                | ValidationError::Malformed(_)
-                | ValidationError::Encrypted
-                | ValidationError::Nested
-                | ValidationError::CriticalHeader
-                | ValidationError::MissingExpiry
-                | ValidationError::BadTimeClaim(_) => (token_error.0, token_error.1, Some(50027)),
-            },
-            ErrorKind::Denial(d) => match d {
-                Denial::UnknownTenant(_) => ("invalid_request", bad, Some(90002)),
-                Denial::UnknownResource(_) if self.target_from_scope => {
-                    ("invalid_scope", bad, Some(500011))
-                }
-                Denial::UnknownResource(_) => ("invalid_target", bad, Some(500011)),
-                Denial::UnknownClient(_) => ("unauthorized_client", bad, Some(700016)),
-                Denial::NoMatchingCredential { stage, .. } => {
-                    let code = match stage {
-                        MismatchStage::Issuer => 700211,
-                        MismatchStage::Audience => 700212,
-                        MismatchStage::Subject => 700213,
-                        MismatchStage::Condition => 70021,
-                    };
-                    (token_error.0, token_error.1, Some(code))
-                }
-                Denial::Ambiguous(_) => ("invalid_request", bad, Some(9002313)),
-                Denial::Disabled(_) => ("unauthorized_client", bad, Some(7000112)),
-                Denial::NotAssigned { .. } => ("unauthorized_client", bad, Some(501051)),
-                Denial::RolesNotAssigned(_) => ("invalid_scope", bad, Some(70011)),
-                Denial::NameTemplate(_) | Denial::ClaimMapping { .. } => {
-                    (token_error.0, token_error.1, Some(70021))
-                }
-            },
-            ErrorKind::AuthorizeUnsupported => ("unsupported_response_type", bad, None),
-            ErrorKind::NotFound => ("invalid_request", StatusCode::NOT_FOUND, None),
-            ErrorKind::Internal(_) => ("server_error", StatusCode::INTERNAL_SERVER_ERROR, None),
-            ErrorKind::RateLimited { .. } => ("slow_down", StatusCode::TOO_MANY_REQUESTS, None),
-            ErrorKind::Replayed => (token_error.0, token_error.1, Some(CODE_REPLAYED)),
-            ErrorKind::StateUnavailable(_) => (
-                "temporarily_unavailable",
-                StatusCode::SERVICE_UNAVAILABLE,
-                None,
-            ),
+    /// The refusal of `error` in `ctx`, for the request with `ids`.
+    pub fn refused(error: &dyn Refuse, ctx: Context, ids: &ErrorIds) -> Self {
+        Self::new(error.refusal(ctx), ids)
+    }
+
+    /// A bug or an unexpected failure: `detail` is logged when the response is built, the
+    /// client gets a generic `server_error`.
+    pub fn internal(detail: impl fmt::Display, ids: &ErrorIds) -> Self {
+        Self {
+            internal: Some(detail.to_string()),
+            ..Self::new(Refusal::server_error(), ids)
         }
     }
 
-    /// A bounded label for metrics and audit records.
-    pub fn reason_label(&self) -> &'static str {
-        match &self.kind {
-            ErrorKind::Request(_) | ErrorKind::NotForm => "invalid_request",
-            ErrorKind::BodyTooLarge => "body_too_large",
-            ErrorKind::Validation(e) => match e {
-                ValidationError::TooLarge { .. } => "token_too_large",
-                ValidationError::Malformed(_)
-                | ValidationError::Encrypted
-                | ValidationError::Nested
-                | ValidationError::CriticalHeader => "token_malformed",
-                ValidationError::UntrustedIssuer => "untrusted_issuer",
-                ValidationError::AlgorithmNotAllowed(_) => "algorithm_not_allowed",
-                ValidationError::UnknownKey => "unknown_key",
-                ValidationError::KeyTypeMismatch(_) | ValidationError::WeakKey(_) => "bad_key",
-                ValidationError::BadSignature => "bad_signature",
-                ValidationError::MissingExpiry | ValidationError::BadTimeClaim(_) => {
-                    "bad_time_claim"
-                }
-                ValidationError::Expired => "token_expired",
-                ValidationError::NotYetValid | ValidationError::IssuedInFuture => {
-                    "token_not_yet_valid"
-                }
-                ValidationError::KeysUnavailable(_) => "issuer_keys_unavailable",
-                ValidationError::LifetimeTooLong { .. } => "token_lifetime_too_long",
-                ValidationError::TooOld { .. } => "token_too_old",
-                ValidationError::WrongType { .. } => "token_wrong_type",
-                ValidationError::MissingIssuedAt => "bad_time_claim",
-            },
-            ErrorKind::Denial(d) => d.reason_label(),
-            ErrorKind::AuthorizeUnsupported => "authorize_unsupported",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::Internal(_) => "internal_error",
-            ErrorKind::RateLimited { .. } => "rate_limited",
-            ErrorKind::Replayed => "replayed",
-            ErrorKind::StateUnavailable(_) => "state_unavailable",
-        }
-    }
-
-    /// The human-readable description (without ids).
-    pub fn message(&self) -> String {
-        match &self.kind {
-            ErrorKind::Request(e) => e.to_string(),
-            ErrorKind::BodyTooLarge => "the request body is too large".into(),
-            ErrorKind::NotForm => {
-                "the request body must be application/x-www-form-urlencoded".into()
-            }
-            ErrorKind::Validation(e) => {
-                let what = match self.grant {
-                    Some(GrantType::ClientCredentials) => "client assertion",
-                    _ => "subject token",
-                };
-                format!("the {what} was refused: {e}")
-            }
-            ErrorKind::Denial(d) => match d {
-                Denial::NoMatchingCredential { .. } => {
-                    format!("no matching federated identity record: {d}")
-                }
-                _ => d.to_string(),
-            },
-            ErrorKind::AuthorizeUnsupported => "only machine flows are supported: use the token endpoint with client_credentials and a client_assertion, or token exchange".into(),
-            ErrorKind::NotFound => "no such endpoint".into(),
-            ErrorKind::Internal(_) => "the server could not complete the request".into(),
-            ErrorKind::RateLimited { scope, retry_after } => format!(
-                "too many token requests for this {scope}; retry after {retry_after} seconds"
-            ),
-            ErrorKind::Replayed => {
-                let what = match self.grant {
-                    Some(GrantType::ClientCredentials) => "client assertion",
-                    _ => "subject token",
-                };
-                format!(
-                    "the {what} was already exchanged: its credential or issuer is oneTimeUse, so each token is accepted once; request a fresh token"
-                )
-            }
-            ErrorKind::StateUnavailable(_) => "one-time-use tokens cannot be checked right now (the replay store is unreachable); retry later".into(),
-        }
+    /// What the client is told.
+    pub fn refusal(&self) -> &Refusal {
+        &self.refusal
     }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message())
+        f.write_str(&self.refusal.description)
+    }
+}
+
+fn status(class: StatusClass) -> StatusCode {
+    match class {
+        StatusClass::BadRequest => StatusCode::BAD_REQUEST,
+        StatusClass::Unauthorized => StatusCode::UNAUTHORIZED,
+        StatusClass::NotFound => StatusCode::NOT_FOUND,
+        StatusClass::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        StatusClass::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        StatusClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        StatusClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -282,38 +143,33 @@ struct Body<'a> {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.classify().1
+        status(self.refusal.status)
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (error, status, code) = self.classify();
-        if let ErrorKind::Internal(detail) = &self.kind {
-            tracing::error!(trace_id = %self.ids.trace_id, error = %detail, "request failed unexpectedly");
+        let refusal = &self.refusal;
+        let ids = &self.ids;
+        if let Some(detail) = &self.internal {
+            tracing::error!(trace_id = %ids.trace_id, error = %detail, "request failed unexpectedly");
         }
-        let prefix = code.map(|c| format!("TB{c}: ")).unwrap_or_default();
+        let prefix = refusal.code.map(|c| format!("TB{c}: ")).unwrap_or_default();
         let body = Body {
-            error,
+            error: refusal.error.as_str(),
             error_description: format!(
                 "{prefix}{} Trace ID: {} Correlation ID: {} Timestamp: {}",
-                self.message(),
-                self.ids.trace_id,
-                self.ids.correlation_id,
-                self.ids.timestamp
+                refusal.description, ids.trace_id, ids.correlation_id, ids.timestamp
             ),
-            error_codes: code.into_iter().collect(),
-            timestamp: &self.ids.timestamp,
-            trace_id: &self.ids.trace_id,
-            correlation_id: &self.ids.correlation_id,
+            error_codes: refusal.code.into_iter().collect(),
+            timestamp: &ids.timestamp,
+            trace_id: &ids.trace_id,
+            correlation_id: &ids.correlation_id,
         };
-        let mut response = HttpResponse::build(status);
+        let mut response = HttpResponse::build(self.status_code());
         response
             .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
             .insert_header((PRAGMA, HeaderValue::from_static("no-cache")));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((RETRY_AFTER, HeaderValue::from_static("30")));
-        }
-        if let ErrorKind::RateLimited { retry_after, .. } = &self.kind {
-            response.insert_header((RETRY_AFTER, HeaderValue::from(*retry_after)));
+        if let Some(seconds) = refusal.retry_after {
+            response.insert_header((RETRY_AFTER, HeaderValue::from(seconds)));
         }
         response.json(body)
     }
@@ -322,102 +178,24 @@ impl ResponseError for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::Denial;
+    use crate::state::{GuardRefusal, StateError};
 
-    fn err(kind: ErrorKind, grant: Option<GrantType>) -> ApiError {
-        let mut e = ApiError::new(kind, "t", "c", "2026-01-01 00:00:00Z");
-        e.grant = grant;
-        e
-    }
-
-    #[test]
-    fn token_problems_depend_on_the_grant() {
-        let cc = err(
-            ErrorKind::Validation(ValidationError::BadSignature),
-            Some(GrantType::ClientCredentials),
-        );
-        assert_eq!(
-            cc.classify(),
-            ("invalid_client", StatusCode::UNAUTHORIZED, Some(700027))
-        );
-        let te = err(
-            ErrorKind::Validation(ValidationError::BadSignature),
-            Some(GrantType::TokenExchange),
-        );
-        assert_eq!(
-            te.classify(),
-            ("invalid_grant", StatusCode::BAD_REQUEST, Some(700027))
-        );
-    }
-
-    #[test]
-    fn denials_are_never_429_or_5xx() {
-        let denials = [
-            Denial::UnknownTenant("t".into()),
-            Denial::UnknownResource("r".into()),
-            Denial::UnknownClient("c".into()),
-            Denial::NoMatchingCredential {
-                stage: MismatchStage::Issuer,
-                detail: "d".into(),
-            },
-            Denial::NoMatchingCredential {
-                stage: MismatchStage::Audience,
-                detail: "d".into(),
-            },
-            Denial::NoMatchingCredential {
-                stage: MismatchStage::Subject,
-                detail: "d".into(),
-            },
-            Denial::NoMatchingCredential {
-                stage: MismatchStage::Condition,
-                detail: "d".into(),
-            },
-            Denial::Ambiguous(2),
-            Denial::Disabled("x".into()),
-            Denial::NotAssigned {
-                identity: "i".into(),
-                resource: "r".into(),
-            },
-            Denial::RolesNotAssigned(vec!["r".into()]),
-            Denial::NameTemplate("x".into()),
-            Denial::ClaimMapping {
-                claim: "c".into(),
-                reason: "r".into(),
-            },
-        ];
-        for d in denials {
-            for grant in [GrantType::ClientCredentials, GrantType::TokenExchange] {
-                let (_, status, code) = err(ErrorKind::Denial(d.clone()), Some(grant)).classify();
-                assert!(
-                    status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS,
-                    "{d:?}"
-                );
-                assert!(code.is_some(), "{d:?}");
-            }
+    fn ids() -> ErrorIds {
+        ErrorIds {
+            trace_id: "t".into(),
+            correlation_id: "c".into(),
+            timestamp: "2026-01-01 00:00:00Z".into(),
         }
     }
 
     #[test]
-    fn entra_codes_for_credential_stages() {
-        let code = |stage| {
-            err(
-                ErrorKind::Denial(Denial::NoMatchingCredential {
-                    stage,
-                    detail: String::new(),
-                }),
-                Some(GrantType::TokenExchange),
-            )
-            .classify()
-            .2
-        };
-        assert_eq!(code(MismatchStage::Issuer), Some(700211));
-        assert_eq!(code(MismatchStage::Audience), Some(700212));
-        assert_eq!(code(MismatchStage::Subject), Some(700213));
-        assert_eq!(code(MismatchStage::Condition), Some(70021));
-    }
-
-    #[test]
     fn body_carries_entra_fields() {
-        let e = err(ErrorKind::Denial(Denial::UnknownTenant("x".into())), None);
+        let e = ApiError::refused(
+            &Denial::UnknownTenant("x".into()),
+            Context::default(),
+            &ids(),
+        );
         let resp = e.error_response();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
         assert_eq!(
@@ -427,57 +205,54 @@ mod tests {
     }
 
     #[test]
-    fn only_rate_limits_answer_429_with_their_retry_after() {
-        let e = err(
-            ErrorKind::RateLimited {
+    fn rate_limits_answer_429_with_their_retry_after() {
+        let e = ApiError::refused(
+            &GuardRefusal::RateLimited {
                 scope: "identity",
                 retry_after: 42,
             },
-            Some(GrantType::ClientCredentials),
-        );
-        assert_eq!(
-            e.classify(),
-            ("slow_down", StatusCode::TOO_MANY_REQUESTS, None)
+            Context::default(),
+            &ids(),
         );
         let resp = e.error_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(
             resp.headers().get(RETRY_AFTER).map(|v| v.as_bytes()),
             Some(&b"42"[..])
         );
-        assert_eq!(e.reason_label(), "rate_limited");
     }
 
     #[test]
-    fn replays_are_denials_and_an_unreachable_store_is_503() {
-        let cc = err(ErrorKind::Replayed, Some(GrantType::ClientCredentials));
+    fn an_unreachable_store_answers_503_with_retry_after() {
+        let down = GuardRefusal::Unavailable(StateError::Unavailable("x".into()));
+        let resp = ApiError::refused(&down, Context::default(), &ids()).error_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
-            cc.classify(),
-            (
-                "invalid_client",
-                StatusCode::UNAUTHORIZED,
-                Some(CODE_REPLAYED)
-            )
+            resp.headers().get(RETRY_AFTER).map(|v| v.as_bytes()),
+            Some(&b"30"[..])
         );
-        assert!(
-            cc.message()
-                .contains("client assertion was already exchanged")
-        );
-        let te = err(ErrorKind::Replayed, Some(GrantType::TokenExchange));
-        assert_eq!(te.classify().0, "invalid_grant");
-        assert!(te.message().contains("subject token"));
+    }
 
-        let down = err(
-            ErrorKind::StateUnavailable(crate::state::StateError::Unavailable("x".into())),
-            Some(GrantType::TokenExchange),
-        );
+    #[test]
+    fn internal_errors_are_generic_server_errors() {
+        let e = ApiError::internal("key file vanished", &ids());
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.refusal().error, OAuthError::ServerError);
+        assert!(!e.to_string().contains("vanished"));
+    }
+
+    #[test]
+    fn http_refusals_keep_their_statuses() {
+        let status_of = |r: HttpRefusal| status(r.refusal(Context::default()).status);
         assert_eq!(
-            down.classify(),
-            (
-                "temporarily_unavailable",
-                StatusCode::SERVICE_UNAVAILABLE,
-                None
-            )
+            status_of(HttpRefusal::BodyTooLarge),
+            StatusCode::PAYLOAD_TOO_LARGE
         );
-        assert!(down.error_response().headers().contains_key(RETRY_AFTER));
+        assert_eq!(status_of(HttpRefusal::NotForm), StatusCode::BAD_REQUEST);
+        assert_eq!(status_of(HttpRefusal::NotFound), StatusCode::NOT_FOUND);
+        assert_eq!(
+            status_of(HttpRefusal::AuthorizeUnsupported),
+            StatusCode::BAD_REQUEST
+        );
     }
 }

@@ -1,5 +1,8 @@
 //! Reading request parts that are hostile input: the body (size-capped while streaming, so an
-//! oversized body is refused without being buffered) and the client's correlation id.
+//! oversized body is refused without being buffered), the client's correlation id, and the
+//! ids ([`ErrorIds`]) that tie a response to its log and audit lines, read once per request.
+
+use std::time::SystemTime;
 
 use actix_web::HttpRequest;
 use actix_web::web::{Bytes, BytesMut, Payload};
@@ -66,4 +69,71 @@ pub fn correlation_id(req: &HttpRequest) -> Option<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     ok.then(|| value.to_string())
+}
+
+/// The tenant from the URL as it may be echoed: no control characters, at most 64 of them.
+pub fn shown_tenant(tenant: &str) -> String {
+    tenant
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect()
+}
+
+/// Ids that tie a response to its log lines and audit records, carried by every error
+/// response and every audit record of the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorIds {
+    /// Request trace id (fresh per request).
+    pub trace_id: String,
+    /// The client's correlation id, echoed (or the trace id when it sent none).
+    pub correlation_id: String,
+    /// `YYYY-MM-DD HH:MM:SSZ`, as Entra formats it.
+    pub timestamp: String,
+}
+
+impl ErrorIds {
+    /// Reads the ids of `req` arriving at `now`: a fresh trace id, the client's
+    /// `client-request-id` when it is safe to echo (else the trace id), the Entra timestamp.
+    pub fn of(req: &HttpRequest, now: SystemTime) -> Self {
+        let trace_id = uuid::Uuid::new_v4().to_string();
+        let correlation_id = correlation_id(req).unwrap_or_else(|| trace_id.clone());
+        Self {
+            trace_id,
+            correlation_id,
+            timestamp: entra_timestamp(now),
+        }
+    }
+}
+
+/// `now` as Entra writes it in error bodies: RFC 3339 seconds with a space for the `T`.
+fn entra_timestamp(now: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .replace('T', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn ids_echo_a_safe_correlation_id_and_fall_back_to_the_trace_id() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        let req = TestRequest::default()
+            .insert_header(("client-request-id", "abc-123"))
+            .to_http_request();
+        let ids = ErrorIds::of(&req, now);
+        assert_eq!(ids.correlation_id, "abc-123");
+        assert_eq!(ids.timestamp, "2026-01-01 00:00:00Z");
+        let hostile = TestRequest::default()
+            .insert_header(("client-request-id", "a b\"c"))
+            .to_http_request();
+        let ids = ErrorIds::of(&hostile, now);
+        assert_eq!(ids.correlation_id, ids.trace_id);
+    }
 }

@@ -1,11 +1,9 @@
 //! Liveness, readiness and the Prometheus scrape.
 
-use std::sync::atomic::Ordering;
-
 use actix_web::{HttpResponse, web};
 use prometheus::{Encoder, TextEncoder};
 
-use crate::app::Gateway;
+use crate::gateway::Gateway;
 
 /// `GET /healthz`: the process is serving.
 pub async fn healthz() -> HttpResponse {
@@ -14,7 +12,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /readyz`: policies and signing keys are loaded and the gateway is not shutting down.
 pub async fn readyz(gw: web::Data<Gateway>) -> HttpResponse {
-    if gw.ready.load(Ordering::Acquire) {
+    if gw.is_ready() {
         HttpResponse::Ok()
             .content_type("text/plain")
             .body("ready\n")
@@ -29,7 +27,7 @@ pub async fn readyz(gw: web::Data<Gateway>) -> HttpResponse {
 pub async fn metrics(gw: web::Data<Gateway>) -> HttpResponse {
     let mut out = Vec::new();
     let encoder = TextEncoder::new();
-    if let Err(e) = encoder.encode(&gw.registry.gather(), &mut out) {
+    if let Err(e) = encoder.encode(&gw.registry().gather(), &mut out) {
         tracing::error!(error = %e, "metrics encoding failed");
         return HttpResponse::InternalServerError().finish();
     }

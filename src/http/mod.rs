@@ -4,7 +4,6 @@
 pub mod discovery;
 pub mod error;
 pub mod extract;
-pub mod guard;
 pub mod health;
 pub mod routes;
 pub mod token;

@@ -2,9 +2,11 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::app::Gateway;
-use crate::http::error::{ApiError, ErrorKind};
+use crate::gateway::Gateway;
+use crate::http::error::{ApiError, HttpRefusal};
+use crate::http::extract::ErrorIds;
 use crate::http::{discovery, health, token};
+use crate::refusal::Context;
 
 /// Registers every route on `cfg`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -28,6 +30,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn not_found(gw: web::Data<Gateway>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let ids = gw.request_ids(&req);
-    Err(ApiError::new(ErrorKind::NotFound, &ids.0, &ids.1, &ids.2))
+    let ids = ErrorIds::of(&req, gw.clock().now());
+    Err(ApiError::refused(
+        &HttpRefusal::NotFound,
+        Context::default(),
+        &ids,
+    ))
 }

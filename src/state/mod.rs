@@ -2,7 +2,7 @@
 //! limits. Behind two traits ([`ReplayGuard`], [`RateLimiter`]) with a Redis implementation
 //! (`--redis-url`: every replica sees the same state) and an in-memory one (one process).
 //!
-//! Failure policy, decided by the caller (the token handler) and documented in
+//! Failure policy, decided by [`guard`] and documented in
 //! docs/deployment.md: when the store is unreachable, one-time-use exchanges fail closed
 //! (`temporarily_unavailable`), rate limits fail open (counted and logged). This module only
 //! reports [`StateError::Unavailable`]; it never decides to allow.
@@ -10,6 +10,7 @@
 //! Time comes in as `now` (the injected clock), so rate windows and replay lifetimes follow
 //! the same clock as token validation, in tests too.
 
+pub mod guard;
 pub mod memory;
 pub mod redis;
 
@@ -21,6 +22,8 @@ use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
 use crate::clock::unix_seconds;
+
+pub use guard::{Guard, GuardRefusal};
 
 /// The shared store could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

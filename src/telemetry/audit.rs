@@ -1,77 +1,29 @@
-//! The audit trail: one JSON object per line for every exchange decision, allowed or denied,
-//! plus one per audit-mode credential evaluated, written to stdout or a file
-//! (`--audit-log`), apart from the operational logs on stderr.
+//! The audit trail's sink: writes each event it is handed as one JSON object per line, to
+//! stdout or a file (`--audit-log`), apart from the operational logs on stderr.
 //!
-//! A record names who asked (caller address, source issuer and subject, client id), what they
-//! asked for (tenant, resource), what was decided and why (credential matched, or the reason,
-//! Entra code and a shortened explanation), what was issued (`jti`, lifetime, roles), and by
-//! which policy version (the policy set's content hash). It never carries a token, a signature
-//! or a secret; values that come from the request are bounded.
-//!
-//! Field names are flat and dotted (`decision.outcome`, `issuer.name`, `credential.name`), as
-//! the rest of trustbridge's telemetry.
+//! It owns where events go ([`AuditDestination`]) and how lines are written (whole, under a
+//! lock), and nothing else: the events themselves are built elsewhere (the token endpoint's
+//! come from `exchange::audit`). It must not import exchange or policy types.
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::SystemTime;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use crate::config::AuditDestination;
-use crate::exchange::Grant;
-use crate::exchange::explain::CandidateTrace;
-
-/// Longest request-supplied string written to a record (subjects, client ids, resources).
-pub const MAX_FIELD_CHARS: usize = 256;
-
-/// What every audit record of one request says, filled in as the request is handled.
-#[derive(Debug)]
-pub struct AuditRecord<'a> {
-    /// When the request arrived (gateway clock).
-    pub time: SystemTime,
-    /// Request trace id (also returned to the client).
-    pub trace_id: &'a str,
-    /// The client's correlation id (or the trace id).
-    pub correlation_id: &'a str,
-    /// Tenant from the URL.
-    pub tenant: &'a str,
-    /// Grant type label.
-    pub grant: &'a str,
-    /// `client_id` as sent.
-    pub client_id: Option<&'a str>,
-    /// Requested resource, when parsed.
-    pub resource: Option<&'a str>,
-    /// Source issuer name, when known.
-    pub issuer: Option<&'a str>,
-    /// Source subject, when the token validated.
-    pub subject: Option<&'a str>,
-    /// Content hash of the policy set that decided.
-    pub policy_hash: &'a str,
-    /// The peer's address (the last hop: a load balancer's when behind one).
-    pub caller: Option<&'a str>,
+/// Where audit events are written: one JSON object per line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AuditDestination {
+    /// Standard output (`-`), apart from the operational logs on stderr.
+    #[default]
+    Stdout,
+    /// A file, appended to (created with mode 0600).
+    File(PathBuf),
 }
 
-impl Default for AuditRecord<'_> {
-    fn default() -> Self {
-        Self {
-            time: SystemTime::UNIX_EPOCH,
-            trace_id: "",
-            correlation_id: "",
-            tenant: "",
-            grant: "unknown",
-            client_id: None,
-            resource: None,
-            issuer: None,
-            subject: None,
-            policy_hash: "",
-            caller: None,
-        }
-    }
-}
-
-/// Where audit records go. Writes are whole lines under a lock, so concurrent requests never
-/// interleave within a record.
+/// Where audit events go. Writes are whole lines under a lock, so concurrent requests never
+/// interleave within an event.
 pub struct AuditLog {
     sink: Mutex<Box<dyn Write + Send>>,
 }
@@ -84,7 +36,7 @@ impl std::fmt::Debug for AuditLog {
 
 impl AuditLog {
     /// Opens `destination`: stdout, or a file appended to (created with mode 0600: audit
-    /// records name workloads and should not be world-readable).
+    /// events name workloads and should not be world-readable).
     ///
     /// # Errors
     /// When the file cannot be opened.
@@ -104,67 +56,16 @@ impl AuditLog {
         }
     }
 
-    /// Writes records to `writer` (tests pass a buffer).
+    /// Writes events to `writer` (tests pass a buffer).
     pub fn to_writer(writer: Box<dyn Write + Send>) -> Self {
         Self {
             sink: Mutex::new(writer),
         }
     }
 
-    /// Records a granted exchange.
-    pub fn granted(&self, record: &AuditRecord<'_>, grant: &Grant, jti: &str) {
-        let mut e = common(record, "granted");
-        e.insert("issuer.name".into(), json!(grant.source_issuer_name));
-        e.insert("subject".into(), json!(bounded(&grant.source_subject)));
-        e.insert("credential.name".into(), json!(grant.credential));
-        e.insert("identity.kind".into(), json!(grant.identity_kind.as_str()));
-        e.insert("identity.name".into(), json!(bounded(&grant.identity_name)));
-        e.insert("identity.oid".into(), json!(grant.object_id));
-        e.insert("resource".into(), json!(grant.resource));
-        e.insert("roles".into(), json!(grant.roles));
-        e.insert("token.jti".into(), json!(jti));
-        e.insert("token.lifetime_s".into(), json!(grant.lifetime.as_secs()));
-        self.emit(e);
-    }
-
-    /// Records a refused request: its bounded reason label, the Entra code answered, the
-    /// description of the check that failed, and (when the policy decision ran) the shortened
-    /// explanation of every close candidate.
-    pub fn denied(
-        &self,
-        record: &AuditRecord<'_>,
-        reason: &str,
-        code: Option<u32>,
-        detail: &str,
-        explanation: &[String],
-    ) {
-        let mut e = common(record, "denied");
-        e.insert("reason".into(), json!(reason));
-        e.insert("error.code".into(), json!(code));
-        e.insert("detail".into(), json!(bounded_long(detail)));
-        if !explanation.is_empty() {
-            let lines: Vec<String> = explanation.iter().map(|l| bounded_long(l)).collect();
-            e.insert("explanation".into(), json!(lines));
-        }
-        self.emit(e);
-    }
-
-    /// Records the verdict of one audit-mode credential: it never grants, so this record is
-    /// the only effect of its evaluation.
-    pub fn audit_mode(&self, record: &AuditRecord<'_>, trace: &CandidateTrace) {
-        let mut e = common(record, "audit");
-        e.insert("credential.name".into(), json!(trace.credential));
-        e.insert("credential.mode".into(), json!(trace.mode.as_str()));
-        e.insert("identity.name".into(), json!(bounded(&trace.identity)));
-        e.insert("audit.would_allow".into(), json!(trace.matched()));
-        if let Some(failure) = trace.first_failure() {
-            e.insert("failed_check".into(), json!(failure.kind.as_str()));
-            e.insert("detail".into(), json!(bounded_long(&failure.detail)));
-        }
-        self.emit(e);
-    }
-
-    fn emit(&self, event: Map<String, Value>) {
+    /// Writes `event` as one line. A failure is logged, never returned: auditing must not
+    /// change the answer a request gets.
+    pub fn write(&self, event: Map<String, Value>) {
         let mut line = match serde_json::to_vec(&Value::Object(event)) {
             Ok(line) => line,
             Err(e) => {
@@ -181,57 +82,13 @@ impl AuditLog {
     }
 }
 
-fn common(record: &AuditRecord<'_>, outcome: &str) -> Map<String, Value> {
-    let mut e = Map::new();
-    e.insert(
-        "time".into(),
-        json!(humantime::format_rfc3339_millis(record.time).to_string()),
-    );
-    e.insert("decision.outcome".into(), json!(outcome));
-    e.insert("trace_id".into(), json!(record.trace_id));
-    e.insert(
-        "correlation_id".into(),
-        json!(bounded(record.correlation_id)),
-    );
-    e.insert("tenant".into(), json!(bounded(record.tenant)));
-    e.insert("grant".into(), json!(record.grant));
-    e.insert("client_id".into(), json!(record.client_id.map(bounded)));
-    e.insert("resource".into(), json!(record.resource.map(bounded)));
-    e.insert("issuer.name".into(), json!(record.issuer));
-    e.insert("subject".into(), json!(record.subject.map(bounded)));
-    e.insert("caller.address".into(), json!(record.caller));
-    e.insert("policy.hash".into(), json!(record.policy_hash));
-    e
-}
-
-fn bounded(value: &str) -> String {
-    bound(value, MAX_FIELD_CHARS)
-}
-
-/// Descriptions and explanations are ours, built from bounded values, but may be longer.
-fn bounded_long(value: &str) -> String {
-    bound(value, 4 * MAX_FIELD_CHARS)
-}
-
-fn bound(value: &str, max: usize) -> String {
-    let mut out: String = value
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect();
-    if value.chars().count() > max {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::{Duration, UNIX_EPOCH};
+
+    use serde_json::json;
 
     use super::*;
-    use crate::exchange::IdentityKind;
 
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -246,106 +103,37 @@ mod tests {
         }
     }
 
-    fn lines(buffer: &Buffer) -> Vec<Value> {
-        String::from_utf8(buffer.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn record() -> AuditRecord<'static> {
-        AuditRecord {
-            time: UNIX_EPOCH + Duration::from_millis(1_767_225_600_250),
-            trace_id: "t-1",
-            correlation_id: "c-1",
-            tenant: "contoso",
-            grant: "client_credentials",
-            client_id: Some("deploy-bot"),
-            resource: Some("api://payments"),
-            issuer: Some("demo"),
-            subject: Some("repo:a/b"),
-            policy_hash: "abc",
-            caller: Some("127.0.0.1:5000"),
-        }
-    }
-
     #[test]
-    fn granted_and_denied_records_are_json_lines_with_every_field() {
+    fn each_event_is_one_json_line_with_its_fields_in_order() {
         let buffer = Buffer::default();
         let log = AuditLog::to_writer(Box::new(buffer.clone()));
-        let grant = Grant {
-            tenant: "contoso".into(),
-            tenant_id: "tid".into(),
-            identity_kind: IdentityKind::ServicePrincipal,
-            identity_name: "deploy-bot".into(),
-            object_id: "oid-1".into(),
-            client_id: "cid".into(),
-            resource: "api://payments".into(),
-            roles: vec!["Payments.Read".into()],
-            lifetime: Duration::from_secs(900),
-            mapped_claims: Map::new(),
-            credential: "infra-main".into(),
-            source_issuer_name: "demo".into(),
-            source_issuer: "https://demo".into(),
-            source_subject: "repo:a/b".into(),
-            one_time_use: false,
-        };
-        log.granted(&record(), &grant, "jti-1");
-        let long = "x".repeat(5000);
-        log.denied(
-            &record(),
-            "subject_mismatch",
-            Some(700213),
-            &long,
-            &["a/b: subject failed".into()],
+        for outcome in ["granted", "denied"] {
+            let mut e = Map::new();
+            e.insert("decision.outcome".into(), json!(outcome));
+            e.insert("detail".into(), json!("a\nb"));
+            log.write(e);
+        }
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                r#"{"decision.outcome":"granted","detail":"a\nb"}"#,
+                r#"{"decision.outcome":"denied","detail":"a\nb"}"#
+            ]
         );
-        let got = lines(&buffer);
-        assert_eq!(got.len(), 2);
-        let g = &got[0];
-        assert_eq!(g["time"], "2026-01-01T00:00:00.250Z");
-        assert_eq!(g["decision.outcome"], "granted");
-        for (k, v) in [
-            ("trace_id", "t-1"),
-            ("correlation_id", "c-1"),
-            ("tenant", "contoso"),
-            ("client_id", "deploy-bot"),
-            ("issuer.name", "demo"),
-            ("subject", "repo:a/b"),
-            ("credential.name", "infra-main"),
-            ("identity.name", "deploy-bot"),
-            ("identity.oid", "oid-1"),
-            ("token.jti", "jti-1"),
-            ("policy.hash", "abc"),
-            ("caller.address", "127.0.0.1:5000"),
-        ] {
-            assert_eq!(g[k], v, "{k}");
-        }
-        assert_eq!(g["roles"], json!(["Payments.Read"]));
-        assert_eq!(g["token.lifetime_s"], 900);
-        let d = &got[1];
-        assert_eq!(d["decision.outcome"], "denied");
-        assert_eq!(d["reason"], "subject_mismatch");
-        assert_eq!(d["error.code"], 700213);
-        assert_eq!(d["explanation"], json!(["a/b: subject failed"]));
-        assert!(d["detail"].as_str().unwrap().chars().count() <= 4 * MAX_FIELD_CHARS + 1);
     }
 
+    #[cfg(unix)]
     #[test]
-    fn request_values_are_bounded_and_stripped_of_control_characters() {
-        let buffer = Buffer::default();
-        let log = AuditLog::to_writer(Box::new(buffer.clone()));
-        let sub = format!("a\nb{}", "s".repeat(1000));
-        let rec = AuditRecord {
-            subject: Some(&sub),
-            ..record()
-        };
-        log.denied(&rec, "x", None, "d", &[]);
-        let got = lines(&buffer);
-        let s = got[0]["subject"].as_str().unwrap();
-        assert!(s.starts_with("abs"), "{s}");
-        assert_eq!(s.chars().count(), MAX_FIELD_CHARS + 1);
-        assert!(got[0].get("explanation").is_none());
-        assert_eq!(got[0]["error.code"], Value::Null);
+    fn audit_files_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&AuditDestination::File(path.clone())).unwrap();
+        log.write(Map::new());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
     }
 }

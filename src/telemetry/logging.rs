@@ -1,8 +1,11 @@
 //! tracing initialisation: human-readable or JSON lines on stderr, filtered by
-//! `TRUSTBRIDGE_LOG` (same syntax as `RUST_LOG`).
+//! `TRUSTBRIDGE_LOG` (same syntax as `RUST_LOG`). Colours only when stderr is a terminal, so
+//! log files, pipes and collectors never see ANSI escape codes.
 //!
 //! Redaction is by construction rather than by filter: no code path logs a request body, a
 //! token or key material, and denial details are built from bounded, sanitised values.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -24,7 +27,8 @@ pub fn init(format: LogFormat, default_filter: &str) {
         .unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -3,7 +3,12 @@
 //! Serialization is written by hand so that the fixed claims always come first and a mapped
 //! claim can never replace one of them (see [`AccessTokenClaims`]).
 
+use std::time::SystemTime;
+
 use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::clock::unix_seconds;
+use crate::exchange::Grant;
 
 /// Names of the fixed claims, in the order they are serialized. A `claimMappings` entry with
 /// one of these names is never emitted.
@@ -93,6 +98,34 @@ pub struct AccessTokenClaims {
     pub mapped: serde_json::Map<String, serde_json::Value>,
 }
 
+impl AccessTokenClaims {
+    /// The claims of the token a `grant` issues: signed by `issuer` (the grant's tenant
+    /// issuer URL), valid from `now` for the grant's lifetime, identified by `jti`. The
+    /// signer may still shorten `exp` to its key's end of life.
+    pub fn for_grant(grant: &Grant, issuer: String, now: SystemTime, jti: String) -> Self {
+        let iat = unix_seconds(now);
+        Self {
+            iss: issuer,
+            sub: grant.object_id.clone(),
+            aud: grant.resource.clone(),
+            iat,
+            nbf: iat,
+            exp: iat + grant.lifetime.as_secs(),
+            jti,
+            client_id: grant.client_id.clone(),
+            azp: grant.client_id.clone(),
+            oid: grant.object_id.clone(),
+            tid: grant.tenant_id.clone(),
+            roles: grant.roles.clone(),
+            idtyp: "app",
+            src_iss: grant.source_issuer.clone(),
+            src_sub: grant.source_subject.clone(),
+            src_cred: grant.credential.clone(),
+            mapped: grant.mapped_claims.clone(),
+        }
+    }
+}
+
 impl Serialize for AccessTokenClaims {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mapped = self.mapped.iter().filter(|(k, _)| !is_fixed_claim(k));
@@ -135,6 +168,37 @@ pub(crate) mod tests {
         }
         assert!(!is_reserved_claim("repository"));
         assert_eq!(reserved_claims().count(), 20);
+    }
+
+    #[test]
+    fn claims_for_a_grant_copy_its_identity_and_start_now() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let grant = Grant {
+            tenant: "contoso".into(),
+            tenant_id: "tid".into(),
+            identity_kind: crate::exchange::IdentityKind::ServicePrincipal,
+            identity_name: "deploy-bot".into(),
+            object_id: "oid".into(),
+            client_id: "cid".into(),
+            resource: "api://payments".into(),
+            roles: vec!["Payments.Read".into()],
+            lifetime: Duration::from_secs(900),
+            mapped_claims: serde_json::Map::new(),
+            credential: "infra-main".into(),
+            source_issuer_name: "demo".into(),
+            source_issuer: "https://demo".into(),
+            source_subject: "repo:a/b".into(),
+            one_time_use: false,
+        };
+        let now = UNIX_EPOCH + Duration::from_secs(1000);
+        let c =
+            AccessTokenClaims::for_grant(&grant, "https://tb/contoso/v2.0".into(), now, "j".into());
+        assert_eq!((c.iat, c.nbf, c.exp), (1000, 1000, 1900));
+        assert_eq!((c.sub.as_str(), c.oid.as_str()), ("oid", "oid"));
+        assert_eq!((c.client_id.as_str(), c.azp.as_str()), ("cid", "cid"));
+        assert_eq!(c.aud, "api://payments");
+        assert_eq!(c.src_cred, "infra-main");
+        assert_eq!(c.idtyp, "app");
     }
 
     /// Claims for tests, with `mapped` as given.

@@ -34,7 +34,6 @@ use serde_json::{Map, Value};
 
 use crate::exchange::request::GrantType;
 use crate::exchange::{self, Grant, Limits};
-use crate::http::error::ErrorKind;
 use crate::policy::PolicySet;
 use crate::policy::load::is_test_file;
 use crate::tools::{RequestSpec, refusal, token_from_claims};
@@ -228,9 +227,9 @@ pub fn run_case(case: &Case, policies: &PolicySet, now: SystemTime) -> Result<()
     };
     let grant_type = spec.grant();
     let outcome = match spec.parse() {
-        Err(e) => Err(refusal(ErrorKind::Request(e), Some(grant_type))),
+        Err(e) => Err(refusal(&e, grant_type)),
         Ok(req) => exchange::decide(&token, &req, policies, &Limits::default(), now)
-            .map_err(|d| refusal(ErrorKind::Denial(d), Some(grant_type))),
+            .map_err(|d| refusal(&d, grant_type)),
     };
     let expect = match (&case.expect.allow, &case.expect.deny) {
         (Some(allow), None) => Ok(allow),

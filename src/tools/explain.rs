@@ -15,7 +15,6 @@ use serde_json::{Map, Value};
 use crate::clock::Clock;
 use crate::exchange::explain::{Query, explain};
 use crate::exchange::{self, Limits};
-use crate::http::error::ErrorKind;
 use crate::issuers::validate::peek;
 use crate::issuers::{FetchSettings, IssuerRegistry, ValidatedToken};
 use crate::policy::PolicySet;
@@ -176,7 +175,7 @@ fn explain_to(
             0
         }
         Err(denial) => {
-            let (label, code, message) = refusal(ErrorKind::Denial(denial), Some(request.grant));
+            let (label, code, message) = refusal(&denial, request.grant);
             w(
                 out,
                 format!(

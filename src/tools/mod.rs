@@ -3,7 +3,8 @@
 //! Each shares the serve path: policies come from [`crate::policy::load_dir`], requests are
 //! parsed by [`ExchangeRequest::parse`] from a form body exactly as the token endpoint parses
 //! them, decisions come from [`crate::exchange::decide`], and refusals are labelled and coded
-//! by [`crate::http::error::ApiError`]. Output goes through `&mut dyn Write` so tests read it.
+//! by the same [`crate::refusal`] vocabulary the token endpoint answers with. Output goes
+//! through `&mut dyn Write` so tests read it.
 
 pub mod cases;
 pub mod check;
@@ -14,10 +15,10 @@ use serde_json::{Map, Value};
 use crate::exchange::request::{
     ExchangeRequest, GrantType, JWT_BEARER, RequestError, TOKEN_EXCHANGE, TOKEN_TYPE_JWT,
 };
-use crate::http::error::{ApiError, ErrorKind};
 use crate::issuers::ValidatedToken;
 use crate::jose::SigningAlgorithm;
 use crate::policy::PolicySet;
+use crate::refusal::{Context, Refuse};
 
 /// Placeholder for the subject token in requests built by the tools: the tools hand the
 /// decision a [`ValidatedToken`] directly, so the form's token is never read.
@@ -79,15 +80,19 @@ impl RequestSpec<'_> {
                 form.append_pair(name, value);
             }
         }
-        ExchangeRequest::parse(self.tenant, form.finish().as_bytes(), None)
+        ExchangeRequest::parse(self.tenant, form.finish().as_bytes())
     }
 }
 
-/// The reason label and Entra code the token endpoint would answer `kind` with.
-pub fn refusal(kind: ErrorKind, grant: Option<GrantType>) -> (&'static str, Option<u32>, String) {
-    let mut error = ApiError::new(kind, "", "", "");
-    error.grant = grant;
-    (error.reason_label(), error.classify().2, error.message())
+/// The reason label, Entra code and description the token endpoint would answer `error`
+/// with under `grant`.
+pub fn refusal(error: &dyn Refuse, grant: GrantType) -> (&'static str, Option<u32>, String) {
+    let ctx = Context {
+        token: grant.token_role(),
+        ..Context::default()
+    };
+    let r = error.refusal(ctx);
+    (r.reason, r.code, r.description)
 }
 
 /// A [`ValidatedToken`] made from claims, standing in for a verified token: the issuer is

@@ -88,7 +88,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let body = "grant_type=client_credentials&client_id=deploy-bot\
         &client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer\
         &client_assertion=x&scope=api%3A%2F%2Fpayments%2F.default";
-    let request = ExchangeRequest::parse("contoso", body.as_bytes(), None).expect("request");
+    let request = ExchangeRequest::parse("contoso", body.as_bytes()).expect("request");
     Fixture {
         policies,
         signers,

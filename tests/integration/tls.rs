@@ -174,7 +174,7 @@ fn addr_of(gw: &TlsGateway) -> SocketAddr {
 async fn reload_serves_new_connections_without_dropping_open_ones() {
     let (ca, _issuer, gw) = setup().await;
     let addr = addr_of(&gw);
-    let served = gw.gateway.tls.clone().expect("tls on");
+    let served = gw.gateway.tls().cloned().expect("tls on");
     let first_leaf = served.current().cert[0].to_vec();
 
     let pem = ca.pem.clone();

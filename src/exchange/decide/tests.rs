@@ -31,7 +31,6 @@ fn request(client_id: Option<&str>, resource: &str, roles: RequestedRoles) -> Ex
             roles,
             from_scope: true,
         },
-        correlation_id: None,
     }
 }
 

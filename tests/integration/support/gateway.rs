@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
-use trustbridge::app::{self, Gateway};
+use trustbridge::app;
 use trustbridge::clock::{Clock, ManualClock};
 use trustbridge::config::{Layer, Settings};
+use trustbridge::gateway::Gateway;
 
 use super::http;
 
@@ -67,7 +68,7 @@ impl TestGateway {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         super::logs::capture();
-        let audit_path = super::logs::dir().join(format!("audit-{}.jsonl", uuid::Uuid::new_v4()));
+        let audit_path = super::logs::audit_file();
         let mut layer = layer(root.path(), &url);
         layer.audit_log = Some(audit_path.display().to_string());
         tweak(&mut layer);

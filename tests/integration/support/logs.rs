@@ -43,6 +43,12 @@ fn buffer() -> &'static Arc<Mutex<Vec<u8>>> {
     })
 }
 
+/// A fresh audit trail file for one test gateway, beside the run's logs: audit lines never
+/// reach the test runner's output, tests read them back, and the log scan sees them.
+pub fn audit_file() -> PathBuf {
+    dir().join(format!("audit-{}.jsonl", uuid::Uuid::new_v4()))
+}
+
 /// Installs the capturing subscriber (idempotent).
 pub fn capture() {
     buffer();

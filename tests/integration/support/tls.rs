@@ -11,9 +11,10 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 use serde_json::Value;
-use trustbridge::app::{self, Gateway};
+use trustbridge::app;
 use trustbridge::clock::{Clock, ManualClock};
 use trustbridge::config::{Layer, Settings};
+use trustbridge::gateway::Gateway;
 use trustbridge::tls::TlsFiles;
 
 /// A throwaway certificate authority, its certificate written to `ca.pem` in its directory.
@@ -101,6 +102,8 @@ pub struct TlsGateway {
     pub tls: TlsFiles,
     /// The shared clock.
     pub clock: Arc<ManualClock>,
+    /// This gateway's audit trail, under the test-log directory (see `support::logs`).
+    pub audit_path: PathBuf,
     addr: SocketAddr,
     handle: actix_web::dev::ServerHandle,
 }
@@ -127,6 +130,7 @@ impl TlsGateway {
         listener: std::net::TcpListener,
     ) -> Self {
         let addr = listener.local_addr().expect("addr");
+        let audit_path = super::logs::audit_file();
         let settings = Settings::resolve(Layer {
             listen: Some(addr.to_string()),
             policies: Some(root.path().join("policies")),
@@ -135,6 +139,7 @@ impl TlsGateway {
             workers: Some(1),
             tls_cert: Some(tls.cert.clone()),
             tls_key: Some(tls.key.clone()),
+            audit_log: Some(audit_path.display().to_string()),
             ..Layer::default()
         })
         .expect("tls settings");
@@ -152,6 +157,7 @@ impl TlsGateway {
             root,
             tls,
             clock,
+            audit_path,
             addr,
             handle,
         }
