@@ -7,7 +7,8 @@ With `--helm PATH` it checks the Helm chart deploy/helm/trustbridge instead: `he
 --strict` and `helm template` with the default values and with ci/all-values.yaml (every
 optional part on), the rendered output against the same schemas and the same Deployment
 checks as the manifests, Services and the ServiceMonitor wired to real ports, and the
-chart's refusals (admin listener without a token Secret, probes on a disabled listener).
+chart's refusals (admin listener without a token Secret, probes on a disabled listener,
+values that values.schema.json rejects).
 
 Run by .ci/run inside a venv under target/ (see there). Exit 0 when everything passes."""
 
@@ -211,7 +212,8 @@ def check_chart(helm):
     for args, says in [
         (["--set", "admin.enabled=true"], "admin.tokenSecret.name"),
         (["--set", "probes.port=admin"], "admin.enabled is false"),
-        (["--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.port=metrics"], "must be http or admin"),
+        (["--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.port=metrics"], "value must be one of"),
+        (["--set", "replicas=3"], "additional properties 'replicas' not allowed"),
     ]:
         out = helm_template(helm, *args)
         if out.returncode == 0 or says not in out.stderr:

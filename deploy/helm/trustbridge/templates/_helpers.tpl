@@ -71,11 +71,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- required "admin.enabled listens on 0.0.0.0, which needs admin.tokenSecret.name (a Secret holding the admin token)" .Values.admin.tokenSecret.name }}
 {{- end }}
 
-{{/* Probe and scrape ports may only name the admin listener when it is enabled. */}}
+{{/* Probe and scrape ports may only name the admin listener when it is enabled
+     (values.schema.json already limits them to http or admin). */}}
 {{- define "trustbridge.checkPort" -}}
-{{- if not (has .port (list "http" "admin")) }}
-{{- fail (printf "%s must be http or admin, got %q" .what .port) }}
-{{- end }}
 {{- if and (eq .port "admin") (not .admin) }}
 {{- fail (printf "%s is admin but admin.enabled is false" .what) }}
 {{- end }}
