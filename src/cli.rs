@@ -198,14 +198,14 @@ pub struct DemoTokenArgs {
     #[arg(long = "claim", value_name = "NAME=VALUE")]
     pub claims: Vec<String>,
     /// Data directory holding the demo issuer key [default: .trustbridge].
-    #[arg(long, env = "TRUSTBRIDGE_DATA_DIR", default_value = ".trustbridge")]
+    #[arg(long, env = "TRUSTBRIDGE_DATA_DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 }
 
 /// Runs `policy check` with default options (text, not strict): prints a summary or every
 /// problem, then lint warnings; returns the exit code (see [`crate::tools::check`]).
 pub fn policy_check(dir: Option<PathBuf>, out: &mut dyn Write) -> i32 {
-    let dir = dir.unwrap_or_else(|| PathBuf::from("policies"));
+    let dir = dir.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_POLICIES_DIR));
     crate::tools::check::run(&dir, crate::tools::check::Options::default(), out)
 }
 
@@ -274,12 +274,12 @@ pub fn main() -> i32 {
             strict,
             format,
         })) => crate::tools::check::run(
-            &dir.unwrap_or_else(|| PathBuf::from("policies")),
+            &dir.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_POLICIES_DIR)),
             crate::tools::check::Options { strict, format },
             &mut std::io::stdout(),
         ),
         Some(Command::Policy(PolicyCommand::Test { dir })) => crate::tools::cases::run(
-            &dir.unwrap_or_else(|| PathBuf::from("policies")),
+            &dir.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_POLICIES_DIR)),
             SystemClock.now(),
             &mut std::io::stdout(),
         ),

@@ -26,6 +26,7 @@ pub mod policy;
 pub mod refusal;
 pub mod state;
 pub mod telemetry;
+pub mod text;
 pub mod tls;
 pub mod tokens;
 pub mod tools;

@@ -34,7 +34,7 @@ pub struct KeysArgs {
     #[arg(long, env = "TRUSTBRIDGE_KEYS")]
     pub keys: Option<PathBuf>,
     /// Data directory, whose keys/ is the default key directory.
-    #[arg(long, env = "TRUSTBRIDGE_DATA_DIR", default_value = ".trustbridge")]
+    #[arg(long, env = "TRUSTBRIDGE_DATA_DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// The server's maximum token lifetime: how long a superseded key stays published.
     /// Use the value `serve` runs with.

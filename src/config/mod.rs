@@ -13,6 +13,16 @@ use crate::jose::SigningAlgorithm;
 use crate::telemetry::audit::AuditDestination;
 use crate::telemetry::logging::LogFormat;
 
+/// Lifetime of issued tokens when neither the server, the service principal nor the
+/// credential says otherwise (DESIGN.md §5: one hour).
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The data directory (demo issuer key, default key directory) when none is configured.
+pub const DEFAULT_DATA_DIR: &str = ".trustbridge";
+
+/// The policy directory when none is configured.
+pub const DEFAULT_POLICIES_DIR: &str = "policies";
+
 /// Longest lifetime an operator may configure for issued tokens.
 pub const MAX_LIFETIME_CEILING: Duration = Duration::from_secs(24 * 3600);
 
@@ -212,20 +222,20 @@ impl Settings {
             },
         };
         let max_token_lifetime = match layer.max_token_lifetime.as_deref() {
-            None => Duration::from_secs(3600),
+            None => DEFAULT_MAX_TOKEN_LIFETIME,
             Some(text) => match humantime::parse_duration(text) {
                 Ok(d) if d >= Duration::from_secs(60) && d <= MAX_LIFETIME_CEILING => d,
                 _ => {
                     problems.push(format!(
                         "max-token-lifetime: '{text}' must be a duration between 1m and 24h"
                     ));
-                    Duration::from_secs(3600)
+                    DEFAULT_MAX_TOKEN_LIFETIME
                 }
             },
         };
         let data_dir = layer
             .data_dir
-            .unwrap_or_else(|| PathBuf::from(".trustbridge"));
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let keys = layer.keys.unwrap_or_else(|| data_dir.join("keys"));
         let audit_log = match layer.audit_log.as_deref() {
             None | Some("-") => AuditDestination::Stdout,
@@ -242,7 +252,9 @@ impl Settings {
         Ok(Settings {
             listen,
             public_url,
-            policies: layer.policies.unwrap_or_else(|| PathBuf::from("policies")),
+            policies: layer
+                .policies
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICIES_DIR)),
             keys,
             data_dir,
             signing_algorithm,

@@ -148,15 +148,7 @@ fn bounded_long(value: &str) -> String {
 }
 
 fn bound(value: &str, max: usize) -> String {
-    let mut out: String = value
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect();
-    if value.chars().count() > max {
-        out.push('…');
-    }
-    out
+    crate::text::shown(value, max)
 }
 
 #[cfg(test)]

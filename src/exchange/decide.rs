@@ -31,7 +31,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_token_lifetime: Duration::from_secs(3600),
+            max_token_lifetime: crate::config::DEFAULT_MAX_TOKEN_LIFETIME,
         }
     }
 }
@@ -568,15 +568,7 @@ pub(crate) fn check_identity_name(name: &str) -> Result<(), Denial> {
 
 /// A token-supplied value made safe to echo: bounded length, no control characters.
 pub(crate) fn echo(value: &str) -> String {
-    let mut out: String = value
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_ECHO)
-        .collect();
-    if value.chars().count() > MAX_ECHO {
-        out.push('…');
-    }
-    out
+    crate::text::shown(value, MAX_ECHO)
 }
 
 pub(crate) fn list(values: &[String]) -> String {

@@ -254,7 +254,7 @@ fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, RequestError> {
         let name = name.into_owned();
         if params.contains_key(&name) {
             // Keep the echoed name short and printable: it is attacker-chosen.
-            let shown: String = name.chars().take(40).filter(|c| !c.is_control()).collect();
+            let shown = crate::text::shown(&name, 40);
             return Err(RequestError::Duplicate(shown));
         }
         params.insert(name, value.into_owned());

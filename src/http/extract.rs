@@ -73,11 +73,7 @@ pub fn correlation_id(req: &HttpRequest) -> Option<String> {
 
 /// The tenant from the URL as it may be echoed: no control characters, at most 64 of them.
 pub fn shown_tenant(tenant: &str) -> String {
-    tenant
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(64)
-        .collect()
+    crate::text::shown(tenant, 64)
 }
 
 /// Ids that tie a response to its log lines and audit records, carried by every error

@@ -14,10 +14,7 @@ use crate::policy::model::TokenHygiene;
 
 /// A token-supplied string made safe for an error message.
 fn shown(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(32)
-        .collect()
+    crate::text::shown(s, 32)
 }
 
 /// Whether header `typ` names the media type `expected`: compared case-insensitively, with an

@@ -224,10 +224,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
 
 /// A token-supplied string made safe to put in an error message.
 fn shown(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(32)
-        .collect()
+    crate::text::shown(s, 32)
 }
 
 /// The token's algorithm, if `issuer` allows it.

@@ -55,7 +55,7 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub no_verify: bool,
     /// Data directory (the demo issuer's keys).
-    #[arg(long, env = "TRUSTBRIDGE_DATA_DIR", default_value = ".trustbridge")]
+    #[arg(long, env = "TRUSTBRIDGE_DATA_DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 }
 
@@ -85,7 +85,7 @@ fn explain_to(
     let dir = args
         .policies
         .clone()
-        .unwrap_or_else(|| PathBuf::from("policies"));
+        .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_POLICIES_DIR));
     let policies =
         crate::policy::load_dir(&dir).map_err(|e| format!("policies in {}: {e}", dir.display()))?;
     let (token, verified) = input_token(args, &policies, clock.clone(), stdin)?;

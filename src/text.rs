@@ -1,0 +1,38 @@
+//! Text that came from a request or a token, made safe to put in an error description, a log
+//! line or an audit record: control characters (line breaks, escapes, NUL) dropped and the
+//! length bounded, with `…` marking a cut. The one sanitiser every layer uses; it knows
+//! nothing about where the text goes.
+
+/// `value` without control characters, at most `max_chars` characters long; `…` is appended
+/// when characters were cut.
+pub fn shown(value: &str, max_chars: usize) -> String {
+    let mut kept = value.chars().filter(|c| !c.is_control());
+    let mut out: String = kept.by_ref().take(max_chars).collect();
+    if kept.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+    use proptest::prelude::*;
+
+    #[test]
+    fn drops_control_characters_and_marks_cuts() {
+        assert_eq!(shown("a\nb\u{1b}[31mc", 10), "ab[31mc");
+        assert_eq!(shown("abcdef", 3), "abc…");
+        assert_eq!(shown("abc", 3), "abc");
+        assert_eq!(shown("", 3), "");
+    }
+
+    proptest! {
+        #[test]
+        fn bounded_and_printable(value in ".*", max in 0usize..50) {
+            let out = shown(&value, max);
+            prop_assert!(out.chars().count() <= max + 1);
+            prop_assert!(!out.chars().any(char::is_control));
+        }
+    }
+}
