@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `policy check | test | explain`, `demo token`.
+//! The command line: `serve` (the default), `policy check | test | explain`, `keys list |
+//! generate | rotate | prune`, `demo token`.
 //!
 //! Subcommands share the serve path (`policy::load_dir`, `app::build`) and write through
 //! `&mut dyn Write` so tests can read what they print.
