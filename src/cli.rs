@@ -117,6 +117,14 @@ pub struct ServeArgs {
     /// How often the key directory is checked for changes [default: 10s].
     #[arg(long, env = "TRUSTBRIDGE_KEYS_RELOAD_INTERVAL")]
     pub keys_reload_interval: Option<String>,
+    /// Admin listener (console, read-only admin API, probes, metrics), or `off`
+    /// [default: 127.0.0.1:9090]. Off loopback it requires --admin-token-file.
+    #[arg(long, env = "TRUSTBRIDGE_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// File holding the bearer token the admin API requires (at least 32 characters; the
+    /// file is read once at start).
+    #[arg(long, env = "TRUSTBRIDGE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -142,6 +150,8 @@ impl ServeArgs {
             shutdown_grace: self.shutdown_grace.clone(),
             shutdown_delay: self.shutdown_delay.clone(),
             keys_reload_interval: self.keys_reload_interval.clone(),
+            admin_listen: self.admin_listen.clone(),
+            admin_token_file: self.admin_token_file.clone(),
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,
