@@ -183,6 +183,14 @@ pub enum PolicyCommand {
     },
     /// Explain, check by check, why a token would be allowed or denied.
     Explain(crate::tools::explain::ExplainArgs),
+    /// Print the trust graph (issuers -> credentials -> identities -> resources) offline.
+    Graph {
+        /// The directory [default: policies].
+        dir: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::admin::graph::Format,
+    },
 }
 
 /// `demo` subcommands.
@@ -298,6 +306,12 @@ pub fn main() -> i32 {
             Arc::new(SystemClock),
             &mut std::io::stdin(),
             &mut std::io::stdout(),
+        ),
+        Some(Command::Policy(PolicyCommand::Graph { dir, format })) => crate::tools::graph::run(
+            &dir.unwrap_or_else(|| PathBuf::from("policies")),
+            format,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
         ),
         Some(Command::Demo(DemoCommand::Token(args))) => demo_token(
             &args,

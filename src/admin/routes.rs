@@ -50,10 +50,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/admin/v1")
                 .wrap(from_fn(require_admin))
-                .route("/graph", web::get().to(graph_json))
-                .route("/explain", web::post().to(explain_json))
-                .route("/decisions", web::get().to(decisions))
-                .route("/identities", web::get().to(identities))
+                // Resources answer 405 to any other method: the API is read-only.
+                .service(web::resource("/graph").route(web::get().to(graph_json)))
+                .service(web::resource("/explain").route(web::post().to(explain_json)))
+                .service(web::resource("/decisions").route(web::get().to(decisions)))
+                .service(web::resource("/identities").route(web::get().to(identities)))
                 .default_service(web::to(not_found)),
         )
         .default_service(web::to(not_found));

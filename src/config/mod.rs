@@ -526,6 +526,41 @@ mod tests {
     }
 
     #[test]
+    fn admin_listener_defaults_to_loopback_and_needs_a_token_elsewhere() {
+        let s = Settings::resolve(Layer::default()).expect("defaults");
+        assert_eq!(
+            s.admin_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:9090")
+        );
+        let off = Settings::resolve(Layer {
+            admin_listen: Some("off".into()),
+            ..Layer::default()
+        })
+        .expect("valid");
+        assert_eq!(off.admin_listen, None);
+        let open = Layer {
+            admin_listen: Some("0.0.0.0:9090".into()),
+            ..Layer::default()
+        };
+        let errs = Settings::resolve(open.clone()).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("--admin-token-file"), "{errs:?}");
+        let guarded = Layer {
+            admin_token_file: Some("/run/secrets/admin-token".into()),
+            ..open
+        };
+        let s = Settings::resolve(guarded).expect("valid with a token");
+        assert_eq!(s.admin_listen.map(|a| a.port()), Some(9090));
+        let errs = Settings::resolve(Layer {
+            admin_listen: Some("nowhere".into()),
+            ..Layer::default()
+        })
+        .unwrap_err()
+        .0;
+        assert!(errs[0].starts_with("admin-listen"), "{errs:?}");
+    }
+
+    #[test]
     fn scale_out_settings_parse_and_never_echo_the_redis_url() {
         let s = Settings::resolve(Layer::default()).expect("defaults");
         assert_eq!(s.redis_url, None);
