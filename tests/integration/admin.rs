@@ -171,10 +171,8 @@ async fn explain_gives_the_policy_explain_trace_for_claims_and_tokens() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["signature"]["status"], "claims");
     assert_eq!(body["decision"]["outcome"], "deny", "{body}");
-    assert_eq!(
-        body["decision"]["reason"], "no_matching_credential",
-        "{body}"
-    );
+    assert_eq!(body["decision"]["reason"], "subject_mismatch", "{body}");
+    assert_eq!(body["decision"]["code"], 700213);
     let main = body["candidates"]
         .as_array()
         .expect("candidates")
