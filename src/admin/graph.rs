@@ -407,10 +407,18 @@ impl Builder {
         if let Some(l) = mi.token_lifetime {
             d.insert("tokenLifetime".into(), json!(humantime_text(l)));
         }
+        // A template's label names its full origin; the file name is enough on screen.
+        let name = match &mi.name {
+            ManagedIdentityName::Fixed(name) => name.clone(),
+            ManagedIdentityName::Template(_) => {
+                let file = mi.origin.file.file_name().unwrap_or_default();
+                format!("nameFrom@{}#{}", file.to_string_lossy(), mi.origin.document)
+            }
+        };
         self.node(
             id.clone(),
             NodeKind::ManagedIdentity,
-            &mi.label(),
+            &name,
             Some(&mi.tenant),
             &mi.origin,
             "",

@@ -4,6 +4,7 @@
 mod admin;
 mod cli;
 mod cold_start;
+mod console;
 mod discovery;
 mod exchange;
 mod issuer_trust;

@@ -13,7 +13,10 @@
     { title: "Resources", kinds: ["resource"] },
   ];
   const SHOWN_EDGES = ["trusts", "grants", "role"];
-  const NODE_W = 230, NODE_H = 46, COL_GAP = 110, ROW_GAP = 18, TOP = 34, LEFT = 12;
+  const NODE_W = 180, NODE_H = 46, ROW_GAP = 18, TOP = 34, LEFT = 12;
+  // Gaps after each column: the last holds the role labels, so it is the widest.
+  const GAPS = [70, 70, 190];
+  const colX = (c) => LEFT + c * NODE_W + GAPS.slice(0, c).reduce((a, b) => a + b, 0);
 
   const $ = (id) => document.getElementById(id);
   const state = { token: sessionStorage.getItem("trustbridge.admin.token") || "", hash: null, graph: null, selected: null };
@@ -92,7 +95,7 @@
   }
 
   function nodeLabel(node) {
-    const name = node.name.length > 30 ? node.name.slice(0, 29) + "…" : node.name;
+    const name = node.name.length > 23 ? node.name.slice(0, 22) + "…" : node.name;
     return name;
   }
 
@@ -113,20 +116,21 @@
     COLUMNS.forEach((col, c) => {
       const nodes = graph.nodes.filter((n) => col.kinds.includes(n.kind));
       rows = Math.max(rows, nodes.length);
-      nodes.forEach((n, r) => pos.set(n.id, { x: LEFT + c * (NODE_W + COL_GAP), y: TOP + r * (NODE_H + ROW_GAP), node: n }));
+      nodes.forEach((n, r) => pos.set(n.id, { x: colX(c), y: TOP + r * (NODE_H + ROW_GAP), node: n }));
     });
-    const width = LEFT * 2 + COLUMNS.length * NODE_W + (COLUMNS.length - 1) * COL_GAP;
+    const width = colX(COLUMNS.length - 1) + NODE_W + LEFT;
     const height = TOP + Math.max(rows, 1) * (NODE_H + ROW_GAP) + 8;
     root.setAttribute("width", width);
     root.setAttribute("height", height);
     root.setAttribute("viewBox", "0 0 " + width + " " + height);
 
     COLUMNS.forEach((col, c) => {
-      root.appendChild(svg("text", { x: LEFT + c * (NODE_W + COL_GAP), y: 18, class: "col-title" }, col.title));
+      root.appendChild(svg("text", { x: colX(c), y: 18, class: "col-title" }, col.title));
     });
 
     const edges = svg("g", { "aria-hidden": "true" });
     const labels = svg("g", { "aria-hidden": "true" });
+    const labelled = new Map();
     for (const e of graph.edges) {
       if (!SHOWN_EDGES.includes(e.kind)) continue;
       const a = pos.get(e.from), b = pos.get(e.to);
@@ -136,8 +140,11 @@
       edges.appendChild(svg("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, class: "edge " + e.kind }));
       if (e.roles && e.roles.length) {
         const text = e.roles.join(", ");
-        const tx = mx, ty = (y1 + y2) / 2 - 4;
-        const w = Math.min(text.length * 6.2 + 8, COL_GAP + 60);
+        // Beside the identity, one line per role edge it has, so labels never overlap.
+        const k = (labelled.get(e.from) || 0);
+        labelled.set(e.from, k + 1);
+        const w = text.length * 6.2 + 8;
+        const tx = x1 + 6 + w / 2, ty = y1 - 4 + k * 16;
         labels.appendChild(svg("rect", { x: tx - w / 2, y: ty - 11, width: w, height: 15, rx: 3, class: "edge-label-bg" }));
         labels.appendChild(svg("text", { x: tx, y: ty, "text-anchor": "middle", class: "edge-label" }, text));
       }
