@@ -79,7 +79,7 @@ start_server() {
   rm -rf "$BENCH_DIR/keys"
   "${pin[@]}" "$BIN" serve --listen "127.0.0.1:$PORT" --policies policies \
     --data-dir "$BENCH_DIR/data" --keys "$BENCH_DIR/keys" --signing-algorithm "$SIGNING" \
-    --workers "$workers" --log-format json >"$BENCH_DIR/server.log" 2>&1 &
+    --workers "$workers" --log-format json --admin-listen off >"$BENCH_DIR/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break

@@ -45,6 +45,9 @@ pub enum StartupError {
     /// The shared state store is misconfigured.
     #[error("redis-url: {0}")]
     State(#[from] StateError),
+    /// The admin token file is unusable.
+    #[error(transparent)]
+    AdminToken(#[from] crate::admin::auth::AdminTokenError),
 }
 
 /// Builds the gateway: loads and compiles policies, prepares the demo issuer when a policy uses
@@ -80,6 +83,10 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     .with_metrics(IssuerMetrics::register(&registry)?);
     // In a runtime (tests) keys load now; `serve` builds before its runtime, so `run` repeats it.
     issuers.prewarm();
+    let admin_token = match &settings.admin_token_file {
+        Some(path) => Some(crate::admin::auth::AdminToken::load(path)?),
+        None => None,
+    };
     let audit = AuditLog::open(&settings.audit_log).map_err(StartupError::AuditLog)?;
     let metrics = ExchangeMetrics::register(&registry)?;
     let reload_metrics = ReloadMetrics::register(&registry)?;
@@ -116,6 +123,7 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         metrics,
         reload_metrics,
         key_metrics,
+        admin_token,
     })))
 }
 
@@ -232,6 +240,21 @@ pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
         "trustbridge serving"
     );
     gateway.snapshot().issuers.prewarm();
+    let admin = match gateway.settings().admin_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)?;
+            tracing::info!(
+                admin.listen = %listener.local_addr()?,
+                admin.auth = gateway.admin_token().is_some(),
+                "admin console and API serving"
+            );
+            let admin = crate::admin::server(gateway.clone(), listener)?;
+            let handle = admin.handle();
+            actix_web::rt::spawn(admin);
+            Some(handle)
+        }
+        None => None,
+    };
     let server = server(gateway.clone(), listener)?;
     let handle = server.handle();
     let stopper = gateway.clone();
@@ -249,6 +272,9 @@ pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
             tokio::time::sleep(delay).await;
         }
         handle.stop(true).await;
+        if let Some(admin) = admin {
+            admin.stop(true).await;
+        }
         tracing::info!("shutdown complete");
     });
     server.await

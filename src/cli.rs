@@ -118,6 +118,14 @@ pub struct ServeArgs {
     /// How often the key directory is checked for changes [default: 10s].
     #[arg(long, env = "TRUSTBRIDGE_KEYS_RELOAD_INTERVAL")]
     pub keys_reload_interval: Option<String>,
+    /// Admin listener (console, read-only admin API, probes, metrics), or `off`
+    /// [default: 127.0.0.1:9090]. Off loopback it requires --admin-token-file.
+    #[arg(long, env = "TRUSTBRIDGE_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// File holding the bearer token the admin API requires (at least 32 characters; the
+    /// file is read once at start).
+    #[arg(long, env = "TRUSTBRIDGE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -143,6 +151,8 @@ impl ServeArgs {
             shutdown_grace: self.shutdown_grace.clone(),
             shutdown_delay: self.shutdown_delay.clone(),
             keys_reload_interval: self.keys_reload_interval.clone(),
+            admin_listen: self.admin_listen.clone(),
+            admin_token_file: self.admin_token_file.clone(),
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,
@@ -174,6 +184,14 @@ pub enum PolicyCommand {
     },
     /// Explain, check by check, why a token would be allowed or denied.
     Explain(crate::tools::explain::ExplainArgs),
+    /// Print the trust graph (issuers -> credentials -> identities -> resources) offline.
+    Graph {
+        /// The directory [default: policies].
+        dir: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::admin::graph::Format,
+    },
 }
 
 /// `demo` subcommands.
@@ -289,6 +307,12 @@ pub fn main() -> i32 {
             Arc::new(SystemClock),
             &mut std::io::stdin(),
             &mut std::io::stdout(),
+        ),
+        Some(Command::Policy(PolicyCommand::Graph { dir, format })) => crate::tools::graph::run(
+            &dir.unwrap_or_else(|| PathBuf::from("policies")),
+            format,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
         ),
         Some(Command::Demo(DemoCommand::Token(args))) => demo_token(
             &args,

@@ -66,6 +66,10 @@ pub struct Settings {
     pub shutdown_delay: Duration,
     /// How often the key directory is checked for changes.
     pub keys_reload_interval: Duration,
+    /// The admin listener (console, admin API, probes and metrics); `None` when `off`.
+    pub admin_listen: Option<SocketAddr>,
+    /// File holding the bearer token the admin API requires (required off loopback).
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Settings as given by one layer (flags, file); `None` means "not set here".
@@ -110,6 +114,10 @@ pub struct Layer {
     pub shutdown_delay: Option<String>,
     /// `--keys-reload-interval` (humantime).
     pub keys_reload_interval: Option<String>,
+    /// `--admin-listen` (an address, or `off`).
+    pub admin_listen: Option<String>,
+    /// `--admin-token-file`.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl Layer {
@@ -135,6 +143,8 @@ impl Layer {
             shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
             shutdown_delay: self.shutdown_delay.or(lower.shutdown_delay),
             keys_reload_interval: self.keys_reload_interval.or(lower.keys_reload_interval),
+            admin_listen: self.admin_listen.or(lower.admin_listen),
+            admin_token_file: self.admin_token_file.or(lower.admin_token_file),
         }
     }
 }
@@ -246,6 +256,8 @@ impl Settings {
             Some(path) => AuditDestination::File(PathBuf::from(path)),
         };
         problems.append(&mut scale_problems);
+        let admin_listen =
+            admin_listen(&layer.admin_listen, &layer.admin_token_file, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigErrors(problems));
         }
@@ -270,6 +282,8 @@ impl Settings {
             shutdown_grace: scale.shutdown_grace,
             shutdown_delay: scale.shutdown_delay,
             keys_reload_interval: scale.keys_reload_interval,
+            admin_listen,
+            admin_token_file: layer.admin_token_file,
         })
     }
 
@@ -277,6 +291,34 @@ impl Settings {
     pub fn tenant_issuer(&self, tenant: &str) -> String {
         format!("{}/{tenant}/v2.0", self.public_url)
     }
+}
+
+/// Default address of the admin listener: loopback only, so it needs no authentication.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+
+/// `--admin-listen`: an address or `off`. Off loopback the admin API shows who can become
+/// what, so it must not be reachable without `--admin-token-file` (issue #14).
+fn admin_listen(
+    value: &Option<String>,
+    token_file: &Option<PathBuf>,
+    problems: &mut Vec<String>,
+) -> Option<SocketAddr> {
+    let text = value.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN);
+    if text.eq_ignore_ascii_case("off") {
+        return None;
+    }
+    let Ok(addr) = text.parse::<SocketAddr>() else {
+        problems.push(format!(
+            "admin-listen: '{text}' is not an address like 127.0.0.1:9090, or 'off'"
+        ));
+        return None;
+    };
+    if !addr.ip().is_loopback() && token_file.is_none() {
+        problems.push(format!(
+            "admin-listen: '{text}' is not a loopback address, so the admin API needs authentication: give --admin-token-file, or bind 127.0.0.1"
+        ));
+    }
+    Some(addr)
 }
 
 /// The scale-out settings (issue #7), validated apart so `resolve` stays readable.
@@ -493,6 +535,41 @@ mod tests {
                 key: "/etc/tb/tls.key".into(),
             })
         );
+    }
+
+    #[test]
+    fn admin_listener_defaults_to_loopback_and_needs_a_token_elsewhere() {
+        let s = Settings::resolve(Layer::default()).expect("defaults");
+        assert_eq!(
+            s.admin_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:9090")
+        );
+        let off = Settings::resolve(Layer {
+            admin_listen: Some("off".into()),
+            ..Layer::default()
+        })
+        .expect("valid");
+        assert_eq!(off.admin_listen, None);
+        let open = Layer {
+            admin_listen: Some("0.0.0.0:9090".into()),
+            ..Layer::default()
+        };
+        let errs = Settings::resolve(open.clone()).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("--admin-token-file"), "{errs:?}");
+        let guarded = Layer {
+            admin_token_file: Some("/run/secrets/admin-token".into()),
+            ..open
+        };
+        let s = Settings::resolve(guarded).expect("valid with a token");
+        assert_eq!(s.admin_listen.map(|a| a.port()), Some(9090));
+        let errs = Settings::resolve(Layer {
+            admin_listen: Some("nowhere".into()),
+            ..Layer::default()
+        })
+        .unwrap_err()
+        .0;
+        assert!(errs[0].starts_with("admin-listen"), "{errs:?}");
     }
 
     #[test]

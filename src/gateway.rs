@@ -53,6 +53,8 @@ pub struct GatewayParts {
     pub reload_metrics: ReloadMetrics,
     /// Signing key metrics.
     pub key_metrics: KeyMetrics,
+    /// The bearer token the admin API requires, when `--admin-token-file` is set.
+    pub admin_token: Option<crate::admin::auth::AdminToken>,
 }
 
 /// Everything a request handler needs, shared by every worker.
@@ -70,6 +72,7 @@ pub struct Gateway {
     reload_metrics: ReloadMetrics,
     guard: Guard,
     key_metrics: KeyMetrics,
+    admin_token: Option<crate::admin::auth::AdminToken>,
 }
 
 impl Gateway {
@@ -91,6 +94,7 @@ impl Gateway {
             reload_metrics: parts.reload_metrics,
             guard: parts.guard,
             key_metrics: parts.key_metrics,
+            admin_token: parts.admin_token,
         };
         gateway.set_ready(true);
         gateway
@@ -165,6 +169,11 @@ impl Gateway {
     /// Replay protection and rate limits.
     pub fn guard(&self) -> &Guard {
         &self.guard
+    }
+
+    /// The bearer token the admin API requires, if one is configured.
+    pub fn admin_token(&self) -> Option<&crate::admin::auth::AdminToken> {
+        self.admin_token.as_ref()
     }
 
     /// Whether `/readyz` answers ready.

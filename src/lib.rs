@@ -8,10 +8,12 @@
 //! Layout (dependencies point inward): [`policy`] (files → compiled set), [`issuers`] (keys and
 //! subject-token validation), [`exchange`] (the pure decision), [`tokens`] (signing),
 //! [`refusal`] (what a refused request is told), [`gateway`] (what handlers read), [`http`]
-//! (the wire), [`app`] (wiring), [`cli`] (the command line).
+//! (the wire), [`app`] (wiring), [`cli`] (the command line), [`admin`] (the operator console and
+//! read-only admin API).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod clock;

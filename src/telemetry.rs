@@ -5,3 +5,4 @@ pub mod audit;
 pub mod logging;
 pub mod metrics;
 pub mod names;
+pub mod recent;

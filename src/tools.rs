@@ -9,6 +9,7 @@
 pub mod cases;
 pub mod check;
 pub mod explain;
+pub mod graph;
 
 use serde_json::{Map, Value};
 

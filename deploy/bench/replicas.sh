@@ -18,7 +18,7 @@ start() { # port
   TRUSTBRIDGE_LOG=warn "$BIN" serve --listen "127.0.0.1:$1" --public-url http://127.0.0.1:18080 \
     --policies policies --data-dir "$work/data" --keys "$work/keys" --workers 1 \
     --redis-url redis://127.0.0.1:6379 --redis-key-prefix "bench:$$:" \
-    --rate-limit-identity 100000000/m >/dev/null 2>&1 &
+    --rate-limit-identity 100000000/m --admin-listen off >/dev/null 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return; sleep 0.1; done
   echo "replica on $1 did not start" >&2; exit 1

@@ -8,9 +8,11 @@
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
+
+use crate::telemetry::recent::RecentEvents;
 
 /// Where audit events are written: one JSON object per line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -26,6 +28,8 @@ pub enum AuditDestination {
 /// interleave within an event.
 pub struct AuditLog {
     sink: Mutex<Box<dyn Write + Send>>,
+    /// The same events, the most recent kept in memory for the admin API.
+    recent: RecentEvents,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -60,13 +64,21 @@ impl AuditLog {
     pub fn to_writer(writer: Box<dyn Write + Send>) -> Self {
         Self {
             sink: Mutex::new(writer),
+            recent: RecentEvents::default(),
         }
+    }
+
+    /// The most recent events written (the admin API's decisions).
+    pub fn recent(&self) -> &RecentEvents {
+        &self.recent
     }
 
     /// Writes `event` as one line. A failure is logged, never returned: auditing must not
     /// change the answer a request gets.
     pub fn write(&self, event: Map<String, Value>) {
-        let mut line = match serde_json::to_vec(&Value::Object(event)) {
+        let event = Arc::new(event);
+        self.recent.push(event.clone());
+        let mut line = match serde_json::to_vec(event.as_ref()) {
             Ok(line) => line,
             Err(e) => {
                 tracing::error!(error = %e, "audit record could not be serialised");

@@ -1,8 +1,10 @@
 //! Integration tests: a real test OIDC issuer and the real gateway on 127.0.0.1, talking HTTP.
 //! One binary (see STYLE.md): every extra test binary costs link time.
 
+mod admin;
 mod cli;
 mod cold_start;
+mod console;
 mod discovery;
 mod exchange;
 mod issuer_trust;

@@ -604,6 +604,7 @@ async fn sighup_reloads_the_running_binary() {
         .arg(root.path().join("data"))
         .arg("--audit-log")
         .arg(root.path().join("audit.log"))
+        .args(["--admin-listen", "off"])
         .env_remove("TRUSTBRIDGE_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -42,6 +42,7 @@ fn start(root: &std::path::Path, extra: &[&str]) -> Gateway {
         .arg("--data-dir")
         .arg(root.join("data"))
         .args(["--workers", "2"])
+        .args(["--admin-listen", "off"])
         .args(extra)
         .env_remove("TRUSTBRIDGE_REDIS_URL")
         .stdout(Stdio::null())

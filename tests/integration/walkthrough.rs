@@ -53,6 +53,8 @@ fn readme_walkthrough_works_word_for_word() {
         Command::new(BIN)
             .current_dir(cwd.path())
             .env("TRUSTBRIDGE_LISTEN", &addr)
+            // Parallel tests must not collide on the admin listener's default port.
+            .env("TRUSTBRIDGE_ADMIN_LISTEN", "127.0.0.1:0")
             .env_remove("TRUSTBRIDGE_DATA_DIR")
             .env_remove("TRUSTBRIDGE_POLICIES")
             .stdout(Stdio::null())

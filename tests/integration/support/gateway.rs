@@ -251,6 +251,9 @@ fn layer(root: &Path, url: &str) -> Layer {
         keys: Some(root.join("keys")),
         data_dir: Some(root.join("data")),
         workers: Some(1),
+        // `app::server` never binds the admin listener (only `app::run` does); tests that want
+        // it start `admin::server` themselves on port 0 (see `admin.rs`).
+        admin_listen: Some("127.0.0.1:0".into()),
         ..Layer::default()
     }
 }
