@@ -117,6 +117,17 @@ pub struct ServeArgs {
     /// How often the key directory is checked for changes [default: 10s].
     #[arg(long, env = "TRUSTBRIDGE_KEYS_RELOAD_INTERVAL")]
     pub keys_reload_interval: Option<String>,
+    /// Development only: error responses carry the full detail (configured policy values,
+    /// CEL errors, key URLs and paths). Refused unless --listen is a loopback address
+    /// [default: false].
+    #[arg(
+        long,
+        env = "TRUSTBRIDGE_VERBOSE_ERRORS",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub verbose_errors: Option<bool>,
 }
 
 impl ServeArgs {
@@ -142,6 +153,7 @@ impl ServeArgs {
             shutdown_grace: self.shutdown_grace.clone(),
             shutdown_delay: self.shutdown_delay.clone(),
             keys_reload_interval: self.keys_reload_interval.clone(),
+            verbose_errors: self.verbose_errors,
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,
@@ -313,6 +325,12 @@ fn serve(args: &ServeArgs) -> i32 {
         }
     };
     crate::telemetry::logging::init(settings.log_format, "info");
+    if settings.verbose_errors {
+        tracing::warn!(
+            listen = %settings.listen,
+            "verbose errors are on: error responses disclose policy detail (development only)"
+        );
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let gateway = match crate::app::build(settings, clock) {
         Ok(g) => g,
