@@ -3,6 +3,7 @@
 
 mod cli;
 mod cold_start;
+mod disclosure;
 mod discovery;
 mod exchange;
 mod issuer_trust;
