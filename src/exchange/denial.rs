@@ -9,7 +9,7 @@
 //! requested roles), sanitised. It must never read a configured value, so anyone holding a
 //! token of a trusted public issuer cannot map the policy by probing (issue 12, flaw 6).
 
-use crate::exchange::decide::echo;
+use crate::exchange::decide::{echo, list};
 use crate::refusal::{self, Context, OAuthError, Refusal, Refuse};
 
 /// How far a credential got before it failed to match, in evaluation order. When several
@@ -117,12 +117,7 @@ impl Denial {
                 echo(resource)
             ),
             Self::RolesNotAssigned(roles) => {
-                let shown: Vec<String> = roles.iter().take(5).map(|r| echo(r)).collect();
-                let more = if roles.len() > 5 { ", …" } else { "" };
-                format!(
-                    "the requested roles are not assigned: {}{more}",
-                    shown.join(", ")
-                )
+                format!("the requested roles are not assigned: {}", list(roles))
             }
             Self::NameTemplate(_) => {
                 "the managed identity name could not be computed from the token".into()
