@@ -126,6 +126,17 @@ pub struct ServeArgs {
     /// file is read once at start).
     #[arg(long, env = "TRUSTBRIDGE_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Development only: error responses carry the full detail (configured policy values,
+    /// CEL errors, key URLs and paths). Refused unless --listen is a loopback address
+    /// [default: false].
+    #[arg(
+        long,
+        env = "TRUSTBRIDGE_VERBOSE_ERRORS",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub verbose_errors: Option<bool>,
 }
 
 impl ServeArgs {
@@ -153,6 +164,7 @@ impl ServeArgs {
             keys_reload_interval: self.keys_reload_interval.clone(),
             admin_listen: self.admin_listen.clone(),
             admin_token_file: self.admin_token_file.clone(),
+            verbose_errors: self.verbose_errors,
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,
@@ -338,6 +350,12 @@ fn serve(args: &ServeArgs) -> i32 {
         }
     };
     crate::telemetry::logging::init(settings.log_format, "info");
+    if settings.verbose_errors {
+        tracing::warn!(
+            listen = %settings.listen,
+            "verbose errors are on: error responses disclose policy detail (development only)"
+        );
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let gateway = match crate::app::build(settings, clock) {
         Ok(g) => g,

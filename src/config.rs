@@ -70,6 +70,10 @@ pub struct Settings {
     pub admin_listen: Option<SocketAddr>,
     /// File holding the bearer token the admin API requires (required off loopback).
     pub admin_token_file: Option<PathBuf>,
+    /// Development only: error responses carry the refusal's private detail (configured
+    /// subjects, patterns, audiences, CEL errors, key URLs and paths) instead of its public
+    /// description. [`Settings::resolve`] refuses it unless `listen` is a loopback address.
+    pub verbose_errors: bool,
 }
 
 /// Settings as given by one layer (flags, file); `None` means "not set here".
@@ -118,6 +122,8 @@ pub struct Layer {
     pub admin_listen: Option<String>,
     /// `--admin-token-file`.
     pub admin_token_file: Option<PathBuf>,
+    /// `--verbose-errors` (development only; loopback listeners only).
+    pub verbose_errors: Option<bool>,
 }
 
 impl Layer {
@@ -145,6 +151,7 @@ impl Layer {
             keys_reload_interval: self.keys_reload_interval.or(lower.keys_reload_interval),
             admin_listen: self.admin_listen.or(lower.admin_listen),
             admin_token_file: self.admin_token_file.or(lower.admin_token_file),
+            verbose_errors: self.verbose_errors.or(lower.verbose_errors),
         }
     }
 }
@@ -255,6 +262,12 @@ impl Settings {
             }
             Some(path) => AuditDestination::File(PathBuf::from(path)),
         };
+        let verbose_errors = layer.verbose_errors.unwrap_or(false);
+        if verbose_errors && !listen.ip().is_loopback() {
+            problems.push(format!(
+                "verbose-errors: responses would disclose the policy, so it is for development on a loopback listener only; '{listen}' is not loopback (listen on 127.0.0.1 or ::1, or turn verbose-errors off)"
+            ));
+        }
         problems.append(&mut scale_problems);
         let admin_listen =
             admin_listen(&layer.admin_listen, &layer.admin_token_file, &mut problems);
@@ -284,6 +297,7 @@ impl Settings {
             keys_reload_interval: scale.keys_reload_interval,
             admin_listen,
             admin_token_file: layer.admin_token_file,
+            verbose_errors,
         })
     }
 
@@ -459,6 +473,43 @@ mod tests {
         assert!(errs[1].starts_with("public-url"));
         assert!(errs[2].contains("HS256"));
         assert!(errs[3].contains("max-token-lifetime"));
+    }
+
+    #[test]
+    fn verbose_errors_are_off_by_default_and_refused_off_loopback() {
+        assert!(
+            !Settings::resolve(Layer::default())
+                .expect("valid")
+                .verbose_errors
+        );
+        for listen in ["127.0.0.1:8080", "[::1]:8080"] {
+            let s = Settings::resolve(Layer {
+                listen: Some(listen.into()),
+                verbose_errors: Some(true),
+                ..Layer::default()
+            })
+            .expect("loopback may be verbose");
+            assert!(s.verbose_errors);
+        }
+        for listen in ["0.0.0.0:8080", "10.1.2.3:8080", "[::]:8080"] {
+            let errs = Settings::resolve(Layer {
+                listen: Some(listen.into()),
+                verbose_errors: Some(true),
+                ..Layer::default()
+            })
+            .unwrap_err()
+            .0;
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(errs[0].starts_with("verbose-errors"), "{errs:?}");
+            assert!(errs[0].contains("loopback"), "{errs:?}");
+        }
+        let s = Settings::resolve(Layer {
+            listen: Some("0.0.0.0:8080".into()),
+            verbose_errors: Some(false),
+            ..Layer::default()
+        })
+        .expect("off is always fine");
+        assert!(!s.verbose_errors);
     }
 
     #[test]

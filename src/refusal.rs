@@ -16,6 +16,12 @@
 //!   into a storm. The only 5xx answers are `temporarily_unavailable` (issuer keys or the
 //!   replay store unreachable) and `server_error` for bugs.
 //! - Descriptions name the failed check and never echo a token or a secret.
+//! - What the client is told never discloses the policy (issue 12, flaws 6 and 7): a
+//!   [`Refusal::description`] is fixed text plus values the caller sent (bounded, sanitised);
+//!   configured subjects, patterns, audiences, CEL text and errors, credential and identity
+//!   names the caller did not send, internal URLs and file paths go only into
+//!   [`Refusal::detail`], which the audit trail, the logs and `policy explain`/`policy test`
+//!   read. Only the development switch `verboseErrors` (loopback listeners only) sends it.
 
 // === Entra codes ===
 
@@ -196,8 +202,14 @@ pub struct Refusal {
     pub code: Option<u32>,
     /// A stable, bounded label for metrics and audit records.
     pub reason: &'static str,
-    /// The human-readable description of the failed check (without ids).
+    /// What the client is told (without ids): the failed check, plus only values the caller
+    /// sent, bounded and sanitised. Never a configured value, an internal URL or a path.
     pub description: String,
+    /// The operator's account of the same refusal (configured values, CEL errors, URLs,
+    /// paths), when it says more than [`Self::description`]: written to the audit trail and
+    /// logs, printed by `policy explain`, never sent (unless `verboseErrors` is on). Read it
+    /// through [`Refusal::detail`].
+    pub private_detail: Option<String>,
     /// Seconds the client should wait before retrying (`Retry-After`), when it should.
     pub retry_after: Option<u64>,
     /// The gateway failed rather than refused (a bug, or the replay store down): counted as
@@ -223,6 +235,7 @@ impl Refusal {
             code,
             reason,
             description: description.into(),
+            private_detail: None,
             retry_after: None,
             fault: false,
         }
@@ -285,6 +298,19 @@ impl Refusal {
     pub fn as_fault(mut self) -> Self {
         self.fault = true;
         self
+    }
+
+    /// Attaches the operator's detail (see [`Refusal::private_detail`]).
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.private_detail = Some(detail.into());
+        self
+    }
+
+    /// The operator's account of the refusal: its private detail, or the description when
+    /// there is nothing more to say. For the audit trail, logs and tools; never the wire.
+    pub fn detail(&self) -> &str {
+        self.private_detail.as_deref().unwrap_or(&self.description)
     }
 
     /// Sets the `Retry-After` seconds.

@@ -85,15 +85,16 @@ impl RequestSpec<'_> {
     }
 }
 
-/// The reason label, Entra code and description the token endpoint would answer `error`
-/// with under `grant`.
+/// The reason label and Entra code the token endpoint would answer `error` with under
+/// `grant`, and the refusal's operator detail (what the audit trail records; the client gets
+/// only the public description, see [`crate::refusal`]).
 pub fn refusal(error: &dyn Refuse, grant: GrantType) -> (&'static str, Option<u32>, String) {
     let ctx = Context {
         token: grant.token_role(),
         ..Context::default()
     };
     let r = error.refusal(ctx);
-    (r.reason, r.code, r.description)
+    (r.reason, r.code, r.detail().to_string())
 }
 
 /// A [`ValidatedToken`] made from claims, standing in for a verified token: the issuer is

@@ -88,13 +88,14 @@ impl AuditRecord<'_> {
     }
 
     /// The event of a refused request: its bounded reason label, the Entra code answered, the
-    /// description of the check that failed, and (when the policy decision ran) the shortened
+    /// operator's detail of the check that failed (configured values included: the client only
+    /// got the public description), and (when the policy decision ran) the shortened
     /// explanation of every close candidate.
     pub fn denied(&self, refusal: &Refusal, explanation: &[String]) -> AuditEvent {
         let mut e = self.common("denied");
         e.insert("reason".into(), json!(refusal.reason));
         e.insert("error.code".into(), json!(refusal.code));
-        e.insert("detail".into(), json!(bounded_long(&refusal.description)));
+        e.insert("detail".into(), json!(bounded_long(refusal.detail())));
         if !explanation.is_empty() {
             let lines: Vec<String> = explanation.iter().map(|l| bounded_long(l)).collect();
             e.insert("explanation".into(), json!(lines));
@@ -250,5 +251,20 @@ mod tests {
         assert_eq!(s.chars().count(), MAX_FIELD_CHARS + 1);
         assert!(e.get("explanation").is_none());
         assert_eq!(e["error.code"], Value::Null);
+    }
+
+    #[test]
+    fn denied_events_carry_the_private_detail_not_the_public_description() {
+        let r = refusal(
+            "subject_mismatch",
+            Some(700213),
+            "the subject is not accepted",
+        )
+        .with_detail("subject 'x' does not match pattern 'repo:secret/*'");
+        let e = Value::Object(record().denied(&r, &[]));
+        assert_eq!(
+            e["detail"],
+            "subject 'x' does not match pattern 'repo:secret/*'"
+        );
     }
 }

@@ -1,7 +1,15 @@
 //! Why an exchange was denied, in domain words. Each variant says its own refusal (OAuth
 //! error, status class, Entra code, reason label) through [`Refuse`]; `http::error` renders
 //! it. Nothing here knows about HTTP.
+//!
+//! A denial has two texts. Its `Display` is the operator's detail (configured subjects,
+//! patterns, audiences, credential and identity names, CEL errors), which goes to the audit
+//! trail and `policy explain`. [`Denial::public_description`] is what the client is told: the
+//! check that failed and, at most, values the caller sent (tenant, resource, client_id,
+//! requested roles), sanitised. It must never read a configured value, so anyone holding a
+//! token of a trusted public issuer cannot map the policy by probing (issue 12, flaw 6).
 
+use crate::exchange::decide::{echo, list};
 use crate::refusal::{self, Context, OAuthError, Refusal, Refuse};
 
 /// How far a credential got before it failed to match, in evaluation order. When several
@@ -68,7 +76,69 @@ pub enum Denial {
     },
 }
 
+impl MismatchStage {
+    /// The public account of a credential mismatch at this stage: which check failed, with no
+    /// configured value.
+    pub fn public_description(self) -> &'static str {
+        match self {
+            Self::Issuer => "no federated credential trusts the token's issuer",
+            Self::Audience => "the token's audience is not accepted",
+            Self::Subject => "the token's subject is not accepted",
+            Self::Condition => "the token does not satisfy the credential's condition",
+        }
+    }
+}
+
 impl Denial {
+    /// What the client is told: the failed check plus only what the caller sent (bounded,
+    /// without control characters). Never a configured value, a credential or identity name,
+    /// or CEL text; the `Display` text (the detail) carries those for operators.
+    pub fn public_description(&self) -> String {
+        match self {
+            Self::UnknownTenant(tenant) => format!("tenant '{}' not found", echo(tenant)),
+            Self::UnknownResource(resource) => {
+                format!("resource '{}' was not found", echo(resource))
+            }
+            Self::UnknownClient(client_id) => format!(
+                "application with identifier '{}' was not found in the tenant",
+                echo(client_id)
+            ),
+            Self::NoMatchingCredential { stage, .. } => format!(
+                "no matching federated identity record: {}",
+                stage.public_description()
+            ),
+            Self::Ambiguous(_) => {
+                "several identities in the tenant trust this token; pass client_id to choose one"
+                    .into()
+            }
+            Self::Disabled(_) => "the identity is disabled".into(),
+            Self::NotAssigned { resource, .. } => format!(
+                "the identity is not assigned to a role of resource '{}'",
+                echo(resource)
+            ),
+            Self::RolesNotAssigned(roles) => {
+                format!("the requested roles are not assigned: {}", list(roles))
+            }
+            Self::NameTemplate(_) => {
+                "the managed identity name could not be computed from the token".into()
+            }
+            Self::ClaimMapping { .. } => {
+                "a claim mapping of the matched credential could not be evaluated on the token"
+                    .into()
+            }
+        }
+    }
+
+    /// The operator's detail: today's full text, configured values included.
+    fn detail(&self) -> String {
+        match self {
+            Self::NoMatchingCredential { .. } => {
+                format!("no matching federated identity record: {self}")
+            }
+            _ => self.to_string(),
+        }
+    }
+
     /// A stable, bounded label for metrics and audit records.
     pub fn reason_label(&self) -> &'static str {
         match self {
@@ -96,15 +166,10 @@ impl Refuse for Denial {
     fn refusal(&self, ctx: Context) -> Refusal {
         use OAuthError::{InvalidRequest, InvalidScope, InvalidTarget, UnauthorizedClient};
         let reason = self.reason_label();
-        let description = match self {
-            Self::NoMatchingCredential { .. } => {
-                format!("no matching federated identity record: {self}")
-            }
-            _ => self.to_string(),
-        };
+        let description = self.public_description();
         let bad =
             |error, code| Refusal::bad_request(error, Some(code), reason, description.clone());
-        match self {
+        let refusal = match self {
             Self::UnknownTenant(_) => bad(InvalidRequest, refusal::CODE_TENANT_NOT_FOUND),
             Self::UnknownResource(_) => {
                 let error = if ctx.target_from_scope {
@@ -134,7 +199,8 @@ impl Refuse for Denial {
                 reason,
                 description,
             ),
-        }
+        };
+        refusal.with_detail(self.detail())
     }
 }
 
@@ -230,5 +296,47 @@ mod tests {
         };
         assert_eq!(from(true), OAuthError::InvalidScope);
         assert_eq!(from(false), OAuthError::InvalidTarget);
+    }
+
+    #[test]
+    fn public_descriptions_never_carry_configured_values() {
+        const SECRET: &str = "zz-configured-zz";
+        let configured = vec![
+            Denial::NoMatchingCredential {
+                stage: MismatchStage::Subject,
+                detail: format!("subject 'a' does not match pattern '{SECRET}'"),
+            },
+            Denial::Ambiguous(2),
+            Denial::Disabled(SECRET.into()),
+            Denial::NotAssigned {
+                identity: SECRET.into(),
+                resource: "api://asked".into(),
+            },
+            Denial::NameTemplate(format!("no such key: {SECRET}")),
+            Denial::ClaimMapping {
+                claim: SECRET.into(),
+                reason: SECRET.into(),
+            },
+        ];
+        for d in configured {
+            let r = d.refusal(Context::default());
+            assert!(!r.description.contains(SECRET), "{d:?}: {}", r.description);
+            assert!(!r.description.contains('2') || !matches!(d, Denial::Ambiguous(_)));
+            assert!(
+                r.detail().contains(SECRET) || matches!(d, Denial::Ambiguous(_)),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn public_descriptions_echo_what_the_caller_sent_sanitised() {
+        let d = Denial::UnknownResource(format!("api://x\n{}", "y".repeat(500)));
+        let r = d.refusal(Context::default());
+        assert!(r.description.contains("api://x"), "{}", r.description);
+        assert!(!r.description.chars().any(char::is_control));
+        assert!(r.description.chars().count() < 200, "{}", r.description);
+        let r = Denial::RolesNotAssigned(vec!["Payments.Admin".into()]).refusal(Context::default());
+        assert!(r.description.contains("Payments.Admin"));
     }
 }

@@ -4,9 +4,13 @@
 //! headers.
 //!
 //! What a refusal says (error, status class, Entra code, description) is decided by the
-//! domain error itself (see [`crate::refusal`]); this module only renders it. Descriptions
-//! never echo a token or a secret; an unexpected failure is logged in full here and answered
-//! with a generic `server_error`.
+//! domain error itself (see [`crate::refusal`]); this module only renders it. The body carries
+//! the refusal's public description, never its private detail (configured policy values, CEL
+//! errors, key URLs and paths): that goes to the audit trail, and for a 5xx to the log line
+//! beside the trace id the client got (issue 12, flaws 6 and 7). Only the development switch
+//! `verboseErrors` ([`ErrorIds::verbose_errors`], loopback listeners only) renders the detail
+//! instead. Descriptions never echo a token or a secret; an unexpected failure is logged in
+//! full here and answered with a generic `server_error`.
 
 use std::fmt;
 
@@ -151,13 +155,27 @@ impl ResponseError for ApiError {
         let ids = &self.ids;
         if let Some(detail) = &self.internal {
             tracing::error!(trace_id = %ids.trace_id, error = %detail, "request failed unexpectedly");
+        } else if refusal.status == StatusClass::Unavailable {
+            // The client only learns that a dependency is down; the operator needs which one
+            // and why (the URL, the path, the fetch error), found through the trace id.
+            tracing::warn!(
+                trace_id = %ids.trace_id,
+                reason = refusal.reason,
+                detail = %refusal.detail(),
+                "request refused: a dependency is unavailable"
+            );
         }
         let prefix = refusal.code.map(|c| format!("TB{c}: ")).unwrap_or_default();
+        let description = if ids.verbose_errors {
+            refusal.detail()
+        } else {
+            &refusal.description
+        };
         let body = Body {
             error: refusal.error.as_str(),
             error_description: format!(
-                "{prefix}{} Trace ID: {} Correlation ID: {} Timestamp: {}",
-                refusal.description, ids.trace_id, ids.correlation_id, ids.timestamp
+                "{prefix}{description} Trace ID: {} Correlation ID: {} Timestamp: {}",
+                ids.trace_id, ids.correlation_id, ids.timestamp
             ),
             error_codes: refusal.code.into_iter().collect(),
             timestamp: &ids.timestamp,
@@ -186,7 +204,36 @@ mod tests {
             trace_id: "t".into(),
             correlation_id: "c".into(),
             timestamp: "2026-01-01 00:00:00Z".into(),
+            verbose_errors: false,
         }
+    }
+
+    async fn description_of(e: &ApiError) -> String {
+        let body = actix_web::body::to_bytes(e.error_response().into_body())
+            .await
+            .expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        json["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[actix_web::test]
+    async fn the_body_carries_the_public_description_unless_verbose() {
+        let denial = Denial::Disabled("zz-secret-identity".into());
+        let quiet = ApiError::refused(&denial, Context::default(), &ids());
+        let text = description_of(&quiet).await;
+        assert!(text.contains("the identity is disabled"), "{text}");
+        assert!(!text.contains("zz-secret-identity"), "{text}");
+        let verbose_ids = ErrorIds {
+            verbose_errors: true,
+            ..ids()
+        };
+        let verbose = ApiError::refused(&denial, Context::default(), &verbose_ids);
+        let text = description_of(&verbose).await;
+        assert!(text.contains("zz-secret-identity"), "{text}");
+        assert!(text.contains("Trace ID: t"), "{text}");
     }
 
     #[test]

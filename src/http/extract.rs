@@ -5,8 +5,10 @@
 use std::time::SystemTime;
 
 use actix_web::HttpRequest;
-use actix_web::web::{Bytes, BytesMut, Payload};
+use actix_web::web::{Bytes, BytesMut, Data, Payload};
 use futures_util::StreamExt;
+
+use crate::gateway::Gateway;
 
 /// Largest token request body accepted (a subject token is capped far below this).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -86,18 +88,27 @@ pub struct ErrorIds {
     pub correlation_id: String,
     /// `YYYY-MM-DD HH:MM:SSZ`, as Entra formats it.
     pub timestamp: String,
+    /// Whether error responses of this request carry the refusal's private detail instead of
+    /// its public description: the development-only `verboseErrors` setting, which
+    /// `config` allows on loopback listeners only. Off unless the gateway has it on.
+    pub verbose_errors: bool,
 }
 
 impl ErrorIds {
     /// Reads the ids of `req` arriving at `now`: a fresh trace id, the client's
-    /// `client-request-id` when it is safe to echo (else the trace id), the Entra timestamp.
+    /// `client-request-id` when it is safe to echo (else the trace id), the Entra timestamp,
+    /// and the gateway's `verboseErrors` setting (off when no gateway is registered).
     pub fn of(req: &HttpRequest, now: SystemTime) -> Self {
         let trace_id = uuid::Uuid::new_v4().to_string();
         let correlation_id = correlation_id(req).unwrap_or_else(|| trace_id.clone());
+        let verbose_errors = req
+            .app_data::<Data<Gateway>>()
+            .is_some_and(|gw| gw.settings().verbose_errors);
         Self {
             trace_id,
             correlation_id,
             timestamp: entra_timestamp(now),
+            verbose_errors,
         }
     }
 }
@@ -131,5 +142,6 @@ mod tests {
             .to_http_request();
         let ids = ErrorIds::of(&hostile, now);
         assert_eq!(ids.correlation_id, ids.trace_id);
+        assert!(!ids.verbose_errors, "off without a gateway");
     }
 }

@@ -78,6 +78,15 @@ fn description(body: &Value) -> &str {
     body["error_description"].as_str().unwrap_or_default()
 }
 
+/// The `detail` of the gateway's newest audit record: the refusal as operators see it.
+fn last_audit_detail(gw: &TestGateway) -> String {
+    gw.audit_records()
+        .last()
+        .and_then(|r| r["detail"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[actix_web::test]
 async fn keys_are_prewarmed_when_policies_load() {
     let env = setup().await;
@@ -198,9 +207,18 @@ async fn issuer_down_for_an_hour_then_past_the_stale_window() {
     let (status, body) = env.exchange(&env.token()).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "temporarily_unavailable");
+    // The client gets a generic message and the trace id; the why (stale window, the
+    // issuer's 503, its URL) is the operator's, in the audit trail.
     let text = description(&body);
-    assert!(text.contains("1day stale window"), "{text}");
-    assert!(text.contains("503"), "{text}");
+    assert!(text.contains("cannot be obtained right now"), "{text}");
+    assert!(
+        text.contains(body["trace_id"].as_str().unwrap_or("?")),
+        "{text}"
+    );
+    assert!(!text.contains(&env.issuer.url), "{text}");
+    let detail = last_audit_detail(&env.gw);
+    assert!(detail.contains("1day stale window"), "{detail}");
+    assert!(detail.contains("503"), "{detail}");
 
     // The issuer comes back: exchanges work again.
     env.issuer.fail_with(None);
@@ -530,7 +548,13 @@ async fn preset_hygiene_refuses_what_the_platform_never_sends() {
         .await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error_codes"], json!([700024]));
-    assert!(description(&body).contains("maximum of 3600s"), "{body}");
+    assert!(description(&body).contains("lifetime"), "{body}");
+    assert!(
+        !description(&body).contains("3600"),
+        "no configured limit: {body}"
+    );
+    let detail = last_audit_detail(&env.gw);
+    assert!(detail.contains("maximum of 3600s"), "{detail}");
 
     // The default kube-api-access token lives a year: refused even with the right audience.
     let (header, mut claims) = fixture("kubernetes-projected-sa.json");

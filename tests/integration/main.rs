@@ -5,6 +5,7 @@ mod admin;
 mod cli;
 mod cold_start;
 mod console;
+mod disclosure;
 mod discovery;
 mod exchange;
 mod issuer_trust;

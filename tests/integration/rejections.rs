@@ -62,6 +62,16 @@ fn check(got: u16, body: &Value, status: u16, error: &str, code: u32, fragment: 
     }
 }
 
+/// The `detail` of the newest audit record: the refusal as operators see it.
+fn last_audit_detail(env: &Env) -> String {
+    env.gw
+        .audit_records()
+        .last()
+        .and_then(|r| r["detail"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
@@ -311,7 +321,7 @@ async fn structural_attacks_are_refused() {
         401,
         "invalid_client",
         50027,
-        "larger than",
+        "too large",
     )
     .await;
 }
@@ -376,9 +386,12 @@ async fn policy_checks_are_refused_with_their_codes() {
         401,
         "invalid_client",
         70021,
-        "could not be evaluated",
+        "condition",
     )
     .await;
+    // The CEL error is the operator's detail: in the audit trail, never in the response.
+    let detail = last_audit_detail(&env);
+    assert!(detail.contains("could not be evaluated"), "{detail}");
     c["repository_owner_id"] = json!(1234567); // a number, not the string GitHub sends
     expect_cc(
         &env,
