@@ -115,6 +115,7 @@ pub fn decide(
         lifetime,
         mapped_claims: mapped,
         credential: credential.name.clone(),
+        credential_mode: credential.mode,
         source_issuer_name: token.issuer_name.clone(),
         source_issuer: token.iss.clone(),
         source_subject: token.sub.clone().unwrap_or_default(),
@@ -315,7 +316,7 @@ fn denial_outside<'p>(
 }
 
 /// The identity and credential an index entry names, if the set still holds them.
-fn indexed<'a>(
+pub(crate) fn indexed<'a>(
     reference: &CredentialRef,
     tenant: &str,
     policies: &'a PolicySet,
