@@ -499,6 +499,8 @@ pub fn check_credential(
     credential: &FederatedCredential,
     token: &ValidatedToken,
 ) -> Result<(), (MismatchStage, String)> {
+    #[cfg(test)]
+    CHECKED.with(|n| n.set(n.get() + 1));
     if credential.mode != CredentialMode::Enforce {
         return Err((
             MismatchStage::Issuer,
@@ -612,6 +614,20 @@ pub(crate) fn check_condition(
     Ok(())
 }
 
+// Credentials checked on this thread: the tests' structural measure of a decision's cost.
+#[cfg(test)]
+thread_local! {
+    static CHECKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` and counts the credentials it checked (through [`check_credential`]).
+#[cfg(test)]
+fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    CHECKED.with(|n| n.set(0));
+    let out = f();
+    (out, CHECKED.with(std::cell::Cell::get))
+}
+
 // === roles ===
 
 /// Roles the identity receives on the requested resource.
@@ -699,6 +715,8 @@ pub(crate) fn list(values: &[String]) -> String {
     format!("[{}{more}]", shown.join(", "))
 }
 
+#[cfg(test)]
+mod audit_mode_tests;
 #[cfg(test)]
 mod index_tests;
 #[cfg(test)]
