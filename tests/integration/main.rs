@@ -1,6 +1,7 @@
 //! Integration tests: a real test OIDC issuer and the real gateway on 127.0.0.1, talking HTTP.
 //! One binary (see STYLE.md): every extra test binary costs link time.
 
+mod audit_mode;
 mod cli;
 mod cold_start;
 mod discovery;
