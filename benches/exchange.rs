@@ -9,8 +9,10 @@
 //! - `pipeline`: form parse + validate + decide + claims + sign, as the token handler does;
 //! - `reference`: the crypto-bound floor, bare aws-lc-rs RS256 verify + ES256 sign with keys
 //!   parsed once, over a message the size of a real signing input;
-//! - `scale`: `decide` with 10, 1,000 and 10,000 credentials (with and without `client_id`), and
-//!   the load time of a generated 10,000-credential policy directory.
+//! - `scale`: `decide` with 10, 1,000 and 10,000 credentials (with and without `client_id`), the
+//!   denial path at the same sizes (`decide` refusing a stranger's token of a trusted issuer plus
+//!   the bounded audit explanation, as the token handler runs them; issue 12), and the load time
+//!   of a generated 10,000-credential policy directory.
 //!
 //! After criterion's report a summary table is printed from a separate timing loop (median of
 //! batches), with the ratio reference / pipeline: the share of the crypto-bound rate the core
@@ -29,7 +31,7 @@ use aws_lc_rs::signature::{
 use criterion::Criterion;
 use serde_json::{Map, Value, json};
 use trustbridge::clock::{Clock, ManualClock, unix_seconds};
-use trustbridge::exchange::{self, ExchangeRequest, Limits};
+use trustbridge::exchange::{self, ExchangeRequest, Limits, explain};
 use trustbridge::issuers::jwks::parse_jwks;
 use trustbridge::issuers::{FetchSettings, IssuerRegistry, validate};
 use trustbridge::jose::SigningAlgorithm;
@@ -364,6 +366,8 @@ struct Scale {
     n: usize,
     policies: PolicySet,
     token: trustbridge::issuers::ValidatedToken,
+    /// A token of the same issuer whose subject no credential names (anyone's token).
+    stranger: trustbridge::issuers::ValidatedToken,
     with_client: ExchangeRequest,
     without_client: ExchangeRequest,
 }
@@ -392,16 +396,40 @@ impl Scale {
               &resource=api%3A%2F%2Fpayments",
         )
         .expect("request");
+        let mut stranger = scale_token(i);
+        stranger.sub = Some("repo:stranger/x:ref:refs/heads/main".into());
         let scale = Self {
             n,
             policies,
             token: scale_token(i),
+            stranger,
             with_client,
             without_client,
         };
         scale.decide(true);
         scale.decide(false);
+        assert!(!scale.deny().is_empty());
         scale
+    }
+
+    /// The denial path of the token handler, without client_id: `decide` refuses, then the
+    /// audit record's bounded explanation is built and shortened.
+    fn deny(&self) -> Vec<String> {
+        let denial = exchange::decide(
+            &self.stranger,
+            &self.without_client,
+            &self.policies,
+            &Limits::default(),
+            UNIX_EPOCH + Duration::from_secs(NOW),
+        )
+        .expect_err("denied");
+        black_box(denial);
+        let query = explain::Query {
+            tenant: "contoso",
+            client_id: None,
+            target: Some(&self.without_client.target),
+        };
+        explain::for_denial(&self.stranger, query, &self.policies).summary(3)
     }
 
     fn decide(&self, client_id: bool) -> exchange::Grant {
@@ -493,6 +521,9 @@ fn benches(c: &mut Criterion, es256: &Fixture, reference: &Reference, scales: &[
         });
         group.bench_function(format!("decide/no_client_id/{}", scale.n), |b| {
             b.iter(|| scale.decide(false))
+        });
+        group.bench_function(format!("deny/no_client_id/{}", scale.n), |b| {
+            b.iter(|| scale.deny())
         });
     }
     group.finish();
@@ -653,6 +684,13 @@ fn summary(es256: &Fixture, reference: &Reference, scales: &[Scale]) {
             scale.n,
             exchange(with, base_with),
             exchange(without, base_without),
+        );
+        let deny = time_per_call(|| scale.deny());
+        println!(
+            "{:>6} credentials: denial (decide + audit explanation) {} = {:.2}x the grant without client_id",
+            scale.n,
+            micros(deny),
+            deny.as_secs_f64() / without.as_secs_f64(),
         );
     }
     let loads: Vec<Duration> = (0..if quick() { 1 } else { 3 })

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::exchange::Grant;
 use crate::exchange::explain::CandidateTrace;
+use crate::policy::model::CredentialMode;
 use crate::refusal::Refusal;
 
 /// Longest request-supplied string written to an event (subjects, client ids, resources).
@@ -77,6 +78,10 @@ impl AuditRecord<'_> {
         e.insert("issuer.name".into(), json!(grant.source_issuer_name));
         e.insert("subject".into(), json!(bounded(&grant.source_subject)));
         e.insert("credential.name".into(), json!(grant.credential));
+        e.insert(
+            "credential.mode".into(),
+            json!(grant.credential_mode.as_str()),
+        );
         e.insert("identity.kind".into(), json!(grant.identity_kind.as_str()));
         e.insert("identity.name".into(), json!(bounded(&grant.identity_name)));
         e.insert("identity.oid".into(), json!(grant.object_id));
@@ -90,13 +95,18 @@ impl AuditRecord<'_> {
     /// The event of a refused request: its bounded reason label, the Entra code answered, the
     /// operator's detail of the check that failed (configured values included: the client only
     /// got the public description), and (when the policy decision ran) the shortened
-    /// explanation of every close candidate.
+    /// explanation of every close candidate. When the decision ran (there is an explanation),
+    /// `credential.mode` is `enforce`: the only mode a decision considers.
     pub fn denied(&self, refusal: &Refusal, explanation: &[String]) -> AuditEvent {
         let mut e = self.common("denied");
         e.insert("reason".into(), json!(refusal.reason));
         e.insert("error.code".into(), json!(refusal.code));
         e.insert("detail".into(), json!(bounded_long(refusal.detail())));
         if !explanation.is_empty() {
+            e.insert(
+                "credential.mode".into(),
+                json!(CredentialMode::Enforce.as_str()),
+            );
             let lines: Vec<String> = explanation.iter().map(|l| bounded_long(l)).collect();
             e.insert("explanation".into(), json!(lines));
         }
@@ -200,6 +210,7 @@ mod tests {
             lifetime: Duration::from_secs(900),
             mapped_claims: Map::new(),
             credential: "infra-main".into(),
+            credential_mode: crate::policy::model::CredentialMode::Enforce,
             source_issuer_name: "demo".into(),
             source_issuer: "https://demo".into(),
             source_subject: "repo:a/b".into(),
@@ -221,6 +232,7 @@ mod tests {
             ("issuer.name", "demo"),
             ("subject", "repo:a/b"),
             ("credential.name", "infra-main"),
+            ("credential.mode", "enforce"),
             ("identity.name", "deploy-bot"),
             ("identity.oid", "oid-1"),
             ("token.jti", "jti-1"),
@@ -235,6 +247,7 @@ mod tests {
         assert_eq!(d["reason"], "subject_mismatch");
         assert_eq!(d["error.code"], 700213);
         assert_eq!(d["explanation"], json!(["a/b: subject failed"]));
+        assert_eq!(d["credential.mode"], "enforce");
         assert!(d["detail"].as_str().unwrap().chars().count() <= 4 * MAX_FIELD_CHARS + 1);
     }
 

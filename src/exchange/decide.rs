@@ -115,6 +115,7 @@ pub fn decide(
         lifetime,
         mapped_claims: mapped,
         credential: credential.name.clone(),
+        credential_mode: credential.mode,
         source_issuer_name: token.issuer_name.clone(),
         source_issuer: token.iss.clone(),
         source_subject: token.sub.clone().unwrap_or_default(),
@@ -202,62 +203,120 @@ fn resolve_identity<'a>(
     resolve_by_token(token, tenant, policies)
 }
 
-/// Token exchange without `client_id`: the unique identity of `tenant` with a credential
-/// matching the token, found through the policy set's credential index (only credentials that
-/// trust the token's issuer and can match its subject are checked). The outcome, including
-/// which denial detail wins, is the one a scan of every identity ([`resolve_by_scan`]) gives.
+/// Token exchange without `client_id`: the unique identity of `tenant` with a matching
+/// enforce-mode credential, found through the policy set's credential index (only credentials
+/// that trust the token's issuer and can match its subject are checked; audit-mode credentials
+/// are not in it). Within an identity the most specific matching credential is the one used
+/// ([`specificity`]). The outcome, including which denial detail wins, is the one a scan of
+/// every identity ([`resolve_by_scan`]) gives.
+///
+/// Bounded: credentials are evaluated only among the index's candidates, for a grant and a
+/// denial alike. A denial names the furthest failure among every credential trusting the
+/// issuer, but credentials outside the candidates are known to fail the subject check, so the
+/// furthest of them is found by index lookups ([`CredentialIndex::first_accepting_outside`])
+/// and checked alone.
 fn resolve_by_token<'a>(
     token: &ValidatedToken,
     tenant: &str,
     policies: &'a PolicySet,
 ) -> Result<(Identity<'a>, &'a FederatedCredential), Denial> {
     let index = policies.credential_index();
-    let mut found: Vec<(Identity<'a>, &'a FederatedCredential)> = Vec::new();
-    let mut last_matched: Option<&IdentityId> = None;
-    for candidate in index.candidates(tenant, &token.issuer_name, token.sub.as_deref()) {
-        if last_matched == Some(&candidate.identity) {
-            continue; // this identity already matched through an earlier credential
+    let candidates = index.candidates(tenant, &token.issuer_name, token.sub.as_deref());
+    let mut found: Vec<(&'a IdentityId, Identity<'a>, &'a FederatedCredential)> = Vec::new();
+    let mut best: Option<Miss<'_>> = None;
+    for &candidate in &candidates {
+        // A more specific credential of the identity already matched: nothing to learn here.
+        if let Some((id, _, chosen)) = found.last()
+            && **id == candidate.identity
+            && indexed(candidate, tenant, policies)
+                .is_none_or(|(_, c)| specificity(c) <= specificity(chosen))
+        {
+            continue;
         }
         let Some((identity, credential)) = indexed(candidate, tenant, policies) else {
             continue;
         };
-        if check_credential(credential, token).is_ok() {
-            found.push((identity, credential));
-            last_matched = Some(&candidate.identity);
+        match check_credential(credential, token) {
+            Ok(()) => match found.last_mut() {
+                Some(last) if *last.0 == candidate.identity => last.2 = credential,
+                _ => found.push((&candidate.identity, identity, credential)),
+            },
+            Err((stage, detail)) => {
+                if best.as_ref().is_none_or(|(_, s, _)| stage > *s) {
+                    best = Some((candidate, stage, detail));
+                }
+            }
         }
     }
     match found.len() {
-        1 => return Ok(found.remove(0)),
+        1 => {
+            let (_, identity, credential) = found.remove(0);
+            return Ok((identity, credential));
+        }
         0 => {}
         n => return Err(Denial::Ambiguous(n)),
     }
-    // Denied: the furthest failure among the credentials trusting the issuer; when none does,
-    // every identity fails at the issuer and the first one's failure is the one reported.
-    let mut best: Option<(MismatchStage, String)> = None;
-    for reference in index.trusting(tenant, &token.issuer_name) {
-        if let Some((_, credential)) = indexed(reference, tenant, policies)
-            && let Err(miss) = check_credential(credential, token)
-        {
-            keep_best(&mut best, miss);
-        }
+    Err(denial_outside(token, tenant, policies, &candidates, best))
+}
+
+/// A credential's failure to match, with where it sits in decision order.
+type Miss<'i> = (&'i CredentialRef, MismatchStage, String);
+
+/// The denial of a token no candidate matched: the furthest failure among every enforce-mode
+/// credential trusting the issuer (the first in decision order on ties), given `best`, the
+/// furthest among the candidates. Every credential outside the candidates fails at the
+/// audience or at the subject, so only the first of them accepting the token's audience, and
+/// the first trusting the issuer at all, can be the answer: each is one lookup and one check.
+/// When no credential trusts the issuer, the first identity of the tenant reports it.
+fn denial_outside<'p>(
+    token: &ValidatedToken,
+    tenant: &str,
+    policies: &'p PolicySet,
+    candidates: &[&'p CredentialRef],
+    mut best: Option<Miss<'p>>,
+) -> Denial {
+    let index = policies.credential_index();
+    let stage = |b: &Option<Miss<'_>>| b.as_ref().map(|b| b.1);
+    // Further wins; on the same stage, the earlier in decision order.
+    let beats = |at: &CredentialRef, stage: MismatchStage, b: &Option<Miss<'_>>| {
+        b.as_ref()
+            .is_none_or(|(r, s, _)| stage > *s || (stage == *s && at < *r))
+    };
+    if stage(&best) <= Some(MismatchStage::Subject)
+        && let Some(outside) =
+            index.first_accepting_outside(tenant, &token.issuer_name, &token.aud, candidates)
+        && let Some((_, credential)) = indexed(outside, tenant, policies)
+        && let Err((stage, detail)) = check_credential(credential, token)
+        && beats(outside, stage, &best)
+    {
+        best = Some((outside, stage, detail));
     }
-    if best.is_none() {
-        let first = index
+    if stage(&best) <= Some(MismatchStage::Audience)
+        && let Some(first) = index.trusting(tenant, &token.issuer_name).first()
+        && let Some((_, credential)) = indexed(first, tenant, policies)
+        && let Err((stage, detail)) = check_credential(credential, token)
+        && beats(first, stage, &best)
+    {
+        best = Some((first, stage, detail));
+    }
+    let miss = match best {
+        Some((_, stage, detail)) => Some((stage, detail)),
+        // No credential trusts the issuer: every identity fails at the issuer (or has no
+        // credential), and the first one's failure is the one reported.
+        None => index
             .first_identity(tenant)
-            .and_then(|id| identity_of(id, tenant, policies));
-        if let Some(Err(miss)) = first.map(|first| match_credentials(first.credentials(), token)) {
-            best = Some(miss);
-        }
-    }
-    let (stage, detail) = best.unwrap_or((
+            .and_then(|id| identity_of(id, tenant, policies))
+            .and_then(|first| match_credentials(first.credentials(), token).err()),
+    };
+    let (stage, detail) = miss.unwrap_or((
         MismatchStage::Issuer,
         "no identity in this tenant has a federated credential".to_string(),
     ));
-    Err(Denial::NoMatchingCredential { stage, detail })
+    Denial::NoMatchingCredential { stage, detail }
 }
 
 /// The identity and credential an index entry names, if the set still holds them.
-fn indexed<'a>(
+pub(crate) fn indexed<'a>(
     reference: &CredentialRef,
     tenant: &str,
     policies: &'a PolicySet,
@@ -324,7 +383,11 @@ pub(crate) fn identities_in<'a>(tenant: &str, policies: &'a PolicySet) -> Vec<Id
 
 /// Resolves `client_id`: an application's appId or name (with a service principal in the
 /// tenant), a user-assigned managed identity's name or client id, or the computed name (or
-/// client id) of a workload-assigned one whose credential matches the token.
+/// client id) of a workload-assigned one whose enforce-mode credential matches the token.
+///
+/// Workload-assigned identities are looked at in load order, but only those with a credential
+/// among the index's candidates for the token are evaluated, so an unknown `client_id` costs
+/// name comparisons, not a condition per identity; audit-mode credentials never resolve one.
 pub(crate) fn identity_by_client_id<'a>(
     client_id: &str,
     token: &ValidatedToken,
@@ -338,7 +401,21 @@ pub(crate) fn identity_by_client_id<'a>(
             .ok_or_else(unknown)?;
         return Ok(Identity::App { app, sp });
     }
-    for mi in policies.managed_identities_in(tenant) {
+    // Managed identities (by load position) with a candidate credential for this token.
+    let mut maybe: Vec<usize> = policies
+        .credential_index()
+        .candidates(tenant, &token.issuer_name, token.sub.as_deref())
+        .into_iter()
+        .filter_map(|c| match c.identity {
+            IdentityId::Managed(position) => Some(position),
+            IdentityId::Application(_) => None,
+        })
+        .collect();
+    maybe.dedup();
+    for (position, mi) in policies.managed_identities().iter().enumerate() {
+        if mi.tenant != tenant {
+            continue;
+        }
         match &mi.name {
             ManagedIdentityName::Fixed(name) => {
                 let (_, mi_client) = managed_ids(tenant, IdentityKind::ManagedIdentity, name);
@@ -347,7 +424,9 @@ pub(crate) fn identity_by_client_id<'a>(
                 }
             }
             ManagedIdentityName::Template(expr) => {
-                if match_credentials(&mi.federated_credentials, token).is_err() {
+                if maybe.binary_search(&position).is_err()
+                    || match_credentials(&mi.federated_credentials, token).is_err()
+                {
                     continue;
                 }
                 if let Ok(name) = expr.eval_string(&token.claims) {
@@ -364,26 +443,45 @@ pub(crate) fn identity_by_client_id<'a>(
 
 // === credentials ===
 
-/// The first credential that matches the token, or the furthest failure among them.
+/// The most specific enforce-mode credential that matches the token (see [`specificity`];
+/// declaration order breaks ties), or the furthest failure among them. Audit-mode credentials
+/// are never looked at: they never grant (`exchange::explain::audit_mode` evaluates them).
 fn match_credentials<'a>(
     credentials: &'a [FederatedCredential],
     token: &ValidatedToken,
 ) -> Result<&'a FederatedCredential, (MismatchStage, String)> {
     let mut best: Option<(MismatchStage, String)> = None;
-    // Audit-mode credentials never grant; `exchange::explain` evaluates them separately.
+    let mut chosen: Option<&'a FederatedCredential> = None;
     for credential in credentials
         .iter()
         .filter(|c| c.mode == CredentialMode::Enforce)
     {
+        if chosen.is_some_and(|c| specificity(credential) <= specificity(c)) {
+            continue;
+        }
         match check_credential(credential, token) {
-            Ok(()) => return Ok(credential),
+            Ok(()) => chosen = Some(credential),
             Err(miss) => keep_best(&mut best, miss),
         }
     }
-    Err(best.unwrap_or((
-        MismatchStage::Issuer,
-        "the identity has no federated credentials".to_string(),
-    )))
+    chosen.ok_or_else(|| {
+        best.unwrap_or((
+            MismatchStage::Issuer,
+            "the identity has no federated credentials".to_string(),
+        ))
+    })
+}
+
+/// How specifically a credential names its subject: an exact `subject` (2) over a
+/// `subjectPattern` (1) over a condition-only credential (0). When several credentials of one
+/// identity match a token, the most specific one grants, so its lifetime, claim mappings and
+/// one-time use apply whatever the declaration order.
+pub(crate) fn specificity(credential: &FederatedCredential) -> u8 {
+    match credential.subject {
+        SubjectRule::Exact(_) => 2,
+        SubjectRule::Pattern(_) => 1,
+        SubjectRule::Any => 0,
+    }
 }
 
 /// Keeps the failure that got furthest; the first one wins ties.
@@ -394,10 +492,24 @@ fn keep_best(best: &mut Option<(MismatchStage, String)>, miss: (MismatchStage, S
 }
 
 /// Checks one credential against the token: issuer, audience, subject, condition.
+///
+/// An audit-mode credential never matches (it fails at the issuer, the stage that says the
+/// least): the decision never gets one to check, and this keeps it so if that ever changes.
 pub fn check_credential(
     credential: &FederatedCredential,
     token: &ValidatedToken,
 ) -> Result<(), (MismatchStage, String)> {
+    #[cfg(test)]
+    CHECKED.with(|n| n.set(n.get() + 1));
+    if credential.mode != CredentialMode::Enforce {
+        return Err((
+            MismatchStage::Issuer,
+            format!(
+                "credential '{}' is in audit mode: it never grants",
+                credential.name
+            ),
+        ));
+    }
     check_issuer(credential, token)?;
     check_audience(credential, token)?;
     check_subject(credential, token)?;
@@ -502,6 +614,20 @@ pub(crate) fn check_condition(
     Ok(())
 }
 
+// Credentials checked on this thread: the tests' structural measure of a decision's cost.
+#[cfg(test)]
+thread_local! {
+    static CHECKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` and counts the credentials it checked (through [`check_credential`]).
+#[cfg(test)]
+fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    CHECKED.with(|n| n.set(0));
+    let out = f();
+    (out, CHECKED.with(std::cell::Cell::get))
+}
+
 // === roles ===
 
 /// Roles the identity receives on the requested resource.
@@ -581,6 +707,8 @@ pub(crate) fn list(values: &[String]) -> String {
     format!("[{}{more}]", shown.join(", "))
 }
 
+#[cfg(test)]
+mod audit_mode_tests;
 #[cfg(test)]
 mod index_tests;
 #[cfg(test)]

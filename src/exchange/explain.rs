@@ -4,15 +4,20 @@
 //!
 //! A pure function like [`decide`](crate::exchange::decide), built from the same check
 //! functions, so the explanation cannot drift from the decision. Unlike `decide`, it does not
-//! stop at the first failure: an operator debugging a policy wants to see every check. It is
-//! used by `policy explain`, by the audit record of a denied exchange (shortened with
-//! [`Explanation::summary`]), and to evaluate audit-mode credentials ([`audit_mode`]).
+//! stop at the first failure: an operator debugging a policy wants to see every check.
+//!
+//! Two costs, two entry points. [`explain`] walks every identity of the tenant: it is for
+//! `policy explain` and the operators' tools, never for the request path. The token endpoint
+//! uses [`for_denial`] (the audit record of a denied exchange, shortened with
+//! [`Explanation::summary`]) and [`audit_mode`] (audit-mode credentials), which trace only the
+//! credential index's candidates for the token, at most [`MAX_TRACED`] of them, so that a
+//! refused request costs about what a granted one does at any policy size.
 
 use std::fmt;
 
 use crate::exchange::decide::{
     self, Identity, check_audience, check_condition, check_issuer, check_subject, echo,
-    granted_roles, identities_in, identity_by_client_id, list,
+    granted_roles, identities_in, identity_by_client_id, indexed, list,
 };
 use crate::exchange::request::{ExchangeRequest, GrantType, Target};
 use crate::issuers::ValidatedToken;
@@ -158,17 +163,107 @@ pub fn explain(token: &ValidatedToken, query: Query<'_>, policies: &PolicySet) -
     explain_where(token, query, policies, |_| true)
 }
 
-/// The audit-mode credentials among the candidates of `query` whose issuer is the token's,
-/// each fully evaluated. Empty, and cheap, when the policy set holds no audit-mode credential.
+/// Most candidate credentials [`for_denial`] and [`audit_mode`] trace for one request.
+pub const MAX_TRACED: usize = 16;
+
+/// The explanation of a refused exchange, as the token endpoint records it: only credentials
+/// that could have decided, at most [`MAX_TRACED`] of them, each fully traced.
+///
+/// With a `client_id` that names an identity, its enforce-mode credentials trusting the token's
+/// issuer; otherwise (none given, or it names nobody) the enforce-mode candidates the
+/// credential index finds for the token's issuer and subject. A note says how many were left
+/// out. Never walks the tenant: the cost is bounded whatever the number of identities.
+pub fn for_denial(token: &ValidatedToken, query: Query<'_>, policies: &PolicySet) -> Explanation {
+    bounded(token, query, policies, CredentialMode::Enforce)
+}
+
+/// The audit-mode credentials that could apply to this request, each fully evaluated, at
+/// most [`MAX_TRACED`]: with a `client_id` that names an identity, its audit-mode credentials
+/// trusting the token's issuer; otherwise the audit-mode candidates the credential index finds
+/// for the token's issuer and subject. Empty, and cheap, when the policy set holds none.
 pub fn audit_mode(
     token: &ValidatedToken,
     query: Query<'_>,
     policies: &PolicySet,
 ) -> Vec<CandidateTrace> {
-    explain_where(token, query, policies, |c| {
-        c.mode == CredentialMode::Audit && c.issuer == token.issuer_name
-    })
-    .candidates
+    bounded(token, query, policies, CredentialMode::Audit).candidates
+}
+
+/// The bounded explanation over credentials in `mode`: see [`for_denial`] and [`audit_mode`].
+fn bounded(
+    token: &ValidatedToken,
+    query: Query<'_>,
+    policies: &PolicySet,
+    mode: CredentialMode,
+) -> Explanation {
+    let mut notes = Vec::new();
+    if policies.tenant(query.tenant).is_none() {
+        notes.push(format!("tenant '{}' not found", echo(query.tenant)));
+        return Explanation {
+            notes,
+            candidates: Vec::new(),
+        };
+    }
+    if let Some(target) = query.target
+        && policies.resource(&target.resource).is_none()
+    {
+        notes.push(format!(
+            "resource '{}' was not found",
+            echo(&target.resource)
+        ));
+    }
+    let mut candidates = Vec::new();
+    let mut left_out = 0usize;
+    let mut add = |identity: &Identity<'_>, credential: &FederatedCredential| {
+        if candidates.len() < MAX_TRACED {
+            candidates.push(trace(identity, credential, token, query, policies));
+        } else {
+            left_out += 1;
+        }
+    };
+    let named = match query.client_id {
+        Some(client_id) => match identity_by_client_id(client_id, token, query.tenant, policies) {
+            Ok(identity) => Some(identity),
+            Err(denial) => {
+                notes.push(format!(
+                    "{denial}; showing the candidate credentials of tenant '{}'",
+                    query.tenant
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    match named {
+        Some(identity) => {
+            for credential in identity
+                .credentials()
+                .iter()
+                .filter(|c| c.mode == mode && c.issuer == token.issuer_name)
+            {
+                add(&identity, credential);
+            }
+        }
+        None => {
+            let index = policies.credential_index();
+            let (tenant, issuer, sub) = (query.tenant, &token.issuer_name, token.sub.as_deref());
+            let refs = match mode {
+                CredentialMode::Enforce => index.candidates(tenant, issuer, sub),
+                CredentialMode::Audit => index.audit_candidates(tenant, issuer, sub),
+            };
+            for reference in refs {
+                if let Some((identity, credential)) = indexed(reference, tenant, policies) {
+                    add(&identity, credential);
+                }
+            }
+        }
+    }
+    if left_out > 0 {
+        notes.push(format!(
+            "{left_out} more candidate credential(s) not traced (at most {MAX_TRACED} are)"
+        ));
+    }
+    Explanation { notes, candidates }
 }
 
 fn explain_where(

@@ -49,6 +49,9 @@ pub struct Grant {
     pub mapped_claims: serde_json::Map<String, serde_json::Value>,
     /// The federated credential that matched.
     pub credential: String,
+    /// Its mode: always `Enforce` (audit-mode credentials never grant), carried so that the
+    /// audit record states it rather than implies it.
+    pub credential_mode: crate::policy::model::CredentialMode,
     /// Name of the source Issuer.
     pub source_issuer_name: String,
     /// `iss` of the subject token.

@@ -4,6 +4,11 @@
 //! (`exchange::request`), validate the token (`issuers`), decide (`exchange::decide`), guard
 //! (`state::guard`), sign (`tokens`), then record one audit event (`exchange::audit`) and the
 //! metrics, whatever the outcome. Refusals are rendered by `http::error`.
+//!
+//! Order matters for who can spend what: rate limits are counted only after the policy
+//! granted (a refused token consumes no one's budget), and one-time use is recorded last, just
+//! before signing. A refusal's audit explanation is the bounded one
+//! (`exchange::explain::for_denial`); this handler must never call the full `explain`.
 
 use std::time::Instant;
 
@@ -95,16 +100,11 @@ pub async fn token(
             gw.audit().write(record.audit_mode(&trace));
         }
     }
-    let guard = gw.guard();
-    let limit = gw.settings().rate_limit_issuer;
-    let bucket = &validated.issuer_name;
-    if let Err(r) = guard.rate_limit(SCOPE_ISSUER, bucket, limit, now).await {
-        return Err(finish_denied(&gw, &record, refuse(&r), started, &[]));
-    }
     let grant = match exchange::decide(&validated, &request, &snapshot.policies, gw.limits(), now) {
         Ok(g) => g,
         Err(d) => {
-            let explanation = explain::explain(&validated, query, &snapshot.policies)
+            // Bounded to the index's candidates: a refusal costs what a grant does.
+            let explanation = explain::for_denial(&validated, query, &snapshot.policies)
                 .summary(AUDIT_EXPLANATION_LINES);
             return Err(finish_denied(
                 &gw,
@@ -116,6 +116,14 @@ pub async fn token(
         }
     };
 
+    // The issuer limit counts only exchanges the policy grants, per tenant: tokens a tenant's
+    // policy refuses (anyone's token of a public issuer) spend nobody's budget.
+    let guard = gw.guard();
+    let limit = gw.settings().rate_limit_issuer;
+    let bucket = format!("{}/{}", grant.tenant, validated.issuer_name);
+    if let Err(r) = guard.rate_limit(SCOPE_ISSUER, &bucket, limit, now).await {
+        return Err(finish_denied(&gw, &record, refuse(&r), started, &[]));
+    }
     let limit = gw.settings().rate_limit_identity;
     let bucket = format!("{}/{}", grant.tenant, grant.object_id);
     if let Err(r) = guard.rate_limit(SCOPE_IDENTITY, &bucket, limit, now).await {

@@ -185,6 +185,7 @@ pub(crate) mod tests {
             lifetime: Duration::from_secs(900),
             mapped_claims: serde_json::Map::new(),
             credential: "infra-main".into(),
+            credential_mode: crate::policy::model::CredentialMode::Enforce,
             source_issuer_name: "demo".into(),
             source_issuer: "https://demo".into(),
             source_subject: "repo:a/b".into(),

@@ -2,6 +2,7 @@
 //! One binary (see STYLE.md): every extra test binary costs link time.
 
 mod admin;
+mod audit_mode;
 mod cli;
 mod cold_start;
 mod console;
