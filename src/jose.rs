@@ -1,6 +1,7 @@
 //! JOSE vocabulary shared by every layer: the signing algorithms trustbridge accepts and uses,
-//! and the RSA parameter helpers both the issuer keys (`issuers`) and our own signing keys
-//! (`tokens`) need.
+//! the RSA parameter helpers both the issuer keys (`issuers`) and our own signing keys
+//! (`tokens`) need, and the claim names access tokens fix or reserve (read by `policy` when it
+//! checks `claimMappings`, by `tokens` when it serializes, by `http` for discovery).
 //!
 //! A leaf: it imports nothing from the crate, so `policy`, `issuers` and `tokens` can all use it
 //! without importing each other. No I/O, no key material kept here.
@@ -122,9 +123,60 @@ pub fn rsa_modulus_bits(n: &[u8]) -> usize {
     }
 }
 
+// === claim names ===
+
+/// Names of the fixed claims, in the order they are serialized. A `claimMappings` entry with
+/// one of these names is never emitted.
+pub const FIXED_CLAIMS: [&str; 16] = [
+    "iss",
+    "sub",
+    "aud",
+    "iat",
+    "nbf",
+    "exp",
+    "jti",
+    "client_id",
+    "azp",
+    "oid",
+    "tid",
+    "roles",
+    "idtyp",
+    "src_iss",
+    "src_sub",
+    "src_cred",
+];
+
+/// Entra claims (`scp`, `typ`, `ver`, `appid`) that verifiers interpret: trustbridge does not
+/// emit them, and must not let policies forge them either.
+pub const ENTRA_RESERVED_CLAIMS: [&str; 4] = ["scp", "typ", "ver", "appid"];
+
+/// Whether `claimMappings` may not use `name`: a fixed claim or an Entra-reserved one.
+pub fn is_reserved_claim(name: &str) -> bool {
+    is_fixed_claim(name) || ENTRA_RESERVED_CLAIMS.contains(&name)
+}
+
+/// Every reserved claim name, for messages.
+pub fn reserved_claims() -> impl Iterator<Item = &'static str> {
+    FIXED_CLAIMS.into_iter().chain(ENTRA_RESERVED_CLAIMS)
+}
+
+/// Whether `name` is a fixed claim that mapped claims may not use.
+pub fn is_fixed_claim(name: &str) -> bool {
+    FIXED_CLAIMS.contains(&name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_and_entra_claims_are_reserved_from_policies() {
+        for claim in FIXED_CLAIMS.into_iter().chain(ENTRA_RESERVED_CLAIMS) {
+            assert!(is_reserved_claim(claim), "{claim}");
+        }
+        assert!(!is_reserved_claim("repository"));
+        assert_eq!(reserved_claims().count(), 20);
+    }
 
     #[test]
     fn algorithms_parse_only_supported_names() {

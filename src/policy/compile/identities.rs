@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::jose::{is_reserved_claim, reserved_claims};
 use crate::policy::cel::Expression;
 use crate::policy::compile::Compiler;
 use crate::policy::glob::SubjectPattern;
@@ -15,7 +16,6 @@ use crate::policy::model::{
     Origin, ServicePrincipal, SubjectRule, Tenant,
 };
 use crate::policy::raw::{self, HumanDuration};
-use crate::tokens::claims::{is_reserved_claim, reserved_claims};
 
 /// Largest accepted `maxTokenLifetime` / `tokenLifetime`.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
