@@ -533,6 +533,13 @@ fn cases() -> Vec<Case> {
             path: "name",
             message: "duplicate managed identity \"runner\" in tenant \"contoso\"",
         },
+        Case {
+            name: "duplicate mi template",
+            doc: "kind: ManagedIdentity\ntenant: contoso\nnameFrom: claims.sub\nfederatedCredentials:\n  - {name: c, issuer: github, audiences: [a], subject: s}\n---\nkind: ManagedIdentity\ntenant: contoso\nnameFrom: claims.sub\nfederatedCredentials:\n  - {name: d, issuer: github, audiences: [b], subject: t}",
+            document: 2,
+            path: "nameFrom",
+            message: "same nameFrom and credential issuers as the one declared at",
+        },
         case(
             "mi bad nameFrom",
             "kind: ManagedIdentity\ntenant: contoso\nnameFrom: '\"k8s/\" +'\nfederatedCredentials:\n  - {name: c, issuer: github, audiences: [a], subject: s}",
