@@ -125,9 +125,13 @@ pub fn rsa_modulus_bits(n: &[u8]) -> usize {
 
 // === claim names ===
 
-/// Names of the fixed claims, in the order they are serialized. A `claimMappings` entry with
-/// one of these names is never emitted.
-pub const FIXED_CLAIMS: [&str; 16] = [
+/// Every claim name `claimMappings` may not set: the fixed claims trustbridge writes itself
+/// (first, in serialization order: [`FIXED_CLAIMS`] is this list's prefix), then every claim
+/// with a defined authorization meaning that verifiers may act on, so a policy cannot forge
+/// one. The one list for the loader, serialization and discovery; names are case-sensitive.
+pub const RESERVED_CLAIMS: [&str; 56] = [
+    // Fixed claims of our access tokens (RFC 7519 §4.1, RFC 9068 §2.2, Entra), serialized in
+    // this order.
     "iss",
     "sub",
     "aud",
@@ -144,20 +148,75 @@ pub const FIXED_CLAIMS: [&str; 16] = [
     "src_iss",
     "src_sub",
     "src_cred",
+    // RFC 9068 §2.2.2 (authentication) and §2.2.3 (authorization: SCIM attributes, scope).
+    "auth_time",
+    "acr",
+    "amr",
+    "scope",
+    "groups",
+    "entitlements",
+    // RFC 8693 §4 (delegation and impersonation).
+    "act",
+    "may_act",
+    // RFC 7800 / RFC 9449 (proof of possession: the key the token is bound to).
+    "cnf",
+    // OpenID Connect claims verifiers treat as authentication evidence.
+    "nonce",
+    "sid",
+    "at_hash",
+    "c_hash",
+    // Entra ID access-token claims resources authorize on or trust.
+    "scp",
+    "wids",
+    "typ",
+    "ver",
+    "appid",
+    "appidacr",
+    "azpacr",
+    "idp",
+    "hasgroups",
+    "_claim_names",
+    "_claim_sources",
+    "upn",
+    "unique_name",
+    "preferred_username",
+    "puid",
+    "ipaddr",
+    "xms_mirid",
+    "xms_az_rid",
+    "xms_cc",
+    "xms_idrel",
+    "xms_pdl",
+    "xms_tpl",
+    "aio",
+    "rh",
+    "uti",
+    "deviceid",
+    "onprem_sid",
 ];
 
-/// Entra claims (`scp`, `typ`, `ver`, `appid`) that verifiers interpret: trustbridge does not
-/// emit them, and must not let policies forge them either.
-pub const ENTRA_RESERVED_CLAIMS: [&str; 4] = ["scp", "typ", "ver", "appid"];
+/// Names of the fixed claims, in the order they are serialized: the head of
+/// [`RESERVED_CLAIMS`]. A `claimMappings` entry with one of these names is never emitted.
+pub const FIXED_CLAIMS: [&str; 16] = fixed_claims();
 
-/// Whether `claimMappings` may not use `name`: a fixed claim or an Entra-reserved one.
+const fn fixed_claims() -> [&'static str; 16] {
+    let mut out = [""; 16];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = RESERVED_CLAIMS[i];
+        i += 1;
+    }
+    out
+}
+
+/// Whether `claimMappings` may not use `name`: one of [`RESERVED_CLAIMS`].
 pub fn is_reserved_claim(name: &str) -> bool {
-    is_fixed_claim(name) || ENTRA_RESERVED_CLAIMS.contains(&name)
+    RESERVED_CLAIMS.contains(&name)
 }
 
 /// Every reserved claim name, for messages.
 pub fn reserved_claims() -> impl Iterator<Item = &'static str> {
-    FIXED_CLAIMS.into_iter().chain(ENTRA_RESERVED_CLAIMS)
+    RESERVED_CLAIMS.into_iter()
 }
 
 /// Whether `name` is a fixed claim that mapped claims may not use.
@@ -170,12 +229,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fixed_and_entra_claims_are_reserved_from_policies() {
-        for claim in FIXED_CLAIMS.into_iter().chain(ENTRA_RESERVED_CLAIMS) {
+    fn fixed_and_authorization_claims_are_reserved_from_policies() {
+        let named_in_issue_12 = [
+            "scope",
+            "scp",
+            "groups",
+            "wids",
+            "entitlements",
+            "act",
+            "may_act",
+            "cnf",
+            "acr",
+            "amr",
+            "auth_time",
+            "azpacr",
+            "appidacr",
+            "ver",
+            "nonce",
+            "typ",
+            "appid",
+        ];
+        for claim in FIXED_CLAIMS.into_iter().chain(named_in_issue_12) {
             assert!(is_reserved_claim(claim), "{claim}");
         }
+        assert_eq!(FIXED_CLAIMS[..], RESERVED_CLAIMS[..16]);
         assert!(!is_reserved_claim("repository"));
-        assert_eq!(reserved_claims().count(), 20);
+        assert!(
+            !is_reserved_claim("Scope"),
+            "claim names are case-sensitive"
+        );
+        let mut names: Vec<&str> = reserved_claims().collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), RESERVED_CLAIMS.len(), "no name listed twice");
     }
 
     #[test]

@@ -287,7 +287,8 @@ impl Compiler {
                     origin,
                     claim_path,
                     format!(
-                        "claim {claim:?} is reserved: trustbridge sets it itself (reserved: {})",
+                        "claim {claim:?} is reserved: trustbridge sets it itself or verifiers \
+                         give it an authorization meaning (reserved: {})",
                         reserved_claims().collect::<Vec<_>>().join(", ")
                     ),
                 );

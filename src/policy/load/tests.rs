@@ -602,6 +602,28 @@ fn every_problem_class_is_reported_with_location_and_path() {
 }
 
 #[test]
+fn every_reserved_claim_is_refused_as_a_mapping() {
+    for claim in crate::jose::RESERVED_CLAIMS {
+        let doc = format!(
+            "kind: Application\nname: x\nfederatedCredentials:\n  - name: c\n    issuer: github\n    audiences: [a]\n    subject: s\n    claimMappings:\n      {claim:?}: claims.sub\n"
+        );
+        let found = problems(&[("00-base.yaml", BASE), ("case.yaml", &doc)]);
+        assert_eq!(found.len(), 1, "{claim}: {found:#?}");
+        assert_eq!(
+            found[0].path,
+            format!("federatedCredentials[0].claimMappings.{claim}")
+        );
+        assert!(
+            found[0]
+                .message
+                .contains(&format!("claim {claim:?} is reserved")),
+            "{claim}: {}",
+            found[0].message
+        );
+    }
+}
+
+#[test]
 fn all_problems_are_reported_in_one_pass() {
     let broken_a = "kind: Tenant\nname: a/b\n---\nkind: Issuers\nname: x\n---\nkind: Issuer\nname: h\nissuer: http://h.example\n";
     let broken_b = "kind: Application\nname: x\nfederatedCredentials:\n  - {name: c, issuer: gh, audiences: [], subject: s}\n---\nkind: ServicePrincipal\napplication: nope\ntenant: nope\n";
