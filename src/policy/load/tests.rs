@@ -411,6 +411,12 @@ fn cases() -> Vec<Case> {
             "invalid CEL expression",
         ),
         case(
+            "quadratic condition",
+            "kind: Application\nname: x\nfederatedCredentials:\n  - name: c\n    issuer: github\n    audiences: [a]\n    condition: 'claims.groups.exists(g, claims.groups.exists(h, g == h))'\n",
+            "federatedCredentials[0].condition",
+            "inside a comprehension's predicate",
+        ),
+        case(
             "condition with unknown variable",
             "kind: Application\nname: x\nfederatedCredentials:\n  - name: c\n    issuer: github\n    audiences: [a]\n    condition: 'claim.sub == \"x\"'\n",
             "federatedCredentials[0].condition",
