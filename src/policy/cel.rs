@@ -121,6 +121,14 @@ impl Expression {
         })
     }
 
+    /// Whether the expression can only be true when one of the claims `names` equals a literal
+    /// written in it: `claims.x == "lit"`, `"lit" == claims["x"]` or `claims.x in ["a", "b"]`,
+    /// required conjunctively (at the top level or under `&&` only, never under `||`, `!`, a
+    /// ternary or a macro). `has(claims.x)` or `claims.x != ""` do not pin anything.
+    pub fn pins_claim(&self, names: &[&str]) -> bool {
+        pins_claim(&self.program, names)
+    }
+
     /// The source text.
     pub fn source(&self) -> &str {
         &self.source
@@ -324,6 +332,58 @@ fn nested_iteration(expr: &IdedExpr, in_body: bool) -> Option<&'static str> {
         Expr::Map(map) => map.entries.iter().find_map(|e| entry(&e.expr)),
         Expr::Select(select) => walk(&select.operand),
         Expr::Struct(s) => s.entries.iter().find_map(|e| entry(&e.expr)),
+    }
+}
+
+// === analysis ===
+
+fn pins_claim(expr: &IdedExpr, names: &[&str]) -> bool {
+    use cel::common::ast::operators::{EQUALS, IN, LOGICAL_AND};
+    let Expr::Call(call) = &expr.expr else {
+        return false;
+    };
+    if call.target.is_some() {
+        return false;
+    }
+    match (call.func_name.as_str(), call.args.as_slice()) {
+        (LOGICAL_AND, args) => args.iter().any(|a| pins_claim(a, names)),
+        (EQUALS, [a, b]) => {
+            (is_claim(a, names) && is_literal(b)) || (is_claim(b, names) && is_literal(a))
+        }
+        (IN, [a, b]) => {
+            is_claim(a, names)
+                && matches!(&b.expr, Expr::List(list)
+                    if !list.elements.is_empty() && list.elements.iter().all(is_literal))
+        }
+        _ => false,
+    }
+}
+
+/// `claims.<name>` or `claims["<name>"]` for one of `names` (not `has(claims.<name>)`).
+fn is_claim(expr: &IdedExpr, names: &[&str]) -> bool {
+    use cel::common::ast::LiteralValue;
+    let is_claims = |e: &IdedExpr| matches!(&e.expr, Expr::Ident(n) if n == CLAIMS);
+    match &expr.expr {
+        Expr::Select(select) => {
+            !select.test && is_claims(&select.operand) && names.contains(&select.field.as_str())
+        }
+        Expr::Call(call) if call.func_name == cel::common::ast::operators::INDEX => {
+            matches!(call.args.as_slice(), [target, key]
+                if is_claims(target)
+                    && matches!(&key.expr, Expr::Literal(LiteralValue::String(k))
+                        if names.contains(&k.inner())))
+        }
+        _ => false,
+    }
+}
+
+/// A non-empty string or a number literal: a value that names one owner.
+fn is_literal(expr: &IdedExpr) -> bool {
+    use cel::common::ast::LiteralValue;
+    match &expr.expr {
+        Expr::Literal(LiteralValue::String(s)) => !s.is_empty(),
+        Expr::Literal(LiteralValue::Int(_) | LiteralValue::UInt(_)) => true,
+        _ => false,
     }
 }
 
