@@ -1,6 +1,7 @@
 //! JOSE vocabulary shared by every layer: the signing algorithms trustbridge accepts and uses,
-//! and the RSA parameter helpers both the issuer keys (`issuers`) and our own signing keys
-//! (`tokens`) need.
+//! the RSA parameter helpers both the issuer keys (`issuers`) and our own signing keys
+//! (`tokens`) need, and the claim names access tokens fix or reserve (read by `policy` when it
+//! checks `claimMappings`, by `tokens` when it serializes, by `http` for discovery).
 //!
 //! A leaf: it imports nothing from the crate, so `policy`, `issuers` and `tokens` can all use it
 //! without importing each other. No I/O, no key material kept here.
@@ -122,9 +123,146 @@ pub fn rsa_modulus_bits(n: &[u8]) -> usize {
     }
 }
 
+// === claim names ===
+
+/// Every claim name `claimMappings` may not set: the fixed claims trustbridge writes itself
+/// (first, in serialization order: [`FIXED_CLAIMS`] is this list's prefix), then every claim
+/// with a defined authorization meaning that verifiers may act on, so a policy cannot forge
+/// one. The one list for the loader, serialization and discovery; names are case-sensitive.
+pub const RESERVED_CLAIMS: [&str; 56] = [
+    // Fixed claims of our access tokens (RFC 7519 §4.1, RFC 9068 §2.2, Entra), serialized in
+    // this order.
+    "iss",
+    "sub",
+    "aud",
+    "iat",
+    "nbf",
+    "exp",
+    "jti",
+    "client_id",
+    "azp",
+    "oid",
+    "tid",
+    "roles",
+    "idtyp",
+    "src_iss",
+    "src_sub",
+    "src_cred",
+    // RFC 9068 §2.2.2 (authentication) and §2.2.3 (authorization: SCIM attributes, scope).
+    "auth_time",
+    "acr",
+    "amr",
+    "scope",
+    "groups",
+    "entitlements",
+    // RFC 8693 §4 (delegation and impersonation).
+    "act",
+    "may_act",
+    // RFC 7800 / RFC 9449 (proof of possession: the key the token is bound to).
+    "cnf",
+    // OpenID Connect claims verifiers treat as authentication evidence.
+    "nonce",
+    "sid",
+    "at_hash",
+    "c_hash",
+    // Entra ID access-token claims resources authorize on or trust.
+    "scp",
+    "wids",
+    "typ",
+    "ver",
+    "appid",
+    "appidacr",
+    "azpacr",
+    "idp",
+    "hasgroups",
+    "_claim_names",
+    "_claim_sources",
+    "upn",
+    "unique_name",
+    "preferred_username",
+    "puid",
+    "ipaddr",
+    "xms_mirid",
+    "xms_az_rid",
+    "xms_cc",
+    "xms_idrel",
+    "xms_pdl",
+    "xms_tpl",
+    "aio",
+    "rh",
+    "uti",
+    "deviceid",
+    "onprem_sid",
+];
+
+/// Names of the fixed claims, in the order they are serialized: the head of
+/// [`RESERVED_CLAIMS`]. A `claimMappings` entry with one of these names is never emitted.
+pub const FIXED_CLAIMS: [&str; 16] = fixed_claims();
+
+const fn fixed_claims() -> [&'static str; 16] {
+    let mut out = [""; 16];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = RESERVED_CLAIMS[i];
+        i += 1;
+    }
+    out
+}
+
+/// Whether `claimMappings` may not use `name`: one of [`RESERVED_CLAIMS`].
+pub fn is_reserved_claim(name: &str) -> bool {
+    RESERVED_CLAIMS.contains(&name)
+}
+
+/// Every reserved claim name, for messages.
+pub fn reserved_claims() -> impl Iterator<Item = &'static str> {
+    RESERVED_CLAIMS.into_iter()
+}
+
+/// Whether `name` is a fixed claim that mapped claims may not use.
+pub fn is_fixed_claim(name: &str) -> bool {
+    FIXED_CLAIMS.contains(&name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_and_authorization_claims_are_reserved_from_policies() {
+        let named_in_issue_12 = [
+            "scope",
+            "scp",
+            "groups",
+            "wids",
+            "entitlements",
+            "act",
+            "may_act",
+            "cnf",
+            "acr",
+            "amr",
+            "auth_time",
+            "azpacr",
+            "appidacr",
+            "ver",
+            "nonce",
+            "typ",
+            "appid",
+        ];
+        for claim in FIXED_CLAIMS.into_iter().chain(named_in_issue_12) {
+            assert!(is_reserved_claim(claim), "{claim}");
+        }
+        assert_eq!(FIXED_CLAIMS[..], RESERVED_CLAIMS[..16]);
+        assert!(!is_reserved_claim("repository"));
+        assert!(
+            !is_reserved_claim("Scope"),
+            "claim names are case-sensitive"
+        );
+        let mut names: Vec<&str> = reserved_claims().collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), RESERVED_CLAIMS.len(), "no name listed twice");
+    }
 
     #[test]
     fn algorithms_parse_only_supported_names() {

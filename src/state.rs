@@ -109,8 +109,13 @@ pub fn verdict(count: u64, limit: RateLimit, now: SystemTime) -> RateDecision {
 }
 
 /// The replay key of a subject token: a SHA-256 over the issuer's name and the token's `jti`,
-/// or over the whole token when it has no `jti`. Hashing bounds the key's size, keeps token
-/// text out of the store, and scopes a `jti` to the issuer that minted it.
+/// or, when it has no `jti`, over its JWS signing input (`header.payload`, what the signature
+/// covers; see [`signing_input`]). Hashing bounds the key's size, keeps token text out of the
+/// store, and scopes a `jti` to the issuer that minted it.
+///
+/// Never key on the signature: ECDSA accepts both (r, s) and (r, n - s), and other schemes may
+/// have their own malleability, so one signed header and payload can be sent under several
+/// signatures; all of them must count as one use.
 pub fn replay_key(issuer_name: &str, jti: Option<&str>, token: &str) -> String {
     let mut hash = Sha256::new();
     match jti {
@@ -121,11 +126,17 @@ pub fn replay_key(issuer_name: &str, jti: Option<&str>, token: &str) -> String {
             hash.update(jti.as_bytes());
         }
         None => {
-            hash.update(b"token\0");
-            hash.update(token.as_bytes());
+            hash.update(b"jws\0");
+            hash.update(signing_input(token).as_bytes());
         }
     }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The JWS signing input of a compact token: everything before its last `.` (`header.payload`).
+/// A token without a `.` (never a validated one) is its own input.
+pub fn signing_input(token: &str) -> &str {
+    token.rsplit_once('.').map_or(token, |(input, _)| input)
 }
 
 /// Remembers which subject tokens were exchanged.

@@ -40,6 +40,14 @@ pub enum KeyStoreError {
         /// Why.
         reason: String,
     },
+    /// The key directory itself is unsafe: another local user could add or replace keys.
+    #[error("key directory {path}: {reason}")]
+    UnsafeDirectory {
+        /// The directory.
+        path: String,
+        /// Why, with the fix.
+        reason: String,
+    },
     /// The directory holds no key that may sign now.
     #[error("key directory {0} holds no active signing key")]
     NoActiveKey(String),

@@ -18,7 +18,7 @@ use crate::policy::PolicySet;
 use crate::policy::index::{CredentialRef, IdentityId};
 use crate::policy::model::{
     Application, CredentialMode, FederatedCredential, ManagedIdentity, ManagedIdentityName,
-    RoleAssignment, ServicePrincipal, SubjectRule, object_id,
+    RoleAssignment, ServicePrincipal, SubjectRule,
 };
 
 /// Server-wide limits the decision applies.
@@ -77,7 +77,7 @@ pub fn decide(
     };
     let (object, client_id) = match &identity {
         Identity::App { app, sp } => (sp.object_id.to_string(), app.app_id.clone()),
-        Identity::Managed { .. } => managed_ids(&req.tenant, kind, &name),
+        Identity::Managed { mi } => managed_ids(&req.tenant, mi, &name),
     };
 
     let roles = granted_roles(&identity, &name, resource_app, req, policies)?;
@@ -126,13 +126,12 @@ pub fn decide(
     })
 }
 
-/// Object id and client id of a managed identity. Both are deterministic, so every replica and
-/// every restart agrees on them.
-pub fn managed_ids(tenant: &str, kind: IdentityKind, name: &str) -> (String, String) {
-    (
-        object_id(tenant, kind.as_str(), name).to_string(),
-        object_id(tenant, &format!("{}Client", kind.as_str()), name).to_string(),
-    )
+/// Object id and client id of the identity `mi` gives `name` in `tenant`, as strings (see
+/// [`ManagedIdentity::ids`]: a workload-assigned identity's ids depend on its declaration too).
+/// The one derivation for tokens, rate-limit buckets and `client_id` lookups.
+pub fn managed_ids(tenant: &str, mi: &ManagedIdentity, name: &str) -> (String, String) {
+    let (object, client) = mi.ids(tenant, name);
+    (object.to_string(), client.to_string())
 }
 
 // === identities ===
@@ -418,7 +417,7 @@ pub(crate) fn identity_by_client_id<'a>(
         }
         match &mi.name {
             ManagedIdentityName::Fixed(name) => {
-                let (_, mi_client) = managed_ids(tenant, IdentityKind::ManagedIdentity, name);
+                let (_, mi_client) = managed_ids(tenant, mi, name);
                 if name == client_id || mi_client == client_id {
                     return Ok(Identity::Managed { mi });
                 }
@@ -430,7 +429,7 @@ pub(crate) fn identity_by_client_id<'a>(
                     continue;
                 }
                 if let Ok(name) = expr.eval_string(&token.claims) {
-                    let (_, mi_client) = managed_ids(tenant, IdentityKind::WorkloadIdentity, &name);
+                    let (_, mi_client) = managed_ids(tenant, mi, &name);
                     if name == client_id || mi_client == client_id {
                         return Ok(Identity::Managed { mi });
                     }

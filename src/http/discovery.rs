@@ -33,7 +33,7 @@ pub async fn openid_configuration(
         "token_endpoint_auth_signing_alg_values_supported": crate::jose::SigningAlgorithm::ALL.map(|a| a.as_str()),
         "grant_types_supported": ["client_credentials", TOKEN_EXCHANGE],
         "scopes_supported": [".default"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "azp", "oid", "tid", "roles", "idtyp", "src_iss", "src_sub", "src_cred"],
+        "claims_supported": crate::jose::FIXED_CLAIMS,
         "token_types_supported": [TOKEN_TYPE_ACCESS_TOKEN],
     });
     Ok(HttpResponse::Ok()

@@ -16,6 +16,13 @@
 //! holds a few `panic!`/`expect` calls on states its parser should never produce; evaluation
 //! runs under `catch_unwind` as a last line of defence, and a caught panic is an [`EvalError`]
 //! like any other.
+//!
+//! Bounds on cost: a token is at most 16 KiB (`issuers::MAX_TOKEN_BYTES`), so its claims hold
+//! at most ~6 000 values (`[0,0,...]`, two bytes each after base64 decoding), and conversion
+//! refuses more than [`MAX_CLAIM_VALUES`] anyway. What must not happen is work quadratic in
+//! that number: compilation refuses iteration inside a comprehension's predicate or step (a
+//! nested `all`/`exists`/`exists_one`/`map`/`filter`, or `in` over anything but a literal
+//! list), so every expression costs O(source length × claim values).
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -40,6 +47,10 @@ const PARSER_STACK: usize = 64 * 1024 * 1024;
 
 /// Deepest accepted nesting of token claims (and of evaluation results turned back into JSON).
 pub const MAX_CLAIMS_DEPTH: usize = 64;
+
+/// Most values (scalars, lists and maps, counted recursively) converted from a token's claims
+/// for one evaluation. A 16 KiB token holds fewer; the cap keeps the bound explicit.
+pub const MAX_CLAIM_VALUES: usize = 8192;
 
 /// Longest error text kept from the `cel` crate: its messages may quote claim values.
 const MAX_ERROR_LEN: usize = 200;
@@ -110,6 +121,14 @@ impl Expression {
         })
     }
 
+    /// Whether the expression can only be true when one of the claims `names` equals a literal
+    /// written in it: `claims.x == "lit"`, `"lit" == claims["x"]` or `claims.x in ["a", "b"]`,
+    /// required conjunctively (at the top level or under `&&` only, never under `||`, `!`, a
+    /// ternary or a macro). `has(claims.x)` or `claims.x != ""` do not pin anything.
+    pub fn pins_claim(&self, names: &[&str]) -> bool {
+        pins_claim(&self.program, names)
+    }
+
     /// The source text.
     pub fn source(&self) -> &str {
         &self.source
@@ -163,7 +182,8 @@ impl Expression {
     }
 
     fn eval(&self, claims: &serde_json::Map<String, Json>) -> Result<Value, EvalError> {
-        let claims = object_to_cel(claims, 0)?;
+        let mut budget = MAX_CLAIM_VALUES;
+        let claims = object_to_cel(claims, 0, &mut budget)?;
         let program = &self.program;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut ctx = Context::with_env(Arc::clone(&ENV));
@@ -206,6 +226,13 @@ fn parse_and_check(source: &str) -> Result<IdedExpr, CompileError> {
         return Err(CompileError(format!(
             "expression nests deeper than {MAX_NESTING} levels; split it up \
              (a long `||` chain of equalities reads better as `claims.x in [...]`)"
+        )));
+    }
+    if let Some(problem) = nested_iteration(&program, false) {
+        return Err(CompileError(format!(
+            "{problem} inside a comprehension's predicate: its cost grows with the square of \
+             the token's size; test each list on its own (`a.exists(x, ...) && \
+             b.exists(y, ...)`) or against a literal list (`x in [\"a\", \"b\"]`)"
         )));
     }
     let mut unknown = Vec::new();
@@ -267,23 +294,125 @@ fn ast_depth(expr: &IdedExpr, depth: usize) -> usize {
     }
 }
 
+// === cost ===
+
+/// The first iteration found inside a comprehension's loop condition or step (`in_body`), as
+/// words for a message; `None` when there is none. The range, initial value and result of a
+/// comprehension run once, so iteration there only adds up.
+fn nested_iteration(expr: &IdedExpr, in_body: bool) -> Option<&'static str> {
+    let walk = |e: &IdedExpr| nested_iteration(e, in_body);
+    let entry = |entry: &EntryExpr| match entry {
+        EntryExpr::StructField(f) => walk(&f.value),
+        EntryExpr::MapEntry(e) => walk(&e.key).or_else(|| walk(&e.value)),
+    };
+    match &expr.expr {
+        Expr::Unspecified | Expr::Literal(_) | Expr::Ident(_) => None,
+        Expr::Comprehension(_) if in_body => {
+            Some("a comprehension (all, exists, exists_one, map, filter)")
+        }
+        Expr::Comprehension(comp) => walk(&comp.iter_range)
+            .or_else(|| walk(&comp.accu_init))
+            .or_else(|| walk(&comp.result))
+            .or_else(|| nested_iteration(&comp.loop_cond, true))
+            .or_else(|| nested_iteration(&comp.loop_step, true)),
+        Expr::Call(call)
+            if in_body
+                && call.func_name == cel::common::ast::operators::IN
+                && !matches!(call.args.get(1).map(|a| &a.expr), Some(Expr::List(_))) =>
+        {
+            Some("`in` over a list that is not written out in the expression")
+        }
+        Expr::Call(call) => call
+            .target
+            .iter()
+            .map(|t| walk(t))
+            .chain(call.args.iter().map(walk))
+            .find_map(|found| found),
+        Expr::List(list) => list.elements.iter().find_map(walk),
+        Expr::Map(map) => map.entries.iter().find_map(|e| entry(&e.expr)),
+        Expr::Select(select) => walk(&select.operand),
+        Expr::Struct(s) => s.entries.iter().find_map(|e| entry(&e.expr)),
+    }
+}
+
+// === analysis ===
+
+fn pins_claim(expr: &IdedExpr, names: &[&str]) -> bool {
+    use cel::common::ast::operators::{EQUALS, IN, LOGICAL_AND};
+    let Expr::Call(call) = &expr.expr else {
+        return false;
+    };
+    if call.target.is_some() {
+        return false;
+    }
+    match (call.func_name.as_str(), call.args.as_slice()) {
+        (LOGICAL_AND, args) => args.iter().any(|a| pins_claim(a, names)),
+        (EQUALS, [a, b]) => {
+            (is_claim(a, names) && is_literal(b)) || (is_claim(b, names) && is_literal(a))
+        }
+        (IN, [a, b]) => {
+            is_claim(a, names)
+                && matches!(&b.expr, Expr::List(list)
+                    if !list.elements.is_empty() && list.elements.iter().all(is_literal))
+        }
+        _ => false,
+    }
+}
+
+/// `claims.<name>` or `claims["<name>"]` for one of `names` (not `has(claims.<name>)`).
+fn is_claim(expr: &IdedExpr, names: &[&str]) -> bool {
+    use cel::common::ast::LiteralValue;
+    let is_claims = |e: &IdedExpr| matches!(&e.expr, Expr::Ident(n) if n == CLAIMS);
+    match &expr.expr {
+        Expr::Select(select) => {
+            !select.test && is_claims(&select.operand) && names.contains(&select.field.as_str())
+        }
+        Expr::Call(call) if call.func_name == cel::common::ast::operators::INDEX => {
+            matches!(call.args.as_slice(), [target, key]
+                if is_claims(target)
+                    && matches!(&key.expr, Expr::Literal(LiteralValue::String(k))
+                        if names.contains(&k.inner())))
+        }
+        _ => false,
+    }
+}
+
+/// A non-empty string or a number literal: a value that names one owner.
+fn is_literal(expr: &IdedExpr) -> bool {
+    use cel::common::ast::LiteralValue;
+    match &expr.expr {
+        Expr::Literal(LiteralValue::String(s)) => !s.is_empty(),
+        Expr::Literal(LiteralValue::Int(_) | LiteralValue::UInt(_)) => true,
+        _ => false,
+    }
+}
+
 // === conversions ===
 
-fn object_to_cel(object: &serde_json::Map<String, Json>, depth: usize) -> Result<Value, EvalError> {
+/// `object` as a CEL map; `budget` is how many more values may be converted (see
+/// [`MAX_CLAIM_VALUES`]).
+fn object_to_cel(
+    object: &serde_json::Map<String, Json>,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Value, EvalError> {
     if depth > MAX_CLAIMS_DEPTH {
         return Err(too_deep());
     }
     let mut map = std::collections::HashMap::with_capacity(object.len());
     for (k, v) in object {
-        map.insert(Key::from(k.as_str()), json_to_cel(v, depth + 1)?);
+        map.insert(Key::from(k.as_str()), json_to_cel(v, depth + 1, budget)?);
     }
     Ok(Value::Map(Map { map: Arc::new(map) }))
 }
 
-fn json_to_cel(value: &Json, depth: usize) -> Result<Value, EvalError> {
+fn json_to_cel(value: &Json, depth: usize, budget: &mut usize) -> Result<Value, EvalError> {
     if depth > MAX_CLAIMS_DEPTH {
         return Err(too_deep());
     }
+    *budget = budget
+        .checked_sub(1)
+        .ok_or_else(|| EvalError(format!("claims hold more than {MAX_CLAIM_VALUES} values")))?;
     Ok(match value {
         Json::Null => Value::Null,
         Json::Bool(b) => Value::Bool(*b),
@@ -298,13 +427,14 @@ fn json_to_cel(value: &Json, depth: usize) -> Result<Value, EvalError> {
             }
         }
         Json::String(s) => Value::String(Arc::new(s.clone())),
-        Json::Array(items) => Value::List(Arc::new(
-            items
-                .iter()
-                .map(|v| json_to_cel(v, depth + 1))
-                .collect::<Result<_, _>>()?,
-        )),
-        Json::Object(object) => object_to_cel(object, depth)?,
+        Json::Array(items) => {
+            let mut list = Vec::with_capacity(items.len());
+            for item in items {
+                list.push(json_to_cel(item, depth + 1, budget)?);
+            }
+            Value::List(Arc::new(list))
+        }
+        Json::Object(object) => object_to_cel(object, depth, budget)?,
     })
 }
 

@@ -116,6 +116,8 @@ struct Compiler {
     service_principals: HashMap<(String, String), Origin>,
     /// (tenant, name) of fixed managed identities.
     identity_names: HashMap<(String, String), Origin>,
+    /// (tenant, declaration fingerprint) of workload-assigned identities.
+    identity_templates: HashMap<(String, String), Origin>,
 }
 
 impl Compiler {
@@ -133,6 +135,7 @@ impl Compiler {
             app_ids: HashMap::new(),
             service_principals: HashMap::new(),
             identity_names: HashMap::new(),
+            identity_templates: HashMap::new(),
         }
     }
 

@@ -10,6 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use crate::policy::PolicySet;
+use crate::policy::glob::SubjectPattern;
 use crate::policy::model::{
     CredentialMode, FederatedCredential, Issuer, ManagedIdentityName, SubjectRule,
 };
@@ -33,6 +34,9 @@ pub enum Lint {
     NoRoleAssignments,
     /// A resource application on which no identity holds a role.
     UnusedResource,
+    /// A `repo:` subject pattern on GitHub that cannot match a ref or environment subject
+    /// (`repo:contoso/*:*`: `*` never crosses `:`, so it matches `pull_request` subjects only).
+    UnmatchableSubject,
 }
 
 impl Lint {
@@ -46,6 +50,7 @@ impl Lint {
             Self::UnassignedApplication => "unassigned-application",
             Self::NoRoleAssignments => "no-role-assignments",
             Self::UnusedResource => "unused-resource",
+            Self::UnmatchableSubject => "unmatchable-subject",
         }
     }
 }
@@ -98,6 +103,7 @@ pub fn lint(set: &PolicySet) -> Vec<Warning> {
         };
         unpinned_owner(c.credential, issuer, &mut out);
         any_owner(c.credential, &mut out);
+        github_subject_grammar(c.credential, issuer, &mut out);
         shared_audience(c.credential, &mut out);
     }
     overlapping(&credentials, &mut out);
@@ -243,12 +249,12 @@ fn unpinned_owner(credential: &FederatedCredential, issuer: &Issuer, out: &mut V
         // An exact subject names one repository; it is not what this lint is about.
         SubjectRule::Exact(_) => return,
     };
-    let mentions = |text: &str| platform.owner_id_claims().iter().any(|c| text.contains(c));
+    let claims = platform.owner_id_claims();
     let pinned = credential
         .condition
         .as_ref()
-        .is_some_and(|c| mentions(c.source()))
-        || matches!(&credential.subject, SubjectRule::Pattern(p) if mentions(p.as_str()));
+        .is_some_and(|c| c.pins_claim(claims))
+        || matches!(&credential.subject, SubjectRule::Pattern(p) if pattern_pins(p.as_str(), claims));
     if pinned {
         return;
     }
@@ -268,6 +274,72 @@ fn unpinned_owner(credential: &FederatedCredential, issuer: &Issuer, out: &mut V
             platform.owner_id_claims().join(" or ")
         ),
         format!("add `{}` with the owner's id", platform.example()),
+    );
+}
+
+/// Whether a customized subject pattern (`include_claim_keys`) pins one of `claims`: it holds
+/// `<claim>:<value>` with a value free of wildcards, not merely the claim's name.
+fn pattern_pins(pattern: &str, claims: &[&str]) -> bool {
+    let fields: Vec<&str> = pattern.split(':').collect();
+    fields
+        .windows(2)
+        .any(|pair| claims.contains(&pair[0]) && !pair[1].is_empty() && !pair[1].contains('*'))
+}
+
+/// The default (and immutable) GitHub subject grammar: `repo:<owner>/<repo>:` then one of
+/// these contexts. `**` stands for any run without `:`, as in the globs.
+const GITHUB_CONTEXTS: [&str; 3] = [
+    "repo:**:ref:refs/**",
+    "repo:**:environment:**",
+    "repo:**:pull_request",
+];
+
+/// Flags a `repo:` pattern on GitHub that no ref or environment subject can match, as an
+/// AWS-style `repo:contoso/*:*` (where `*` spans `:`) does: here it only ever matches
+/// `pull_request` subjects, or nothing at all.
+fn github_subject_grammar(
+    credential: &FederatedCredential,
+    issuer: &Issuer,
+    out: &mut Vec<Warning>,
+) {
+    if platform(issuer) != Some(Platform::Github) {
+        return;
+    }
+    let SubjectRule::Pattern(pattern) = &credential.subject else {
+        return;
+    };
+    // Customized subjects (`include_claim_keys`) have their own grammar.
+    if !pattern.as_str().starts_with("repo:") {
+        return;
+    }
+    let matches: Vec<bool> = GITHUB_CONTEXTS
+        .iter()
+        .map(|ctx| SubjectPattern::parse(ctx).is_ok_and(|ctx| ctx.intersects(pattern)))
+        .collect();
+    let (refs, environments, pull_requests) = (matches[0], matches[1], matches[2]);
+    if refs || environments || (pull_requests && pattern.as_str().ends_with(":pull_request")) {
+        return;
+    }
+    let what = if pull_requests {
+        "matches only `pull_request` subjects"
+    } else {
+        "matches no GitHub subject"
+    };
+    warn(
+        out,
+        Lint::UnmatchableSubject,
+        credential,
+        "subjectPattern",
+        format!(
+            "pattern '{}' of credential '{}' {what}: GitHub subjects read \
+             `repo:<owner>/<repo>:ref:refs/heads/<branch>` (or `:environment:<name>`, \
+             `:pull_request`), and `*` never crosses `:` or `/`",
+            pattern.as_str(),
+            credential.name
+        ),
+        "write each context out (`repo:contoso/*:ref:refs/heads/main`, \
+         `repo:contoso/*:environment:prod`) rather than an AWS-style trailing `:*`"
+            .to_string(),
     );
 }
 

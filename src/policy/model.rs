@@ -263,6 +263,57 @@ impl ManagedIdentity {
             ManagedIdentityName::Template(_) => format!("nameFrom@{}", self.origin),
         }
     }
+
+    /// The declaration fingerprint of a workload-assigned identity (see
+    /// [`template_fingerprint`]); `None` for a user-assigned one, whose name is unique in its
+    /// tenant.
+    pub fn fingerprint(&self) -> Option<String> {
+        match &self.name {
+            ManagedIdentityName::Fixed(_) => None,
+            ManagedIdentityName::Template(expr) => Some(template_fingerprint(
+                expr.source(),
+                self.federated_credentials.iter().map(|c| c.issuer.as_str()),
+            )),
+        }
+    }
+
+    /// Object id and client id of the identity this declaration gives `name` in `tenant`.
+    ///
+    /// A user-assigned identity's ids depend on (tenant, name) only: the loader refuses two of
+    /// them with one name. A workload-assigned identity's ids also depend on its declaration
+    /// fingerprint, so two templates that compute the same name (a prod and a dev cluster
+    /// trusting different issuers) never share an `oid`, a `client_id` or a rate-limit bucket;
+    /// the loader refuses two templates with one fingerprint in a tenant. Both ids are
+    /// deterministic, so every replica and every restart agrees on them.
+    pub fn ids(&self, tenant: &str, name: &str) -> (uuid::Uuid, uuid::Uuid) {
+        match self.fingerprint() {
+            None => (
+                object_id(tenant, "managedIdentity", name),
+                object_id(tenant, "managedIdentityClient", name),
+            ),
+            Some(fp) => (
+                template_object_id(tenant, "workloadIdentity", &fp, name),
+                template_object_id(tenant, "workloadIdentityClient", &fp, name),
+            ),
+        }
+    }
+}
+
+/// What tells two workload-assigned declarations apart when they may compute the same name:
+/// the `nameFrom` source text and the sorted, deduplicated issuer names of the credentials.
+/// Each part is length-prefixed, so no two different inputs share a fingerprint.
+pub fn template_fingerprint<'a>(
+    name_from: &str,
+    issuers: impl IntoIterator<Item = &'a str>,
+) -> String {
+    let mut issuers: Vec<&str> = issuers.into_iter().collect();
+    issuers.sort_unstable();
+    issuers.dedup();
+    let mut out = format!("{}:{name_from}", name_from.len());
+    for issuer in issuers {
+        out.push_str(&format!("|{}:{issuer}", issuer.len()));
+    }
+    out
 }
 
 /// Namespace for deterministic object ids (UUIDv5), fixed forever: changing it would change
@@ -280,6 +331,17 @@ pub fn object_id(tenant: &str, kind: &str, name: &str) -> uuid::Uuid {
         name.len()
     );
     uuid::Uuid::new_v5(&OBJECT_ID_NAMESPACE, key.as_bytes())
+}
+
+/// Deterministic object id of the identity named `name` by the workload-assigned declaration
+/// with fingerprint `fingerprint` (see [`template_fingerprint`]) in `tenant`.
+pub fn template_object_id(tenant: &str, kind: &str, fingerprint: &str, name: &str) -> uuid::Uuid {
+    // The kind stays length-prefixed inside `object_id`, so this never meets a plain kind.
+    object_id(
+        tenant,
+        &format!("{kind}@{}:{fingerprint}", fingerprint.len()),
+        name,
+    )
 }
 
 /// Deterministic tenant id.
@@ -307,5 +369,48 @@ mod tests {
             object_id("fabrikam", "managedIdentity", "k8s/team-a/builder")
         );
         assert_ne!(object_id("a/b", "x", "c"), object_id("a", "x", "b/c"));
+    }
+
+    #[test]
+    fn fingerprints_ignore_credential_order_and_repeats() {
+        assert_eq!(
+            template_fingerprint("claims.sub", ["prod", "dev", "prod"]),
+            template_fingerprint("claims.sub", ["dev", "prod"])
+        );
+        assert_ne!(
+            template_fingerprint("claims.sub", ["prod"]),
+            template_fingerprint("claims.sub", ["dev"])
+        );
+        assert_ne!(
+            template_fingerprint("a|1:b", []),
+            template_fingerprint("a", ["b"]),
+            "length prefixes keep the parts apart"
+        );
+    }
+
+    proptest::proptest! {
+        /// Two different workload-assigned declarations (nameFrom text, issuer set) never give
+        /// one name the same object id, and no template id is a user-assigned one.
+        #[test]
+        fn distinct_declarations_never_share_ids(
+            tenant in "[a-z]{1,8}",
+            name in "[a-z/|:@0-9]{1,16}",
+            from_a in "[a-z.|:@0-9]{1,16}",
+            from_b in "[a-z.|:@0-9]{1,16}",
+            issuers_a in proptest::collection::btree_set("[a-z|:0-9]{1,6}", 1..4),
+            issuers_b in proptest::collection::btree_set("[a-z|:0-9]{1,6}", 1..4),
+        ) {
+            let fp_a = template_fingerprint(&from_a, issuers_a.iter().map(String::as_str));
+            let fp_b = template_fingerprint(&from_b, issuers_b.iter().map(String::as_str));
+            let same_declaration = from_a == from_b && issuers_a == issuers_b;
+            proptest::prop_assert_eq!(fp_a == fp_b, same_declaration);
+            for kind in ["workloadIdentity", "workloadIdentityClient"] {
+                let a = template_object_id(&tenant, kind, &fp_a, &name);
+                let b = template_object_id(&tenant, kind, &fp_b, &name);
+                proptest::prop_assert_eq!(a == b, same_declaration);
+                proptest::prop_assert_ne!(a, object_id(&tenant, "managedIdentity", &name));
+                proptest::prop_assert_ne!(a, object_id(&tenant, "managedIdentityClient", &name));
+            }
+        }
     }
 }

@@ -109,6 +109,43 @@ fn replay_keys_scope_jti_to_the_issuer_and_hash_tokens_without_one() {
         replay_key("g", None, "t1"),
         replay_key("g", Some("t1"), "t1")
     );
+    assert_ne!(
+        replay_key("g", None, "h.p1.s"),
+        replay_key("g", None, "h.p2.s"),
+        "another payload is another use"
+    );
+}
+
+#[test]
+fn replay_keys_without_jti_ignore_the_signature() {
+    // ECDSA's (r, s) and (r, n - s) both verify: the signature must not make a second use.
+    assert_eq!(
+        replay_key("g", None, "eyJh.eyJw.c2lnMQ"),
+        replay_key("g", None, "eyJh.eyJw.c2lnMg")
+    );
+    assert_eq!(signing_input("h.p.s"), "h.p");
+    assert_eq!(signing_input("no-dots"), "no-dots");
+}
+
+proptest::proptest! {
+    /// Any two tokens with the same header and payload count as one use, whatever their
+    /// signature bytes; a different payload is a different use.
+    #[test]
+    fn replay_key_depends_only_on_the_signed_part(
+        header in "[A-Za-z0-9_-]{1,40}",
+        payload in "[A-Za-z0-9_-]{1,80}",
+        other_payload in "[A-Za-z0-9_-]{1,80}",
+        sig_a in "[A-Za-z0-9_-]{0,90}",
+        sig_b in "[A-Za-z0-9_-]{0,90}",
+    ) {
+        let a = replay_key("issuer", None, &format!("{header}.{payload}.{sig_a}"));
+        let b = replay_key("issuer", None, &format!("{header}.{payload}.{sig_b}"));
+        proptest::prop_assert_eq!(&a, &b);
+        if other_payload != payload {
+            let c = replay_key("issuer", None, &format!("{header}.{other_payload}.{sig_a}"));
+            proptest::prop_assert_ne!(a, c);
+        }
+    }
 }
 
 #[tokio::test]

@@ -9,46 +9,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::clock::unix_seconds;
 use crate::exchange::Grant;
-
-/// Names of the fixed claims, in the order they are serialized. A `claimMappings` entry with
-/// one of these names is never emitted.
-pub const FIXED_CLAIMS: [&str; 16] = [
-    "iss",
-    "sub",
-    "aud",
-    "iat",
-    "nbf",
-    "exp",
-    "jti",
-    "client_id",
-    "azp",
-    "oid",
-    "tid",
-    "roles",
-    "idtyp",
-    "src_iss",
-    "src_sub",
-    "src_cred",
-];
-
-/// Entra claims (`scp`, `typ`, `ver`, `appid`) that verifiers interpret: trustbridge does not
-/// emit them, and must not let policies forge them either.
-pub const ENTRA_RESERVED_CLAIMS: [&str; 4] = ["scp", "typ", "ver", "appid"];
-
-/// Whether `claimMappings` may not use `name`: a fixed claim or an Entra-reserved one.
-pub fn is_reserved_claim(name: &str) -> bool {
-    is_fixed_claim(name) || ENTRA_RESERVED_CLAIMS.contains(&name)
-}
-
-/// Every reserved claim name, for messages.
-pub fn reserved_claims() -> impl Iterator<Item = &'static str> {
-    FIXED_CLAIMS.into_iter().chain(ENTRA_RESERVED_CLAIMS)
-}
-
-/// Whether `name` is a fixed claim that mapped claims may not use.
-pub fn is_fixed_claim(name: &str) -> bool {
-    FIXED_CLAIMS.contains(&name)
-}
+use crate::jose::{FIXED_CLAIMS, is_fixed_claim};
 
 /// The payload of a trustbridge access token.
 ///
@@ -160,15 +121,6 @@ pub(crate) mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-
-    #[test]
-    fn fixed_and_entra_claims_are_reserved_from_policies() {
-        for claim in FIXED_CLAIMS.into_iter().chain(ENTRA_RESERVED_CLAIMS) {
-            assert!(is_reserved_claim(claim), "{claim}");
-        }
-        assert!(!is_reserved_claim("repository"));
-        assert_eq!(reserved_claims().count(), 20);
-    }
 
     #[test]
     fn claims_for_a_grant_copy_its_identity_and_start_now() {

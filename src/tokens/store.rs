@@ -10,6 +10,11 @@
 //! signs (`current`), keys not yet active are published ahead of use (`next`), and older
 //! active keys stay published for the tokens they signed (`retiring`).
 //!
+//! Who may write there matters as much as who may read: whoever can add a `*.pem` (or a sidecar
+//! that changes when a key activates) chooses the key that signs. So loading refuses a
+//! directory others may write to, and key files or sidecars that others may access or that
+//! belong to another user ([`check_key_dir`], [`check_key_file_mode`], [`check_owner`]).
+//!
 //! This module never logs or returns key material; errors name the file only.
 
 use std::cmp::Ordering;
@@ -136,14 +141,17 @@ pub fn current_key(keys: &[StoredKey], now: SystemTime) -> Option<&StoredKey> {
 ///
 /// # Errors
 /// [`KeyStoreError::Io`] when the directory cannot be created, listed or written;
-/// [`KeyStoreError::BadKey`] for an unreadable, oversized or unparsable key or sidecar, or a
-/// key present twice; [`KeyStoreError::NoActiveKey`] when no key is active at `now`.
+/// [`KeyStoreError::UnsafeDirectory`] when others may write to the directory or it belongs to
+/// another user; [`KeyStoreError::BadKey`] for an unreadable, oversized or unparsable key or
+/// sidecar, one others may access or another user owns, or a key present twice;
+/// [`KeyStoreError::NoActiveKey`] when no key is active at `now`.
 pub fn load_or_create(
     dir: &Path,
     alg: SigningAlgorithm,
     now: SystemTime,
 ) -> Result<Vec<StoredKey>, KeyStoreError> {
     create_private_dir(dir)?;
+    check_key_dir(dir)?;
     let mut files = key_files(dir)?;
     if files.is_empty() {
         let key = PrivateKey::generate(alg).map_err(|e| KeyStoreError::BadKey {
@@ -168,6 +176,7 @@ pub fn load_or_create(
 /// # Errors
 /// As [`load_or_create`], plus [`KeyStoreError::NoActiveKey`] for a directory without keys.
 pub fn load(dir: &Path, now: SystemTime) -> Result<Vec<StoredKey>, KeyStoreError> {
+    check_key_dir(dir)?;
     let files = key_files(dir)?;
     load_files(dir, files, now)
 }
@@ -295,6 +304,7 @@ fn load_key(file: &Path) -> Result<StoredKey, KeyStoreError> {
     let pem = read_key_file(file)?;
     let sidecar_path = file.with_extension("json");
     let (alg, created_at, activates_at) = if sidecar_path.exists() {
+        check_access(&sidecar_path)?;
         let bytes = read_capped(&sidecar_path, MAX_SIDECAR_BYTES)?;
         let sidecar: Sidecar = serde_json::from_slice(&bytes)
             .map_err(|e| bad(&sidecar_path, format!("not a key sidecar: {e}")))?;
@@ -337,18 +347,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), KeyStoreError> {
 /// Reads a private key file as text: refuses oversized and non-UTF-8 files, and files that
 /// others may access (see [`check_key_file_mode`]). The contents never appear in an error.
 pub(crate) fn read_key_file(path: &Path) -> Result<Zeroizing<String>, KeyStoreError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = fs::metadata(path).map_err(|source| KeyStoreError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let in_kubernetes_volume = path
-            .parent()
-            .is_some_and(|dir| fs::symlink_metadata(dir.join("..data")).is_ok());
-        check_key_file_mode(path, meta.permissions().mode(), in_kubernetes_volume)?;
-    }
+    check_access(path)?;
     let bytes = read_capped(path, MAX_KEY_FILE_BYTES)?;
     String::from_utf8(bytes).map(Zeroizing::new).map_err(|e| {
         // Wipe the bytes that were not text too: they may still be key material.
@@ -358,6 +357,96 @@ pub(crate) fn read_key_file(path: &Path) -> Result<Zeroizing<String>, KeyStoreEr
             reason: "not a PEM text file".into(),
         }
     })
+}
+
+/// Refuses a key file or sidecar that others may access ([`check_key_file_mode`]) or that
+/// belongs to another user than this process or root ([`check_owner`]). Follows symlinks: what
+/// counts is the file that would be read.
+fn check_access(path: &Path) -> Result<(), KeyStoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(path).map_err(|source| KeyStoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let in_kubernetes_volume = path.parent().is_some_and(in_kubernetes_volume);
+        check_key_file_mode(path, meta.mode(), in_kubernetes_volume)?;
+        check_owner(meta.uid(), effective_uid()).map_err(|reason| KeyStoreError::BadKey {
+            path: path.display().to_string(),
+            reason,
+        })?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Whether `dir` is a volume the kubelet manages (a Secret mount), recognised by its `..data`
+/// symlink.
+fn in_kubernetes_volume(dir: &Path) -> bool {
+    fs::symlink_metadata(dir.join("..data")).is_ok()
+}
+
+/// Refuses a key directory another local user could plant a key in: one owned by someone
+/// other than this process's user or root, or one its group or others may write to. The one
+/// exception is a Kubernetes Secret volume (root-owned, sticky, `..data`), whose root the
+/// kubelet makes world-writable with the sticky bit: there nobody can replace another user's
+/// files, and [`check_access`] refuses any file another user adds.
+///
+/// # Errors
+/// [`KeyStoreError::UnsafeDirectory`], or [`KeyStoreError::Io`] when `dir` cannot be read.
+pub(crate) fn check_key_dir(dir: &Path) -> Result<(), KeyStoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(dir).map_err(|source| KeyStoreError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let unsafe_dir = |reason: String| KeyStoreError::UnsafeDirectory {
+            path: dir.display().to_string(),
+            reason,
+        };
+        check_owner(meta.uid(), effective_uid()).map_err(unsafe_dir)?;
+        let mode = meta.mode() & 0o7777;
+        let sticky_secret_volume =
+            mode & 0o1000 != 0 && meta.uid() == 0 && in_kubernetes_volume(dir);
+        if mode & 0o022 != 0 && !sticky_secret_volume {
+            let who = if mode & 0o002 != 0 {
+                "anyone on the machine"
+            } else {
+                "its group"
+            };
+            return Err(unsafe_dir(format!(
+                "directory mode {mode:o} lets {who} add a signing key; chmod 700 it"
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Refuses an owner other than `euid` or root: another user could rewrite the file (or add
+/// files to the directory) whatever its mode says. `Err` holds the reason.
+pub(crate) fn check_owner(owner: u32, euid: Option<u32>) -> Result<(), String> {
+    match euid {
+        Some(euid) if owner != euid && owner != 0 => Err(format!(
+            "owned by uid {owner}, not by this process's user (uid {euid}) or root; chown it"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// This process's effective uid; `None` off unix, where the owner check is skipped.
+fn effective_uid() -> Option<u32> {
+    #[cfg(unix)]
+    {
+        Some(rustix::process::geteuid().as_raw())
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 /// Refuses a private key file that others may read or anyone but its owner may write.
@@ -375,7 +464,7 @@ pub(crate) fn check_key_file_mode(
     let mode = mode & 0o777;
     let refuse = |what: &str| KeyStoreError::BadKey {
         path: path.display().to_string(),
-        reason: format!("private key file mode {mode:o} lets {what}; chmod 600 it"),
+        reason: format!("key file mode {mode:o} lets {what}; chmod 600 it"),
     };
     if mode & 0o007 != 0 {
         return Err(refuse("anyone on the machine access it"));

@@ -14,6 +14,7 @@ mod operations;
 mod properties;
 mod rejections;
 mod restart;
+mod review;
 mod scale;
 mod sdk;
 mod security;

@@ -376,3 +376,69 @@ fn deep_trees_are_refused_and_accepted_ones_fit() {
             .unwrap();
     }
 }
+
+#[test]
+fn iteration_inside_a_comprehension_is_refused_at_compile_time() {
+    let quadratic = [
+        "claims.groups.exists(g, claims.groups.exists(h, g == h))",
+        "claims.groups.all(g, claims.groups.exists_one(h, g == h))",
+        "claims.groups.map(g, claims.groups.filter(h, h == g)).size() > 0",
+        "claims.groups.exists(g, g in claims.groups)",
+        "claims.groups.exists(g, g in claims.roles)",
+        "[1].exists(x, claims.groups.exists(g, g == x))",
+    ];
+    for source in quadratic {
+        let err = Expression::compile(source).expect_err(source);
+        assert!(
+            err.0.contains("inside a comprehension's predicate"),
+            "{source}: {err}"
+        );
+    }
+    // One pass each, side by side or in sequence, and `in` over a literal list, stay linear.
+    let linear = [
+        "claims.groups.exists(g, g == \"dev\") && claims.roles.all(r, r != \"x\")",
+        "claims.groups.filter(g, g != \"ops\").exists(g, g == \"dev\")",
+        "claims.groups.exists(g, g in [\"dev\", \"admin\"])",
+        "\"dev\" in claims.groups",
+    ];
+    for source in linear {
+        Expression::compile(source).unwrap_or_else(|e| panic!("{source}: {e}"));
+    }
+}
+
+#[test]
+fn a_single_comprehension_over_the_largest_token_array_evaluates() {
+    // A 16 KiB token holds at most ~6 000 values; the cap on converted values is above that.
+    let big: Vec<u32> = (0..6000).collect();
+    let claims = claims(json!({"ids": big}));
+    let cases = [
+        ("claims.ids.exists(i, i == 5999)", true),
+        ("claims.ids.all(i, i >= 0)", true),
+        ("claims.ids.exists_one(i, i == 17)", true),
+        ("claims.ids.filter(i, i % 2 == 0).size() == 3000", true),
+        ("claims.ids.map(i, i + 1).size() == 6000", true),
+    ];
+    for (source, want) in cases {
+        let expr = Expression::compile(source).unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(
+            expr.eval_bool(&claims).map_err(|e| e.0),
+            Ok(want),
+            "{source}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{source} took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn claims_over_the_value_cap_deny() {
+    let big = vec![0u8; MAX_CLAIM_VALUES];
+    let claims = claims(json!({ "ids": big }));
+    let expr = Expression::compile("claims.ids.size() > 0").unwrap();
+    let err = expr.eval_bool(&claims).unwrap_err();
+    assert!(err.0.contains("more than 8192 values"), "{err}");
+}

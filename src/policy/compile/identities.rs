@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::jose::{is_reserved_claim, reserved_claims};
 use crate::policy::cel::Expression;
 use crate::policy::compile::Compiler;
 use crate::policy::glob::SubjectPattern;
@@ -15,7 +16,6 @@ use crate::policy::model::{
     Origin, ServicePrincipal, SubjectRule, Tenant,
 };
 use crate::policy::raw::{self, HumanDuration};
-use crate::tokens::claims::{is_reserved_claim, reserved_claims};
 
 /// Largest accepted `maxTokenLifetime` / `tokenLifetime`.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
@@ -287,7 +287,8 @@ impl Compiler {
                     origin,
                     claim_path,
                     format!(
-                        "claim {claim:?} is reserved: trustbridge sets it itself (reserved: {})",
+                        "claim {claim:?} is reserved: trustbridge sets it itself or verifiers \
+                         give it an authorization meaning (reserved: {})",
                         reserved_claims().collect::<Vec<_>>().join(", ")
                     ),
                 );
@@ -410,9 +411,11 @@ impl Compiler {
                 None
             }
             (Some(name), None) => self.fixed_identity_name(origin, &raw.tenant, name),
-            (None, Some(src)) => self
-                .expression(origin, "nameFrom".into(), src)
-                .map(ManagedIdentityName::Template),
+            (None, Some(src)) => {
+                self.template_fingerprint(origin, raw, src);
+                self.expression(origin, "nameFrom".into(), src)
+                    .map(ManagedIdentityName::Template)
+            }
         };
         if raw.federated_credentials.is_empty() {
             self.problem(
@@ -435,6 +438,27 @@ impl Compiler {
             token_lifetime,
             origin: origin.clone(),
         })
+    }
+
+    /// Refuses a second workload-assigned identity in a tenant with the fingerprint of an
+    /// earlier one: both would compute the same names and so mint the same object ids.
+    fn template_fingerprint(&mut self, origin: &Origin, raw: &raw::ManagedIdentity, src: &str) {
+        let fingerprint = model::template_fingerprint(
+            src,
+            raw.federated_credentials.iter().map(|c| c.issuer.as_str()),
+        );
+        let key = (raw.tenant.clone(), fingerprint);
+        if let Some(first) = self.identity_templates.get(&key) {
+            let message = format!(
+                "workload-assigned identity in tenant {:?} has the same nameFrom and credential \
+                 issuers as the one declared at {first}: both would give the same names the same \
+                 object ids; merge them, or make their nameFrom differ",
+                raw.tenant
+            );
+            self.problem(origin, "nameFrom", message);
+            return;
+        }
+        self.identity_templates.insert(key, origin.clone());
     }
 
     fn fixed_identity_name(

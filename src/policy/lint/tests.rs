@@ -308,3 +308,157 @@ fn warnings_display_with_location_path_code_and_fix() {
     );
     assert!(text.contains("\n    fix: "), "{text}");
 }
+
+#[test]
+fn owner_pinning_is_read_from_the_condition_semantics() {
+    struct Case {
+        condition: &'static str,
+        pinned: bool,
+    }
+    let cases = [
+        Case {
+            condition: r#"claims.repository_owner_id == "42""#,
+            pinned: true,
+        },
+        Case {
+            condition: r#""42" == claims.repository_owner_id"#,
+            pinned: true,
+        },
+        Case {
+            condition: r#"claims["repository_owner_id"] == "42""#,
+            pinned: true,
+        },
+        Case {
+            condition: r#"claims.repository_owner_id in ["42", "43"]"#,
+            pinned: true,
+        },
+        Case {
+            condition: r#"claims.ref == "refs/heads/main" && claims.repository_owner_id == "42""#,
+            pinned: true,
+        },
+        // Mentioning the claim is not pinning it.
+        Case {
+            condition: "has(claims.repository_owner_id)",
+            pinned: false,
+        },
+        Case {
+            condition: r#"claims.repository_owner_id != """#,
+            pinned: false,
+        },
+        Case {
+            condition: r#"claims.repository_owner_id == """#,
+            pinned: false,
+        },
+        Case {
+            condition: r#"claims.repository_owner_id.startsWith("4")"#,
+            pinned: false,
+        },
+        Case {
+            condition: "claims.repository_owner_id == claims.actor_id",
+            pinned: false,
+        },
+        Case {
+            condition: r#"claims.repository_owner_id == "42" || claims.actor == "x""#,
+            pinned: false,
+        },
+        Case {
+            condition: r#"!(claims.repository_owner_id == "42")"#,
+            pinned: false,
+        },
+        Case {
+            condition: r#"claims.x == "1" ? claims.repository_owner_id == "42" : true"#,
+            pinned: false,
+        },
+        Case {
+            condition: r#"claims.repository_owner_id in claims.allowed"#,
+            pinned: false,
+        },
+        Case {
+            condition: r#"claims.repository == "repository_owner_id""#,
+            pinned: false,
+        },
+    ];
+    for case in cases {
+        let w = lints(&app(
+            "bot",
+            &format!(
+                "    issuer: gh\n    audiences: [api://trustbridge]\n    subjectPattern: repo:contoso/*:ref:refs/heads/main\n    condition: '{}'",
+                case.condition.replace('\'', "''")
+            ),
+        ));
+        let want: &[&str] = if case.pinned {
+            &[]
+        } else {
+            &["unpinned-owner"]
+        };
+        assert_eq!(codes(&w), want, "{}", case.condition);
+    }
+    // In a customized subject, the claim's name alone does not pin it either.
+    for (pattern, pinned) in [
+        (
+            "repository_owner_id:42:repo:contoso/*:ref:refs/heads/main",
+            true,
+        ),
+        (
+            "repository_owner_id:*:repo:contoso/*:ref:refs/heads/main",
+            false,
+        ),
+    ] {
+        let w = lints(&app(
+            "bot",
+            &format!(
+                "    issuer: gh\n    audiences: [api://trustbridge]\n    subjectPattern: '{pattern}'"
+            ),
+        ));
+        assert_eq!(
+            codes(&w).contains(&"unpinned-owner"),
+            !pinned,
+            "{pattern}: {w:#?}"
+        );
+    }
+}
+
+#[test]
+fn github_patterns_outside_the_subject_grammar_are_flagged() {
+    let pinned = "    condition: claims.repository_owner_id == \"42\"";
+    for (pattern, flagged, what) in [
+        (
+            "repo:contoso/*:*",
+            true,
+            "matches only `pull_request` subjects",
+        ),
+        ("repo:contoso/*:ref:*", true, "matches no GitHub subject"),
+        ("repo:contoso/*", true, "matches no GitHub subject"),
+        ("repo:contoso/*:ref:refs/heads/*", false, ""),
+        ("repo:contoso/*:ref:refs/heads/**", false, ""),
+        ("repo:contoso/*:environment:prod", false, ""),
+        ("repo:contoso/*:pull_request", false, ""),
+        (
+            "repo:contoso/infra:**",
+            true,
+            "matches only `pull_request` subjects",
+        ),
+        // Customized subjects have their own grammar.
+        ("repository_owner_id:42:*", false, ""),
+    ] {
+        let w = lints(&app(
+            "bot",
+            &format!(
+                "    issuer: gh\n    audiences: [api://trustbridge]\n    subjectPattern: '{pattern}'\n{pinned}"
+            ),
+        ));
+        if flagged {
+            assert_eq!(codes(&w), ["unmatchable-subject"], "{pattern}: {w:#?}");
+            assert_eq!(w[0].path, "federatedCredentials[0].subjectPattern");
+            assert!(w[0].message.contains(what), "{pattern}: {}", w[0].message);
+        } else {
+            assert_eq!(codes(&w), Vec::<&str>::new(), "{pattern}: {w:#?}");
+        }
+    }
+    // Other issuers are not held to GitHub's grammar.
+    let w = lints(&app(
+        "bot",
+        "    issuer: cluster\n    audiences: [api://trustbridge]\n    subjectPattern: 'repo:contoso/*:*'",
+    ));
+    assert_eq!(codes(&w), Vec::<&str>::new());
+}

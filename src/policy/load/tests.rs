@@ -411,6 +411,12 @@ fn cases() -> Vec<Case> {
             "invalid CEL expression",
         ),
         case(
+            "quadratic condition",
+            "kind: Application\nname: x\nfederatedCredentials:\n  - name: c\n    issuer: github\n    audiences: [a]\n    condition: 'claims.groups.exists(g, claims.groups.exists(h, g == h))'\n",
+            "federatedCredentials[0].condition",
+            "inside a comprehension's predicate",
+        ),
+        case(
             "condition with unknown variable",
             "kind: Application\nname: x\nfederatedCredentials:\n  - name: c\n    issuer: github\n    audiences: [a]\n    condition: 'claim.sub == \"x\"'\n",
             "federatedCredentials[0].condition",
@@ -533,6 +539,13 @@ fn cases() -> Vec<Case> {
             path: "name",
             message: "duplicate managed identity \"runner\" in tenant \"contoso\"",
         },
+        Case {
+            name: "duplicate mi template",
+            doc: "kind: ManagedIdentity\ntenant: contoso\nnameFrom: claims.sub\nfederatedCredentials:\n  - {name: c, issuer: github, audiences: [a], subject: s}\n---\nkind: ManagedIdentity\ntenant: contoso\nnameFrom: claims.sub\nfederatedCredentials:\n  - {name: d, issuer: github, audiences: [b], subject: t}",
+            document: 2,
+            path: "nameFrom",
+            message: "same nameFrom and credential issuers as the one declared at",
+        },
         case(
             "mi bad nameFrom",
             "kind: ManagedIdentity\ntenant: contoso\nnameFrom: '\"k8s/\" +'\nfederatedCredentials:\n  - {name: c, issuer: github, audiences: [a], subject: s}",
@@ -590,6 +603,28 @@ fn every_problem_class_is_reported_with_location_and_path() {
             "{}: message {:?}",
             case.name,
             p.message
+        );
+    }
+}
+
+#[test]
+fn every_reserved_claim_is_refused_as_a_mapping() {
+    for claim in crate::jose::RESERVED_CLAIMS {
+        let doc = format!(
+            "kind: Application\nname: x\nfederatedCredentials:\n  - name: c\n    issuer: github\n    audiences: [a]\n    subject: s\n    claimMappings:\n      {claim:?}: claims.sub\n"
+        );
+        let found = problems(&[("00-base.yaml", BASE), ("case.yaml", &doc)]);
+        assert_eq!(found.len(), 1, "{claim}: {found:#?}");
+        assert_eq!(
+            found[0].path,
+            format!("federatedCredentials[0].claimMappings.{claim}")
+        );
+        assert!(
+            found[0]
+                .message
+                .contains(&format!("claim {claim:?} is reserved")),
+            "{claim}: {}",
+            found[0].message
         );
     }
 }

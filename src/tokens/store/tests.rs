@@ -161,7 +161,7 @@ fn bad_sidecars_are_refused() {
     for (name, sidecar, file, want) in cases {
         let dir = tempfile::tempdir().unwrap();
         write_private(dir.path().join("key.pem"), P256);
-        fs::write(dir.path().join("key.json"), sidecar).unwrap();
+        write_private(dir.path().join("key.json"), sidecar);
         let (path, reason) =
             bad_key(load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).unwrap_err());
         assert!(path.ends_with(file), "{name}: {path}");
@@ -404,4 +404,133 @@ fn at_most_100_keys_are_published_oldest_dropped_first() {
     assert_eq!(published[0], keys[104].key.kid());
     assert!(published.contains(&keys[5].key.kid()));
     assert!(!published.contains(&keys[4].key.kid()));
+}
+
+#[test]
+fn key_directories_others_can_write_to_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("keys");
+    load_or_create(&dir, SigningAlgorithm::ES256, at(T0)).expect("0700 loads");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
+    load(&dir, at(T0)).expect("group read and search are fine");
+    for mode in [0o770, 0o730, 0o777, 0o703, 0o1777] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+        for err in [
+            load(&dir, at(T0)).unwrap_err(),
+            load_or_create(&dir, SigningAlgorithm::ES256, at(T0)).unwrap_err(),
+        ] {
+            let text = err.to_string();
+            assert!(
+                matches!(err, KeyStoreError::UnsafeDirectory { .. }),
+                "{mode:o}: {text}"
+            );
+            assert!(
+                text.contains("add a signing key; chmod 700"),
+                "{mode:o}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn sidecars_others_can_access_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let kid = load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).unwrap()[0]
+        .key
+        .kid()
+        .to_owned();
+    let sidecar = dir.path().join(format!("{kid}.json"));
+    for mode in [0o644, 0o664, 0o606, 0o620, 0o640] {
+        fs::set_permissions(&sidecar, fs::Permissions::from_mode(mode)).unwrap();
+        let (path, reason) = bad_key(load(dir.path(), at(T0)).unwrap_err());
+        assert!(path.ends_with(".json"), "{mode:o}: {path}");
+        assert!(reason.contains("chmod 600"), "{mode:o}: {reason}");
+    }
+    fs::set_permissions(&sidecar, fs::Permissions::from_mode(0o600)).unwrap();
+    load(dir.path(), at(T0)).expect("0600 sidecar loads");
+}
+
+#[test]
+fn files_and_directories_of_another_user_are_refused() {
+    // The pure rule: this process's user or root, nobody else.
+    assert!(check_owner(1000, Some(1000)).is_ok());
+    assert!(check_owner(0, Some(1000)).is_ok(), "root-owned is fine");
+    let reason = check_owner(1001, Some(1000)).unwrap_err();
+    assert!(
+        reason.contains("uid 1001") && reason.contains("chown"),
+        "{reason}"
+    );
+    assert!(
+        check_owner(1001, None).is_ok(),
+        "no uid known: mode checks only"
+    );
+
+    // For real, when this test may chown (it runs as root in CI containers).
+    let dir = tempfile::tempdir().unwrap();
+    let kid = load_or_create(dir.path(), SigningAlgorithm::ES256, at(T0)).unwrap()[0]
+        .key
+        .kid()
+        .to_owned();
+    let stranger = Some(54_321);
+    let pem = dir.path().join(format!("{kid}.pem"));
+    let sidecar = dir.path().join(format!("{kid}.json"));
+    if std::os::unix::fs::chown(&pem, stranger, None).is_err() {
+        return; // Not root: the pure rule above is what can be tested.
+    }
+    let (path, reason) = bad_key(load(dir.path(), at(T0)).unwrap_err());
+    assert!(
+        path.ends_with(".pem") && reason.contains("uid 54321"),
+        "{path}: {reason}"
+    );
+    std::os::unix::fs::chown(&pem, Some(rustix::process::geteuid().as_raw()), None).unwrap();
+    std::os::unix::fs::chown(&sidecar, stranger, None).unwrap();
+    let (path, reason) = bad_key(load(dir.path(), at(T0)).unwrap_err());
+    assert!(
+        path.ends_with(".json") && reason.contains("uid 54321"),
+        "{path}: {reason}"
+    );
+    std::os::unix::fs::chown(&sidecar, Some(rustix::process::geteuid().as_raw()), None).unwrap();
+    load(dir.path(), at(T0)).expect("owned again");
+    std::os::unix::fs::chown(dir.path(), stranger, None).unwrap();
+    let err = load(dir.path(), at(T0)).unwrap_err();
+    assert!(
+        matches!(err, KeyStoreError::UnsafeDirectory { .. })
+            && err.to_string().contains("uid 54321"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_planted_key_in_a_sticky_secret_volume_is_refused() {
+    // A Kubernetes Secret volume root is root-owned, sticky and world-writable: tolerated,
+    // because every file in it must still be ours or root's.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("..2024_01_01");
+    fs::create_dir(&data).unwrap();
+    write_private(data.join("key.pem"), P256);
+    std::os::unix::fs::symlink("..2024_01_01", dir.path().join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/key.pem", dir.path().join("key.pem")).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+    if rustix::process::geteuid().as_raw() != 0 {
+        // Only root owns a root-owned directory: without it, the volume root is refused.
+        assert!(load(dir.path(), at(T0)).is_err());
+        return;
+    }
+    load(dir.path(), at(T0)).expect("sticky root-owned secret volume loads");
+    let planted = dir.path().join("planted.pem");
+    fs::write(&planted, RSA3072).unwrap();
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&planted, Some(54_321), None).unwrap();
+    let (path, reason) = bad_key(load(dir.path(), at(T0)).unwrap_err());
+    assert!(
+        path.ends_with("planted.pem") && reason.contains("uid 54321"),
+        "{path}: {reason}"
+    );
+    // Without the sticky bit the same directory is refused outright.
+    fs::remove_file(&planted).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(matches!(
+        load(dir.path(), at(T0)).unwrap_err(),
+        KeyStoreError::UnsafeDirectory { .. }
+    ));
 }
