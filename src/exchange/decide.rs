@@ -410,34 +410,37 @@ pub(crate) fn identity_by_client_id<'a>(
             IdentityId::Application(_) => None,
         })
         .collect();
+    maybe.sort_unstable();
     maybe.dedup();
-    for (position, mi) in policies.managed_identities().iter().enumerate() {
-        if mi.tenant != tenant {
+    // A user-assigned identity is found by a lookup; a workload-assigned one only among the
+    // index's candidates: the cost does not grow with the tenant. The identity declared first
+    // wins, as a walk in load order would find it.
+    let fixed = policies.user_assigned(tenant, client_id);
+    let identities = policies.managed_identities();
+    for position in maybe {
+        if fixed.is_some_and(|f| f < position) {
+            break;
+        }
+        let Some(mi) = identities.get(position) else {
+            continue;
+        };
+        let ManagedIdentityName::Template(expr) = &mi.name else {
+            continue;
+        };
+        if mi.tenant != tenant || match_credentials(&mi.federated_credentials, token).is_err() {
             continue;
         }
-        match &mi.name {
-            ManagedIdentityName::Fixed(name) => {
-                let (_, mi_client) = managed_ids(tenant, mi, name);
-                if name == client_id || mi_client == client_id {
-                    return Ok(Identity::Managed { mi });
-                }
-            }
-            ManagedIdentityName::Template(expr) => {
-                if maybe.binary_search(&position).is_err()
-                    || match_credentials(&mi.federated_credentials, token).is_err()
-                {
-                    continue;
-                }
-                if let Ok(name) = expr.eval_string(&token.claims) {
-                    let (_, mi_client) = managed_ids(tenant, mi, &name);
-                    if name == client_id || mi_client == client_id {
-                        return Ok(Identity::Managed { mi });
-                    }
-                }
+        if let Ok(name) = expr.eval_string(&token.claims) {
+            let (_, mi_client) = managed_ids(tenant, mi, &name);
+            if name == client_id || mi_client == client_id {
+                return Ok(Identity::Managed { mi });
             }
         }
     }
-    Err(unknown())
+    match fixed.and_then(|f| identities.get(f)) {
+        Some(mi) => Ok(Identity::Managed { mi }),
+        None => Err(unknown()),
+    }
 }
 
 // === credentials ===

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use crate::policy::index::CredentialIndex;
 use crate::policy::model::{
-    Application, CredentialMode, Issuer, ManagedIdentity, ServicePrincipal, Tenant,
+    Application, CredentialMode, Issuer, ManagedIdentity, ManagedIdentityName, ServicePrincipal,
+    Tenant,
 };
 
 /// A validated, compiled set of policies. Immutable; reload builds a new one and swaps it.
@@ -33,6 +34,9 @@ pub struct PolicySet {
     app_by_id: HashMap<String, String>,
     /// Identifier URI → application name.
     resource_by_uri: HashMap<String, String>,
+    /// (tenant, name or client id) → position of a user-assigned managed identity, so that
+    /// resolving a `client_id` costs the same whatever the tenant's size.
+    user_assigned: HashMap<(String, String), usize>,
     /// SHA-256 (hex) over the loaded files' names and contents.
     content_hash: String,
     /// How many credentials are in audit mode.
@@ -105,6 +109,17 @@ impl PolicySet {
             .count();
         let credential_index =
             CredentialIndex::build(&applications, &service_principals, &managed_identities);
+        let mut user_assigned = HashMap::new();
+        for (position, mi) in managed_identities.iter().enumerate() {
+            if let ManagedIdentityName::Fixed(name) = &mi.name {
+                let (_, client) = mi.ids(&mi.tenant, name);
+                for key in [name.clone(), client.to_string()] {
+                    user_assigned
+                        .entry((mi.tenant.clone(), key))
+                        .or_insert(position);
+                }
+            }
+        }
         Self {
             issuers,
             tenants,
@@ -114,6 +129,7 @@ impl PolicySet {
             issuer_by_url,
             app_by_id,
             resource_by_uri,
+            user_assigned,
             content_hash,
             audit_credentials,
             credential_index,
@@ -201,6 +217,14 @@ impl PolicySet {
     /// Every managed identity, in load order (positions are what the credential index names).
     pub fn managed_identities(&self) -> &[ManagedIdentity] {
         &self.managed_identities
+    }
+
+    /// The position (in [`Self::managed_identities`]) of the user-assigned managed identity of
+    /// `tenant` whose name or client id is `client_id`; the first declared wins.
+    pub fn user_assigned(&self, tenant: &str, client_id: &str) -> Option<usize> {
+        self.user_assigned
+            .get(&(tenant.to_string(), client_id.to_string()))
+            .copied()
     }
 
     /// Managed identities of `tenant`, in load order.
