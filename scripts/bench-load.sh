@@ -139,8 +139,6 @@ start_server() {
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
-# verdict <ok 0|1>: the word printed next to a target.
-verdict() { if [ "$1" = 1 ]; then printf pass; else printf FAIL; fi; }
 
 # run_wrk <server> <placement> <conns> <reference rate>: one closed-loop run. Prints its row
 # of the per-run table and sets R_RATE, R_P99, R_CPU_US and R_RSS for the comparison.
@@ -164,11 +162,11 @@ run_wrk() {
       -v d="$(val duration_us)" -v p50="$(val p50_us)" -v p99="$(val p99_us)" \
       -v p999="$(val p999_us)" -v e="$errors" -v ticks="$((after - before))" -v hz="$CLK_TCK" \
       -v rss="$rss" -v ref="$ref" -v rep="$(val repeated)" 'BEGIN {
-    secs = d / 1e6; rate = n / secs; cpu = ticks / hz;
+    secs = d / 1e6; rate = n / secs; cpu = ticks / hz; us = 0;
+    if (n > 0) us = 1e6 * cpu / n;
     printf "%-9s %5d %-11s %12.0f %9.2f %9.2f %9.2f %7d %6.0f %8.1f %8.1f %7.2f %6d|%.0f %.2f %.1f %.1f\n",
       p, c, s, rate, p50 / 1000, p99 / 1000, p999 / 1000, e, 100 * cpu / secs,
-      n > 0 ? 1e6 * cpu / n : 0, rss / 1024, rate / ref, rep,
-      rate, p99 / 1000, n > 0 ? 1e6 * cpu / n : 0, rss / 1024 }')
+      us, rss / 1024, rate / ref, rep, rate, p99 / 1000, us, rss / 1024 }')
   printf '%s\n' "${row%%|*}"
   read -r R_RATE R_P99 R_CPU_US R_RSS <<<"${row#*|}"
   if [ "$errors" -gt 0 ]; then
@@ -198,21 +196,22 @@ for placement in $PLACEMENTS; do
   for conns in $CONCURRENCY; do
     run_wrk trustbridge "$placement" "$conns" "$ref"
     read -r tb_rate tb_p99 tb_cpu tb_rss <<<"$R_RATE $R_P99 $R_CPU_US $R_RSS"
-    [ "$tb_rate" -gt "${PEAK[$placement]}" ] && PEAK[$placement]=$tb_rate
+    if [ "$tb_rate" -gt "${PEAK[$placement]}" ]; then PEAK[$placement]=$tb_rate; fi
     run_wrk bare "$placement" "$conns" "$ref"
     COMPARE+=("$(awk -v p="$placement" -v c="$conns" -v tr="$tb_rate" -v br="$R_RATE" \
         -v tp="$tb_p99" -v bp="$R_P99" -v tc="$tb_cpu" -v bc="$R_CPU_US" -v tm="$tb_rss" \
         -v bm="$R_RSS" -v ref="$ref" -v want="$TARGET_RATIO" -v rss_max="$TARGET_RSS_MIB" 'BEGIN {
-      ratio = br > 0 ? tr / br : 0;
-      printf "%-9s %5d %10d %10d %7.2f %-5s %7.2f %7.2f %7.1f %7.1f %7.1f %-5s %7.1f %7.2f\n",
-        p, c, tr, br, ratio, ratio >= want ? "pass" : "FAIL", tp, bp, tc, bc, tm,
-        tm <= rss_max ? "pass" : "FAIL", bm, tr / ref }')")
+      ratio = 0; if (br > 0) ratio = tr / br;
+      ok_ratio = "FAIL"; if (ratio >= want) ok_ratio = "pass";
+      ok_rss = "FAIL"; if (tm <= rss_max) ok_rss = "pass";
+      printf "%-9s %5d %10d %10d %7.2f %-5s %7.2f %8.2f %7.1f %9.1f %7.1f %-5s %8.1f %7.2f\n",
+        p, c, tr, br, ratio, ok_ratio, tp, bp, tc, bc, tm, ok_rss, bm, tr / ref }')")
   done
 done
 
 printf '\n== trustbridge against the bare server, same run (target tb/bare >= %s, RSS <= %s MiB) ==\n' \
   "$TARGET_RATIO" "$TARGET_RSS_MIB"
-printf '%-9s %5s %10s %10s %7s %-5s %7s %7s %7s %7s %7s %-5s %7s %7s\n' placement conns tb/s \
+printf '%-9s %5s %10s %10s %7s %-5s %7s %8s %7s %9s %7s %-5s %8s %7s\n' placement conns tb/s \
   bare/s tb/bare "" tb_p99 bare_p99 tb_us/x bare_us/x tb_MiB "" bare_MiB tb/ref
 printf '%s\n' "${COMPARE[@]}"
 
@@ -226,7 +225,7 @@ if [ "$OPEN_LOOP" = 1 ]; then
     [ "$qps" -gt 0 ] || continue
     start_server trustbridge "$placement"
     oha_cmd=("$OHA")
-    [ "$placement" = A ] && oha_cmd=(taskset -c 1 "$OHA")
+    if [ "$placement" = A ]; then oha_cmd=(taskset -c 1 "$OHA"); fi
     "${oha_cmd[@]}" --no-tui --output-format json -o "$BENCH_DIR/oha-$placement.json" \
       -z "${DURATION}s" -q "$qps" --latency-correction -c "$OPEN_CONNS" -m POST \
       -T application/x-www-form-urlencoded -Z "$BODIES" \
