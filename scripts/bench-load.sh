@@ -5,7 +5,8 @@
 #
 # What it does (see docs/performance.md):
 #  1. installs wrk from Debian when missing (apt-get) and oha (the open-loop generator) with
-#     `cargo install oha --locked` into <target>/tools (Debian bookworm has no oha package),
+#     `cargo install oha --locked --features native-tls` into <target>/tools (Debian bookworm
+#     has no oha package; libssl-dev and pkg-config come from apt when missing),
 #     builds the release binary and three helper examples (mint, crypto_reference, bare_server);
 #  2. pre-mints POOL distinct subject tokens from the local demo issuer (RS256, a jwksFile:
 #     nothing is fetched from the network), as complete Entra-style token request bodies;
@@ -67,11 +68,16 @@ OHA=$(command -v oha || true)
 if [ "$OPEN_LOOP" = 1 ] && [ -z "$OHA" ]; then
   OHA=$TOOLS/bin/oha
   if [ ! -x "$OHA" ]; then
-    # No Debian package in bookworm: build it from crates.io, pinned and --locked. Plain HTTP
-    # only (--no-default-features drops TLS), which is all a loopback benchmark needs.
+    # No Debian package in bookworm: build it from crates.io, pinned and --locked. oha 1.16
+    # does not compile without a TLS backend; native-tls (Debian's OpenSSL) builds much faster
+    # than its default rustls + aws-lc-sys. The loopback benchmark never uses TLS.
     log "installing oha $OHA_VERSION (cargo install, a few minutes once) into $TOOLS"
+    if ! dpkg -s libssl-dev pkg-config >/dev/null 2>&1; then
+      SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+      $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libssl-dev pkg-config >/dev/null
+    fi
     cargo install --quiet oha --version "$OHA_VERSION" --locked --no-default-features \
-      --root "$TOOLS" >&2 || true
+      --features native-tls --root "$TOOLS" >&2 || true
   fi
   if [ ! -x "$OHA" ]; then
     log "oha could not be installed: skipping the open-loop measurement"; OPEN_LOOP=0
