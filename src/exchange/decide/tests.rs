@@ -86,160 +86,125 @@ fn client_id_may_be_app_id_or_name() {
     }
 }
 
+/// One subject token presented as deploy-bot (client credentials), and what it must get.
+struct MatchCase {
+    name: &'static str,
+    issuer: &'static str,
+    sub: Option<&'static str>,
+    aud: &'static str,
+    claims: serde_json::Value,
+    /// The granting credential and the token lifetime in minutes, or the stage of the
+    /// furthest failed check and a fragment of its (operator-side) detail.
+    want: Result<(&'static str, u64), (MismatchStage, &'static str)>,
+}
+
+/// Runs every case against the decision fixture, naming the case that fails.
+fn check_match_cases(cases: Vec<MatchCase>) {
+    let set = policies();
+    let req = request(Some("deploy-bot"), "api://payments", RequestedRoles::All);
+    for case in cases {
+        let mut t = token(case.issuer, case.sub.unwrap_or(""), case.aud, case.claims);
+        if case.sub.is_none() {
+            t.sub = None;
+        }
+        match (run(&t, &req, &set), case.want) {
+            (Ok(grant), Ok((credential, minutes))) => {
+                assert_eq!(grant.credential, credential, "{}", case.name);
+                assert_eq!(grant.lifetime.as_secs(), minutes * 60, "{}", case.name);
+            }
+            (Err(Denial::NoMatchingCredential { stage, detail }), Err((want, fragment))) => {
+                assert_eq!(stage, want, "{}: {detail}", case.name);
+                assert!(detail.contains(fragment), "{}: {detail}", case.name);
+            }
+            (got, want) => panic!("{}: got {got:?}, want {want:?}", case.name),
+        }
+    }
+}
+
+const RELEASE: &str = "repo:contoso/infra:ref:refs/heads/release/v2";
+
 #[test]
 fn pattern_and_condition_credential() {
-    let set = policies();
-    let t = token(
-        "ci",
-        "repo:contoso/infra:ref:refs/heads/release/v2",
-        "api://trustbridge",
-        json!({"repository_owner_id": "1234567"}),
-    );
-    let grant = run(
-        &t,
-        &request(Some("deploy-bot"), "api://payments", RequestedRoles::All),
-        &set,
-    )
-    .expect("granted");
-    assert_eq!(grant.credential, "infra-branches");
-    // sp lifetime (30m) is below the server maximum (1h); no credential maximum.
-    assert_eq!(grant.lifetime, Duration::from_secs(30 * 60));
-
-    let wrong_owner = token(
-        "ci",
-        "repo:contoso/infra:ref:refs/heads/release/v2",
-        "api://trustbridge",
-        json!({"repository_owner_id": "999"}),
-    );
-    let denial = run(
-        &wrong_owner,
-        &request(Some("deploy-bot"), "api://payments", RequestedRoles::All),
-        &set,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(
-            denial,
-            Denial::NoMatchingCredential {
-                stage: MismatchStage::Condition,
-                ..
-            }
-        ),
-        "{denial:?}"
-    );
-
-    // `*` never crosses '/'.
-    let nested = token(
-        "ci",
-        "repo:contoso/infra:ref:refs/heads/release/v2/x",
-        "api://trustbridge",
-        json!({"repository_owner_id": "1234567"}),
-    );
-    let denial = run(
-        &nested,
-        &request(Some("deploy-bot"), "api://payments", RequestedRoles::All),
-        &set,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(
-            denial,
-            Denial::NoMatchingCredential {
-                stage: MismatchStage::Subject,
-                ..
-            }
-        ),
-        "{denial:?}"
-    );
+    check_match_cases(vec![
+        MatchCase {
+            name: "pattern and condition both hold; sp lifetime (30m) under the server's 1h",
+            issuer: "ci",
+            sub: Some(RELEASE),
+            aud: "api://trustbridge",
+            claims: json!({"repository_owner_id": "1234567"}),
+            want: Ok(("infra-branches", 30)),
+        },
+        MatchCase {
+            name: "pattern holds, condition false",
+            issuer: "ci",
+            sub: Some(RELEASE),
+            aud: "api://trustbridge",
+            claims: json!({"repository_owner_id": "999"}),
+            want: Err((MismatchStage::Condition, "")),
+        },
+        MatchCase {
+            name: "`*` never crosses '/'",
+            issuer: "ci",
+            sub: Some("repo:contoso/infra:ref:refs/heads/release/v2/x"),
+            aud: "api://trustbridge",
+            claims: json!({"repository_owner_id": "1234567"}),
+            want: Err((MismatchStage::Subject, "")),
+        },
+    ]);
 }
 
 #[test]
 fn condition_that_errors_denies() {
-    let set = policies();
-    // repository_owner_id missing: the condition errors, which must deny.
-    let t = token(
-        "ci",
-        "repo:contoso/infra:ref:refs/heads/release/v2",
-        "api://trustbridge",
-        json!({}),
-    );
-    let denial = run(
-        &t,
-        &request(Some("deploy-bot"), "api://payments", RequestedRoles::All),
-        &set,
-    )
-    .unwrap_err();
-    match denial {
-        Denial::NoMatchingCredential {
-            stage: MismatchStage::Condition,
-            detail,
-        } => {
-            assert!(detail.contains("could not be evaluated"), "{detail}")
-        }
-        other => panic!("unexpected {other:?}"),
-    }
+    check_match_cases(vec![MatchCase {
+        name: "repository_owner_id missing: the condition errors, which must deny",
+        issuer: "ci",
+        sub: Some(RELEASE),
+        aud: "api://trustbridge",
+        claims: json!({}),
+        want: Err((MismatchStage::Condition, "could not be evaluated")),
+    }]);
 }
 
 #[test]
 fn mismatch_stages_report_the_furthest_check() {
-    let set = policies();
-    let req = request(Some("deploy-bot"), "api://payments", RequestedRoles::All);
-    let cases = [
-        (
-            token("cluster", "x", "api://trustbridge", json!({})),
-            MismatchStage::Issuer,
-            "issuer",
-        ),
-        (
-            token(
-                "ci",
-                "repo:contoso/infra:ref:refs/heads/main",
-                "api://other",
-                json!({}),
-            ),
-            MismatchStage::Audience,
-            "api://other",
-        ),
-        (
-            token(
-                "ci",
-                "repo:contoso/INFRA:ref:refs/heads/main",
-                "api://trustbridge",
-                json!({}),
-            ),
-            MismatchStage::Subject,
-            "repo:contoso/INFRA",
-        ),
-    ];
-    for (t, want, fragment) in cases {
-        match run(&t, &req, &set).unwrap_err() {
-            Denial::NoMatchingCredential { stage, detail } => {
-                assert_eq!(stage, want);
-                assert!(detail.contains(fragment), "{detail}");
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    check_match_cases(vec![
+        MatchCase {
+            name: "untrusted issuer",
+            issuer: "cluster",
+            sub: Some("x"),
+            aud: "api://trustbridge",
+            claims: json!({}),
+            want: Err((MismatchStage::Issuer, "issuer")),
+        },
+        MatchCase {
+            name: "wrong audience",
+            issuer: "ci",
+            sub: Some("repo:contoso/infra:ref:refs/heads/main"),
+            aud: "api://other",
+            claims: json!({}),
+            want: Err((MismatchStage::Audience, "api://other")),
+        },
+        MatchCase {
+            name: "subjects are case-sensitive",
+            issuer: "ci",
+            sub: Some("repo:contoso/INFRA:ref:refs/heads/main"),
+            aud: "api://trustbridge",
+            claims: json!({}),
+            want: Err((MismatchStage::Subject, "repo:contoso/INFRA")),
+        },
+    ]);
 }
 
 #[test]
 fn token_without_sub_fails_subject_rules() {
-    let set = policies();
-    let mut t = main_token();
-    t.sub = None;
-    let denial = run(
-        &t,
-        &request(Some("deploy-bot"), "api://payments", RequestedRoles::All),
-        &set,
-    )
-    .unwrap_err();
-    assert!(matches!(
-        denial,
-        Denial::NoMatchingCredential {
-            stage: MismatchStage::Subject,
-            ..
-        }
-    ));
+    check_match_cases(vec![MatchCase {
+        name: "no sub claim",
+        issuer: "ci",
+        sub: None,
+        aud: "api://trustbridge",
+        claims: json!({"repository": "contoso/infra", "repository_owner_id": "1234567"}),
+        want: Err((MismatchStage::Subject, "")),
+    }]);
 }
 
 /// One decision over the fixture: who asks for what, and the denial it must get.
