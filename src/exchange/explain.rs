@@ -189,21 +189,11 @@ pub fn audit_mode(
     bounded(token, query, policies, CredentialMode::Audit).candidates
 }
 
-/// The bounded explanation over credentials in `mode`: see [`for_denial`] and [`audit_mode`].
-fn bounded(
-    token: &ValidatedToken,
-    query: Query<'_>,
-    policies: &PolicySet,
-    mode: CredentialMode,
-) -> Explanation {
+/// Notes on the request itself (an unknown resource); `None` when the tenant is unknown, which
+/// leaves nothing to explain.
+fn request_notes(query: Query<'_>, policies: &PolicySet) -> Option<Vec<String>> {
+    policies.tenant(query.tenant)?;
     let mut notes = Vec::new();
-    if policies.tenant(query.tenant).is_none() {
-        notes.push(format!("tenant '{}' not found", echo(query.tenant)));
-        return Explanation {
-            notes,
-            candidates: Vec::new(),
-        };
-    }
     if let Some(target) = query.target
         && policies.resource(&target.resource).is_none()
     {
@@ -212,6 +202,22 @@ fn bounded(
             echo(&target.resource)
         ));
     }
+    Some(notes)
+}
+
+/// The bounded explanation over credentials in `mode`: see [`for_denial`] and [`audit_mode`].
+fn bounded(
+    token: &ValidatedToken,
+    query: Query<'_>,
+    policies: &PolicySet,
+    mode: CredentialMode,
+) -> Explanation {
+    let Some(mut notes) = request_notes(query, policies) else {
+        return Explanation {
+            notes: vec![format!("tenant '{}' not found", echo(query.tenant))],
+            candidates: Vec::new(),
+        };
+    };
     let mut candidates = Vec::new();
     let mut left_out = 0usize;
     let mut add = |identity: &Identity<'_>, credential: &FederatedCredential| {
@@ -272,22 +278,12 @@ fn explain_where(
     policies: &PolicySet,
     keep: impl Fn(&FederatedCredential) -> bool,
 ) -> Explanation {
-    let mut notes = Vec::new();
-    if policies.tenant(query.tenant).is_none() {
-        notes.push(format!("tenant '{}' not found", echo(query.tenant)));
+    let Some(mut notes) = request_notes(query, policies) else {
         return Explanation {
-            notes,
+            notes: vec![format!("tenant '{}' not found", echo(query.tenant))],
             candidates: Vec::new(),
         };
-    }
-    if let Some(target) = query.target
-        && policies.resource(&target.resource).is_none()
-    {
-        notes.push(format!(
-            "resource '{}' was not found",
-            echo(&target.resource)
-        ));
-    }
+    };
     let identities = match query.client_id {
         Some(client_id) => match identity_by_client_id(client_id, token, query.tenant, policies) {
             Ok(identity) => vec![identity],
