@@ -17,8 +17,11 @@ use crate::telemetry::logging::LogFormat;
 pub mod keys;
 pub use keys::KeysCommand;
 
-/// Exit code for bad configuration or policies, before anything is bound (EX_USAGE).
-pub const EXIT_CONFIG: i32 = 64;
+pub use crate::tools::EXIT_USAGE;
+
+/// Exit code for bad configuration or policies, before anything is bound: the same
+/// [`EXIT_USAGE`] as a usage error, since both mean "this invocation cannot run".
+pub const EXIT_CONFIG: i32 = EXIT_USAGE;
 
 /// trustbridge: exchange platform OIDC tokens for short-lived, signed workload tokens.
 #[derive(Debug, Parser)]
@@ -282,9 +285,28 @@ pub fn demo_token(
     }
 }
 
+/// Parses `args` (the program name first); on failure prints clap's message (help and
+/// `--version` to stdout, usage errors to stderr) and returns the exit code: 0 for help and
+/// version, [`EXIT_USAGE`] for a usage error. clap's own usage code (2) would collide with
+/// `policy check`'s "warnings only" verdict.
+pub fn parse<I, T>(args: I) -> Result<Cli, i32>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args).map_err(|e| {
+        // Nothing to do if the terminal is gone; the exit code still says what happened.
+        let _ = e.print();
+        if e.use_stderr() { EXIT_USAGE } else { 0 }
+    })
+}
+
 /// Entry point used by `main`: parses arguments and runs the command; returns the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match cli.command {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),

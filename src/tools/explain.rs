@@ -20,8 +20,7 @@ use crate::issuers::{FetchSettings, IssuerRegistry, ValidatedToken};
 use crate::policy::PolicySet;
 use crate::tools::{RequestSpec, refusal, token_from_claims};
 
-/// Exit code when the arguments or inputs are unusable.
-pub const EXIT_USAGE: i32 = 64;
+pub use super::EXIT_USAGE;
 
 /// Flags of `policy explain`.
 #[derive(Debug, Args, Clone, Default)]

@@ -5,6 +5,7 @@ mod admin;
 mod cli;
 mod cold_start;
 mod console;
+mod conventions;
 mod discovery;
 mod exchange;
 mod issuer_trust;
