@@ -57,8 +57,11 @@ pub enum Command {
     Keys(KeysCommand),
 }
 
-/// Flags of `serve`; each also reads `TRUSTBRIDGE_<FLAG>`.
-#[derive(Debug, Args, Default)]
+/// The settings flags: those of `serve`, each also read from `TRUSTBRIDGE_<FLAG>`, over
+/// `--config`, over defaults. Every subcommand that needs a setting (`policy`, `keys`) flattens
+/// this same struct and resolves it with [`ServeArgs::settings`], so a subcommand never falls
+/// back to a default the server does not run with (issue #16).
+#[derive(Debug, Args, Default, Clone)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "TRUSTBRIDGE_LISTEN")]
@@ -163,15 +166,29 @@ impl ServeArgs {
         };
         Settings::resolve(flags.over(file))
     }
+
+    /// [`Self::settings`], with every problem written to `err`; `Err` holds the exit code
+    /// ([`EXIT_CONFIG`]).
+    pub fn settings_or_report(&self, err: &mut dyn Write) -> Result<Settings, i32> {
+        self.settings().map_err(|e| {
+            let _ = write!(err, "{e}");
+            EXIT_CONFIG
+        })
+    }
 }
 
-/// `policy` subcommands.
+/// Help heading of the settings flags on subcommands other than `serve`.
+const SETTINGS_HEADING: &str = "Settings (as `serve` reads them)";
+
+/// `policy` subcommands. Each reads the policy directory from its `DIR` argument, else from the
+/// settings (`--policies`, `TRUSTBRIDGE_POLICIES`, `--config`), exactly as `serve` would.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at startup; boxing buys nothing
 pub enum PolicyCommand {
     /// Load and compile a policy directory as `serve` would, report every problem, and lint it
     /// (exit 0 clean, 1 errors, 2 warnings only).
     Check {
-        /// The directory [default: policies].
+        /// The directory [default: the settings' policies].
         dir: Option<PathBuf>,
         /// Warnings fail too (exit 1).
         #[arg(long)]
@@ -179,21 +196,37 @@ pub enum PolicyCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: crate::tools::check::Format,
+        /// Settings.
+        #[command(flatten, next_help_heading = SETTINGS_HEADING)]
+        settings: ServeArgs,
     },
     /// Run the `*.test.yaml` cases beside the policies (no network).
     Test {
-        /// The directory [default: policies].
+        /// The directory [default: the settings' policies].
         dir: Option<PathBuf>,
+        /// Settings.
+        #[command(flatten, next_help_heading = SETTINGS_HEADING)]
+        settings: ServeArgs,
     },
     /// Explain, check by check, why a token would be allowed or denied.
-    Explain(crate::tools::explain::ExplainArgs),
+    Explain {
+        /// What to explain.
+        #[command(flatten)]
+        args: crate::tools::explain::ExplainArgs,
+        /// Settings (the policy and data directories).
+        #[command(flatten, next_help_heading = SETTINGS_HEADING)]
+        settings: ServeArgs,
+    },
     /// Print the trust graph (issuers -> credentials -> identities -> resources) offline.
     Graph {
-        /// The directory [default: policies].
+        /// The directory [default: the settings' policies].
         dir: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: crate::admin::graph::Format,
+        /// Settings.
+        #[command(flatten, next_help_heading = SETTINGS_HEADING)]
+        settings: ServeArgs,
     },
 }
 
@@ -310,32 +343,7 @@ pub fn main() -> i32 {
     match cli.command {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
-        Some(Command::Policy(PolicyCommand::Check {
-            dir,
-            strict,
-            format,
-        })) => crate::tools::check::run(
-            &dir.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_POLICIES_DIR)),
-            crate::tools::check::Options { strict, format },
-            &mut std::io::stdout(),
-        ),
-        Some(Command::Policy(PolicyCommand::Test { dir })) => crate::tools::cases::run(
-            &dir.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_POLICIES_DIR)),
-            SystemClock.now(),
-            &mut std::io::stdout(),
-        ),
-        Some(Command::Policy(PolicyCommand::Explain(args))) => crate::tools::explain::run(
-            &args,
-            Arc::new(SystemClock),
-            &mut std::io::stdin(),
-            &mut std::io::stdout(),
-        ),
-        Some(Command::Policy(PolicyCommand::Graph { dir, format })) => crate::tools::graph::run(
-            &dir.unwrap_or_else(|| PathBuf::from("policies")),
-            format,
-            &mut std::io::stdout(),
-            &mut std::io::stderr(),
-        ),
+        Some(Command::Policy(cmd)) => policy(cmd),
         Some(Command::Demo(DemoCommand::Token(args))) => demo_token(
             &args,
             &SystemClock,
@@ -351,13 +359,47 @@ pub fn main() -> i32 {
     }
 }
 
-fn serve(args: &ServeArgs) -> i32 {
-    let settings = match args.settings() {
+/// Runs a `policy` subcommand on the directory its settings name.
+fn policy(cmd: PolicyCommand) -> i32 {
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let (dir, settings) = match &cmd {
+        PolicyCommand::Check { dir, settings, .. }
+        | PolicyCommand::Test { dir, settings }
+        | PolicyCommand::Graph { dir, settings, .. } => (dir.clone(), settings),
+        PolicyCommand::Explain { settings, .. } => (None, settings),
+    };
+    let settings = match settings.settings_or_report(&mut err) {
         Ok(s) => s,
-        Err(e) => {
-            eprint!("{e}");
-            return EXIT_CONFIG;
+        Err(code) => return code,
+    };
+    let dir = dir.unwrap_or_else(|| settings.policies.clone());
+    match cmd {
+        PolicyCommand::Check { strict, format, .. } => crate::tools::check::run(
+            &dir,
+            crate::tools::check::Options { strict, format },
+            &mut out,
+        ),
+        PolicyCommand::Test { .. } => crate::tools::cases::run(&dir, SystemClock.now(), &mut out),
+        PolicyCommand::Explain { mut args, .. } => {
+            args.policies = Some(settings.policies);
+            args.data_dir = settings.data_dir;
+            crate::tools::explain::run(
+                &args,
+                Arc::new(SystemClock),
+                &mut std::io::stdin(),
+                &mut out,
+            )
         }
+        PolicyCommand::Graph { format, .. } => {
+            crate::tools::graph::run(&dir, format, &mut out, &mut err)
+        }
+    }
+}
+
+fn serve(args: &ServeArgs) -> i32 {
+    let settings = match args.settings_or_report(&mut std::io::stderr()) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     crate::telemetry::logging::init(settings.log_format, "info");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

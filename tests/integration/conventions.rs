@@ -39,7 +39,11 @@ fn a_usage_error_exits_64_never_a_verdict_code() {
     assert_eq!(unknown.status.code(), Some(64), "{unknown:?}");
 
     // Help and version are not errors.
-    for args in [&["--help"][..], &["--version"], &["policy", "check", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["policy", "check", "--help"],
+    ] {
         let out = run(dir.path(), args, &[]);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
         assert!(!out.stdout.is_empty(), "{args:?}");
@@ -48,4 +52,138 @@ fn a_usage_error_exits_64_never_a_verdict_code() {
     // The verdicts keep their codes: the bundled policies are clean.
     let clean = run(dir.path(), &["policy", "check", policies], &[]);
     assert_eq!(clean.status.code(), Some(0), "{clean:?}");
+}
+
+/// Seconds since the epoch, for key files dated relative to the binary's own clock.
+fn unix_now() -> u64 {
+    trustbridge::clock::Clock::unix(&trustbridge::clock::SystemClock)
+}
+
+/// A key directory whose first key was superseded 2 h ago: a 1 h lifetime lets it go, a 4 h
+/// one must keep it (a token it signed 2 h ago is still live).
+fn key_retired_two_hours_ago(dir: &Path) {
+    use trustbridge::jose::SigningAlgorithm;
+    use trustbridge::tokens::{PrivateKey, store};
+    let now = unix_now();
+    let old = PrivateKey::generate(SigningAlgorithm::ES256).expect("key");
+    store::write_key(dir, &old, now - 10 * 3600, now - 10 * 3600).expect("write");
+    let new = PrivateKey::generate(SigningAlgorithm::ES256).expect("key");
+    store::write_key(dir, &new, now - 3 * 3600, now - 2 * 3600).expect("write");
+}
+
+#[test]
+fn keys_prune_reads_the_lifetime_serve_is_configured_with() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let keys = root.path().join("keys");
+    std::fs::create_dir(&keys).expect("mkdir");
+    key_retired_two_hours_ago(&keys);
+    let keys_text = keys.to_str().expect("utf8 path");
+
+    // The server's config file: 4 h tokens, and the key directory (no --keys flag given).
+    let config = root.path().join("trustbridge.yaml");
+    std::fs::write(
+        &config,
+        format!("maxTokenLifetime: 4h\nkeys: {keys_text}\n"),
+    )
+    .expect("write");
+    let config_text = config.to_str().expect("utf8 path");
+
+    let with_config = run(
+        root.path(),
+        &["keys", "prune", "--dry-run", "--config", config_text],
+        &[],
+    );
+    assert_eq!(with_config.status.code(), Some(0), "{with_config:?}");
+    let stdout = String::from_utf8_lossy(&with_config.stdout);
+    assert!(stdout.contains("nothing to prune"), "{stdout}");
+
+    // The same through TRUSTBRIDGE_CONFIG.
+    let with_env = run(
+        root.path(),
+        &["keys", "prune", "--dry-run"],
+        &[("TRUSTBRIDGE_CONFIG", config_text)],
+    );
+    assert!(
+        String::from_utf8_lossy(&with_env.stdout).contains("nothing to prune"),
+        "{with_env:?}"
+    );
+
+    // The 1 h default would prune it; a flag beats the file, as for `serve`.
+    let default = run(
+        root.path(),
+        &["keys", "prune", "--dry-run", "--keys", keys_text],
+        &[],
+    );
+    assert!(
+        String::from_utf8_lossy(&default.stdout).contains("would remove"),
+        "{default:?}"
+    );
+    let flag_wins = run(
+        root.path(),
+        &[
+            "keys",
+            "prune",
+            "--dry-run",
+            "--config",
+            config_text,
+            "--max-token-lifetime",
+            "1h",
+        ],
+        &[],
+    );
+    assert!(
+        String::from_utf8_lossy(&flag_wins.stdout).contains("would remove"),
+        "{flag_wins:?}"
+    );
+
+    // Invalid settings stop every subcommand the way they stop `serve`.
+    let bad = run(
+        root.path(),
+        &["keys", "list"],
+        &[("TRUSTBRIDGE_MAX_TOKEN_LIFETIME", "3d")],
+    );
+    assert_eq!(bad.status.code(), Some(64), "{bad:?}");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("max-token-lifetime"));
+}
+
+#[test]
+fn policy_subcommands_read_the_policy_directory_from_the_settings() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let broken = root.path().join("broken");
+    std::fs::create_dir(&broken).expect("mkdir");
+    std::fs::write(broken.join("x.yaml"), "kind: Tenant\nnme: typo\n").expect("write");
+    let broken_text = broken.to_str().expect("utf8 path");
+    let bundled = bundled_policies();
+    let bundled_text = bundled.to_str().expect("utf8 path");
+
+    // The working directory has no policies/: only the settings can point at them.
+    for args in [&["policy", "check"][..], &["policy", "test"]] {
+        let env = run(root.path(), args, &[("TRUSTBRIDGE_POLICIES", bundled_text)]);
+        assert_eq!(env.status.code(), Some(0), "{args:?}: {env:?}");
+        let broken_env = run(root.path(), args, &[("TRUSTBRIDGE_POLICIES", broken_text)]);
+        assert_eq!(
+            broken_env.status.code(),
+            Some(1),
+            "{args:?}: {broken_env:?}"
+        );
+    }
+
+    let config = root.path().join("trustbridge.yaml");
+    std::fs::write(&config, format!("policies: {broken_text}\n")).expect("write");
+    let config_text = config.to_str().expect("utf8 path");
+    let from_file = run(
+        root.path(),
+        &["policy", "check", "--config", config_text],
+        &[],
+    );
+    assert_eq!(from_file.status.code(), Some(1), "{from_file:?}");
+    assert!(String::from_utf8_lossy(&from_file.stdout).contains("x.yaml"));
+
+    // An explicit DIR wins over every setting.
+    let explicit = run(
+        root.path(),
+        &["policy", "check", "--config", config_text, bundled_text],
+        &[],
+    );
+    assert_eq!(explicit.status.code(), Some(0), "{explicit:?}");
 }
