@@ -1,5 +1,5 @@
-//! The command line: `serve` (the default), `policy check | test | explain`, `keys list |
-//! generate | rotate | prune`, `demo token`.
+//! The command line: `serve` (the default), `policy check | test | explain | graph | schema`,
+//! `keys list | rotate | prune`, `demo token`.
 //!
 //! Subcommands share the serve path (`policy::load_dir`, `app::build`) and write through
 //! `&mut dyn Write` so tests can read what they print.
@@ -15,6 +15,7 @@ use crate::config::{self, ConfigErrors, Layer, Settings};
 use crate::telemetry::logging::LogFormat;
 
 pub mod keys;
+pub mod schema;
 pub use keys::KeysCommand;
 
 pub use crate::tools::EXIT_USAGE;
@@ -217,6 +218,8 @@ pub enum PolicyCommand {
         #[command(flatten, next_help_heading = SETTINGS_HEADING)]
         settings: ServeArgs,
     },
+    /// Print the JSON Schema (draft 2020-12) of a policy document, for editors and CI.
+    Schema,
     /// Print the trust graph (issuers -> credentials -> identities -> resources) offline.
     Graph {
         /// The directory [default: the settings' policies].
@@ -343,6 +346,7 @@ pub fn main() -> i32 {
     match cli.command {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
+        Some(Command::Policy(PolicyCommand::Schema)) => schema::run(&mut std::io::stdout()),
         Some(Command::Policy(cmd)) => policy(cmd),
         Some(Command::Demo(DemoCommand::Token(args))) => demo_token(
             &args,
@@ -367,6 +371,7 @@ fn policy(cmd: PolicyCommand) -> i32 {
         | PolicyCommand::Test { dir, settings }
         | PolicyCommand::Graph { dir, settings, .. } => (dir.clone(), settings),
         PolicyCommand::Explain { settings, .. } => (None, settings),
+        PolicyCommand::Schema => return schema::run(&mut out),
     };
     let settings = match settings.settings_or_report(&mut err) {
         Ok(s) => s,
@@ -393,6 +398,7 @@ fn policy(cmd: PolicyCommand) -> i32 {
         PolicyCommand::Graph { format, .. } => {
             crate::tools::graph::run(&dir, format, &mut out, &mut err)
         }
+        PolicyCommand::Schema => schema::run(&mut out),
     }
 }
 

@@ -187,3 +187,59 @@ fn policy_subcommands_read_the_policy_directory_from_the_settings() {
     );
     assert_eq!(explicit.status.code(), Some(0), "{explicit:?}");
 }
+
+#[test]
+fn the_committed_policy_schema_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(trustbridge::cli::schema::SCHEMA_PATH);
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == trustbridge::cli::schema::policy_schema(),
+        "{} is stale: run `cargo run -- policy schema > {}`",
+        path.display(),
+        trustbridge::cli::schema::SCHEMA_PATH
+    );
+
+    // The binary prints the same, and it is a draft 2020-12 schema of every kind.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(dir.path(), &["policy", "schema"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), committed);
+    let schema: serde_json::Value = serde_json::from_str(&committed).expect("json");
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    let kinds: Vec<&str> = schema["oneOf"]
+        .as_array()
+        .expect("oneOf")
+        .iter()
+        .filter_map(|v| v["properties"]["kind"]["const"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Issuer",
+            "Tenant",
+            "Application",
+            "ServicePrincipal",
+            "ManagedIdentity"
+        ]
+    );
+}
+
+#[test]
+fn bundled_policies_name_the_schema_for_editors() {
+    let dir = bundled_policies();
+    for entry in std::fs::read_dir(&dir).expect("policies/") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.ends_with(".yaml") || name.ends_with(".test.yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=../schema/policy.schema.json\n"),
+            "{name} lacks the modeline"
+        );
+    }
+}
