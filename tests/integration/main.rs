@@ -13,6 +13,7 @@ mod operations;
 mod properties;
 mod rejections;
 mod restart;
+mod sarif;
 mod scale;
 mod sdk;
 mod security;
