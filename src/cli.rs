@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `policy check | test | explain | graph | schema`,
-//! `keys list | rotate | prune`, `demo token`.
+//! `keys list | rotate | prune`, `demo token`, `completions`, `man`.
 //!
 //! Subcommands share the serve path (`policy::load_dir`, `app::build`) and write through
 //! `&mut dyn Write` so tests can read what they print.
@@ -24,11 +24,20 @@ pub use crate::tools::EXIT_USAGE;
 /// [`EXIT_USAGE`] as a usage error, since both mean "this invocation cannot run".
 pub const EXIT_CONFIG: i32 = EXIT_USAGE;
 
+/// `--version`: the package version and the git commit it was built from (`unknown` when the
+/// build had no git; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TRUSTBRIDGE_COMMIT"),
+    ")"
+);
+
 /// trustbridge: exchange platform OIDC tokens for short-lived, signed workload tokens.
 #[derive(Debug, Parser)]
 #[command(
     name = "trustbridge",
-    version,
+    version = VERSION,
     about,
     args_conflicts_with_subcommands = true
 )]
@@ -56,6 +65,13 @@ pub enum Command {
     /// The signing key directory: list, rotate, prune.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print a shell completion script: `trustbridge completions bash > /etc/bash_completion.d/trustbridge`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `trustbridge man > trustbridge.1`.
+    Man,
 }
 
 /// The settings flags: those of `serve`, each also read from `TRUSTBRIDGE_<FLAG>`, over
@@ -354,12 +370,35 @@ pub fn main() -> i32 {
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         ),
+        Some(Command::Completions { shell }) => completions(shell, &mut std::io::stdout()),
+        Some(Command::Man) => man(&mut std::io::stdout()),
         Some(Command::Keys(cmd)) => keys::run(
             &cmd,
             &SystemClock,
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         ),
+    }
+}
+
+/// Runs `completions`: writes `shell`'s completion script for every subcommand and flag.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> i32 {
+    use clap::CommandFactory;
+    // clap_complete panics when its writer fails (a closed pipe): render into memory first.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "trustbridge", &mut script);
+    match out.write_all(&script) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
+
+/// Runs `man`: writes the man page (section 1, roff) of the whole command line.
+pub fn man(out: &mut dyn Write) -> i32 {
+    use clap::CommandFactory;
+    match clap_mangen::Man::new(Cli::command()).render(out) {
+        Ok(()) => 0,
+        Err(_) => 1,
     }
 }
 

@@ -243,3 +243,64 @@ fn bundled_policies_name_the_schema_for_editors() {
         );
     }
 }
+
+#[test]
+fn completions_man_page_and_version_with_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (shell, marker) in [
+        ("bash", "_trustbridge()"),
+        ("zsh", "#compdef trustbridge"),
+        ("fish", "complete -c trustbridge"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = run(dir.path(), &["completions", shell], &[]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        // Every subcommand is completed, including the new ones.
+        assert!(
+            script.contains("prune") && script.contains("schema"),
+            "{shell}"
+        );
+    }
+    assert_eq!(
+        run(dir.path(), &["completions", "tcsh"], &[]).status.code(),
+        Some(64)
+    );
+
+    let man = run(dir.path(), &["man"], &[]);
+    assert_eq!(man.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(page.contains(".TH trustbridge 1"), "{page}");
+    assert!(
+        page.contains(".SH SUBCOMMANDS") || page.contains("policy"),
+        "{page}"
+    );
+
+    let version = run(dir.path(), &["--version"], &[]);
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let commit = version
+        .strip_prefix(concat!(
+            "trustbridge ",
+            env!("CARGO_PKG_VERSION"),
+            " (commit "
+        ))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("version without commit: {version}"));
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{version}"
+    );
+    // Built from a git checkout (as CI clones are): the commit is HEAD's.
+    let head = Command::new("git")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["rev-parse", "--short", "HEAD"])
+        .output();
+    if let Some(head) = head.ok().filter(|h| h.status.success()) {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        assert!(
+            head.starts_with(commit) || commit.starts_with(&head),
+            "{version} vs {head}"
+        );
+    }
+}
