@@ -9,6 +9,7 @@ mod conventions;
 mod discovery;
 mod exchange;
 mod issuer_trust;
+mod metrics;
 mod operations;
 mod properties;
 mod rejections;
