@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `policy check | test | explain | graph | schema`,
-//! `keys list | rotate | prune`, `demo token`, `completions`, `man`.
+//! `keys list | rotate | prune`, `demo token`, `token`, `completions`, `man`.
 //!
 //! Subcommands share the serve path (`policy::load_dir`, `app::build`) and write through
 //! `&mut dyn Write` so tests can read what they print.
@@ -16,6 +16,7 @@ use crate::telemetry::logging::LogFormat;
 
 pub mod keys;
 pub mod schema;
+pub mod token;
 pub use keys::KeysCommand;
 
 pub use crate::tools::EXIT_USAGE;
@@ -72,6 +73,9 @@ pub enum Command {
     },
     /// Print the man page (roff): `trustbridge man > trustbridge.1`.
     Man,
+    /// CI helper: exchange this workload's platform token (GitHub Actions, Kubernetes, a file)
+    /// at a trustbridge endpoint and print the access token (or write it, 0600).
+    Token(token::TokenArgs),
 }
 
 /// The settings flags: those of `serve`, each also read from `TRUSTBRIDGE_<FLAG>`, over
@@ -372,6 +376,12 @@ pub fn main() -> i32 {
         ),
         Some(Command::Completions { shell }) => completions(shell, &mut std::io::stdout()),
         Some(Command::Man) => man(&mut std::io::stdout()),
+        Some(Command::Token(args)) => token::run(
+            &args,
+            &|name| std::env::var(name).ok(),
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        ),
         Some(Command::Keys(cmd)) => keys::run(
             &cmd,
             &SystemClock,

@@ -21,4 +21,5 @@ mod security;
 mod shutdown;
 mod support;
 mod tls;
+mod token_helper;
 mod walkthrough;
