@@ -120,10 +120,10 @@ fn result(
 /// against the repository root), absolute ones become `file://` URLs.
 fn uri(file: &str) -> String {
     let path = std::path::Path::new(file);
-    if path.is_absolute() {
-        if let Ok(url) = url::Url::from_file_path(path) {
-            return url.to_string();
-        }
+    if path.is_absolute()
+        && let Ok(url) = url::Url::from_file_path(path)
+    {
+        return url.to_string();
     }
     let file = file.replace('\\', "/");
     let mut relative = file.as_str();
