@@ -89,6 +89,7 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     };
     let audit = AuditLog::open(&settings.audit_log).map_err(StartupError::AuditLog)?;
     let metrics = ExchangeMetrics::register(&registry)?;
+    crate::telemetry::metrics::register_process(&registry)?;
     let reload_metrics = ReloadMetrics::register(&registry)?;
     let state_metrics = StateMetrics::register(&registry)?;
     let key_metrics = KeyMetrics::register(&registry)?;
@@ -99,7 +100,7 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         rate_limit.issuer = settings.rate_limit_issuer.map(|r| r.to_string()),
         "shared state configured"
     );
-    record_policy_objects(&metrics, &policies);
+    record_policy_objects(&metrics, &policies, clock.unix());
     tracing::info!(
         policy.hash = %policies.content_hash(),
         issuers = policies.issuers().len(),
@@ -144,7 +145,7 @@ impl PolicySink for Reloader {
                 .map_err(|e| format!("demo issuer: {e}"))?;
         }
         let issuers = gateway.snapshot().issuers.rebuild(&set);
-        record_policy_objects(gateway.metrics(), &set);
+        record_policy_objects(gateway.metrics(), &set, gateway.clock().unix());
         gateway.install(Snapshot {
             policies: Arc::new(set),
             issuers: Arc::new(issuers),
@@ -162,13 +163,15 @@ pub fn policy_store(gateway: &Arc<Gateway>) -> Arc<PolicyStore> {
     ))
 }
 
-fn record_policy_objects(metrics: &ExchangeMetrics, p: &PolicySet) {
+fn record_policy_objects(metrics: &ExchangeMetrics, p: &PolicySet, now: u64) {
+    use crate::telemetry::names;
+    metrics.record_policy(p.content_hash(), now);
     for (kind, n) in [
-        ("issuer", p.issuers().len()),
-        ("tenant", p.tenants().len()),
-        ("application", p.applications().len()),
-        ("servicePrincipal", p.service_principals().len()),
-        ("managedIdentity", p.managed_identities().len()),
+        (names::KIND_ISSUER, p.issuers().len()),
+        (names::KIND_TENANT, p.tenants().len()),
+        (names::KIND_APPLICATION, p.applications().len()),
+        (names::KIND_SERVICE_PRINCIPAL, p.service_principals().len()),
+        (names::KIND_MANAGED_IDENTITY, p.managed_identities().len()),
     ] {
         metrics
             .policy_objects

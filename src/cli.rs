@@ -1,5 +1,5 @@
-//! The command line: `serve` (the default), `policy check | test | explain`, `keys list |
-//! generate | rotate | prune`, `demo token`.
+//! The command line: `serve` (the default), `policy check | test | explain | graph | schema`,
+//! `keys list | rotate | prune`, `demo token`, `token`, `completions`, `man`.
 //!
 //! Subcommands share the serve path (`policy::load_dir`, `app::build`) and write through
 //! `&mut dyn Write` so tests can read what they print.
@@ -15,16 +15,30 @@ use crate::config::{self, ConfigErrors, Layer, Settings};
 use crate::telemetry::logging::LogFormat;
 
 pub mod keys;
+pub mod schema;
+pub mod token;
 pub use keys::KeysCommand;
 
-/// Exit code for bad configuration or policies, before anything is bound (EX_USAGE).
-pub const EXIT_CONFIG: i32 = 64;
+pub use crate::tools::EXIT_USAGE;
+
+/// Exit code for bad configuration or policies, before anything is bound: the same
+/// [`EXIT_USAGE`] as a usage error, since both mean "this invocation cannot run".
+pub const EXIT_CONFIG: i32 = EXIT_USAGE;
+
+/// `--version`: the package version and the git commit it was built from (`unknown` when the
+/// build had no git; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TRUSTBRIDGE_COMMIT"),
+    ")"
+);
 
 /// trustbridge: exchange platform OIDC tokens for short-lived, signed workload tokens.
 #[derive(Debug, Parser)]
 #[command(
     name = "trustbridge",
-    version,
+    version = VERSION,
     about,
     args_conflicts_with_subcommands = true
 )]
@@ -52,10 +66,23 @@ pub enum Command {
     /// The signing key directory: list, rotate, prune.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print a shell completion script: `trustbridge completions bash > /etc/bash_completion.d/trustbridge`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `trustbridge man > trustbridge.1`.
+    Man,
+    /// CI helper: exchange this workload's platform token (GitHub Actions, Kubernetes, a file)
+    /// at a trustbridge endpoint and print the access token (or write it, 0600).
+    Token(token::TokenArgs),
 }
 
-/// Flags of `serve`; each also reads `TRUSTBRIDGE_<FLAG>`.
-#[derive(Debug, Args, Default)]
+/// The settings flags: those of `serve`, each also read from `TRUSTBRIDGE_<FLAG>`, over
+/// `--config`, over defaults. Every subcommand that needs a setting (`policy`, `keys`) flattens
+/// this same struct and resolves it with [`ServeArgs::settings`], so a subcommand never falls
+/// back to a default the server does not run with (issue #16).
+#[derive(Debug, Args, Default, Clone)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "TRUSTBRIDGE_LISTEN")]
@@ -172,15 +199,29 @@ impl ServeArgs {
         };
         Settings::resolve(flags.over(file))
     }
+
+    /// [`Self::settings`], with every problem written to `err`; `Err` holds the exit code
+    /// ([`EXIT_CONFIG`]).
+    pub fn settings_or_report(&self, err: &mut dyn Write) -> Result<Settings, i32> {
+        self.settings().map_err(|e| {
+            let _ = write!(err, "{e}");
+            EXIT_CONFIG
+        })
+    }
 }
 
-/// `policy` subcommands.
+/// Help heading of the settings flags on subcommands other than `serve`.
+const SETTINGS_HEADING: &str = "Settings (as `serve` reads them)";
+
+/// `policy` subcommands. Each reads the policy directory from its `DIR` argument, else from the
+/// settings (`--policies`, `TRUSTBRIDGE_POLICIES`, `--config`), exactly as `serve` would.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at startup; boxing buys nothing
 pub enum PolicyCommand {
     /// Load and compile a policy directory as `serve` would, report every problem, and lint it
     /// (exit 0 clean, 1 errors, 2 warnings only).
     Check {
-        /// The directory [default: policies].
+        /// The directory [default: the settings' policies].
         dir: Option<PathBuf>,
         /// Warnings fail too (exit 1).
         #[arg(long)]
@@ -188,21 +229,39 @@ pub enum PolicyCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: crate::tools::check::Format,
+        /// Settings.
+        #[command(flatten, next_help_heading = SETTINGS_HEADING)]
+        settings: ServeArgs,
     },
     /// Run the `*.test.yaml` cases beside the policies (no network).
     Test {
-        /// The directory [default: policies].
+        /// The directory [default: the settings' policies].
         dir: Option<PathBuf>,
+        /// Settings.
+        #[command(flatten, next_help_heading = SETTINGS_HEADING)]
+        settings: ServeArgs,
     },
     /// Explain, check by check, why a token would be allowed or denied.
-    Explain(crate::tools::explain::ExplainArgs),
+    Explain {
+        /// What to explain.
+        #[command(flatten)]
+        args: crate::tools::explain::ExplainArgs,
+        /// Settings (the policy and data directories).
+        #[command(flatten, next_help_heading = SETTINGS_HEADING)]
+        settings: ServeArgs,
+    },
+    /// Print the JSON Schema (draft 2020-12) of a policy document, for editors and CI.
+    Schema,
     /// Print the trust graph (issuers -> credentials -> identities -> resources) offline.
     Graph {
-        /// The directory [default: policies].
+        /// The directory [default: the settings' policies].
         dir: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: crate::admin::graph::Format,
+        /// Settings.
+        #[command(flatten, next_help_heading = SETTINGS_HEADING)]
+        settings: ServeArgs,
     },
 }
 
@@ -294,41 +353,44 @@ pub fn demo_token(
     }
 }
 
+/// Parses `args` (the program name first); on failure prints clap's message (help and
+/// `--version` to stdout, usage errors to stderr) and returns the exit code: 0 for help and
+/// version, [`EXIT_USAGE`] for a usage error. clap's own usage code (2) would collide with
+/// `policy check`'s "warnings only" verdict.
+pub fn parse<I, T>(args: I) -> Result<Cli, i32>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args).map_err(|e| {
+        // Nothing to do if the terminal is gone; the exit code still says what happened.
+        let _ = e.print();
+        if e.use_stderr() { EXIT_USAGE } else { 0 }
+    })
+}
+
 /// Entry point used by `main`: parses arguments and runs the command; returns the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match cli.command {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
-        Some(Command::Policy(PolicyCommand::Check {
-            dir,
-            strict,
-            format,
-        })) => crate::tools::check::run(
-            &dir.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_POLICIES_DIR)),
-            crate::tools::check::Options { strict, format },
-            &mut std::io::stdout(),
-        ),
-        Some(Command::Policy(PolicyCommand::Test { dir })) => crate::tools::cases::run(
-            &dir.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_POLICIES_DIR)),
-            SystemClock.now(),
-            &mut std::io::stdout(),
-        ),
-        Some(Command::Policy(PolicyCommand::Explain(args))) => crate::tools::explain::run(
-            &args,
-            Arc::new(SystemClock),
-            &mut std::io::stdin(),
-            &mut std::io::stdout(),
-        ),
-        Some(Command::Policy(PolicyCommand::Graph { dir, format })) => crate::tools::graph::run(
-            &dir.unwrap_or_else(|| PathBuf::from("policies")),
-            format,
-            &mut std::io::stdout(),
-            &mut std::io::stderr(),
-        ),
+        Some(Command::Policy(PolicyCommand::Schema)) => schema::run(&mut std::io::stdout()),
+        Some(Command::Policy(cmd)) => policy(cmd),
         Some(Command::Demo(DemoCommand::Token(args))) => demo_token(
             &args,
             &SystemClock,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        ),
+        Some(Command::Completions { shell }) => completions(shell, &mut std::io::stdout()),
+        Some(Command::Man) => man(&mut std::io::stdout()),
+        Some(Command::Token(args)) => token::run(
+            &args,
+            &|name| std::env::var(name).ok(),
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         ),
@@ -341,13 +403,70 @@ pub fn main() -> i32 {
     }
 }
 
-fn serve(args: &ServeArgs) -> i32 {
-    let settings = match args.settings() {
+/// Runs `completions`: writes `shell`'s completion script for every subcommand and flag.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> i32 {
+    use clap::CommandFactory;
+    // clap_complete panics when its writer fails (a closed pipe): render into memory first.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "trustbridge", &mut script);
+    match out.write_all(&script) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
+
+/// Runs `man`: writes the man page (section 1, roff) of the whole command line.
+pub fn man(out: &mut dyn Write) -> i32 {
+    use clap::CommandFactory;
+    match clap_mangen::Man::new(Cli::command()).render(out) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
+
+/// Runs a `policy` subcommand on the directory its settings name.
+fn policy(cmd: PolicyCommand) -> i32 {
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let (dir, settings) = match &cmd {
+        PolicyCommand::Check { dir, settings, .. }
+        | PolicyCommand::Test { dir, settings }
+        | PolicyCommand::Graph { dir, settings, .. } => (dir.clone(), settings),
+        PolicyCommand::Explain { settings, .. } => (None, settings),
+        PolicyCommand::Schema => return schema::run(&mut out),
+    };
+    let settings = match settings.settings_or_report(&mut err) {
         Ok(s) => s,
-        Err(e) => {
-            eprint!("{e}");
-            return EXIT_CONFIG;
+        Err(code) => return code,
+    };
+    let dir = dir.unwrap_or_else(|| settings.policies.clone());
+    match cmd {
+        PolicyCommand::Check { strict, format, .. } => crate::tools::check::run(
+            &dir,
+            crate::tools::check::Options { strict, format },
+            &mut out,
+        ),
+        PolicyCommand::Test { .. } => crate::tools::cases::run(&dir, SystemClock.now(), &mut out),
+        PolicyCommand::Explain { mut args, .. } => {
+            args.policies = Some(settings.policies);
+            args.data_dir = settings.data_dir;
+            crate::tools::explain::run(
+                &args,
+                Arc::new(SystemClock),
+                &mut std::io::stdin(),
+                &mut out,
+            )
         }
+        PolicyCommand::Graph { format, .. } => {
+            crate::tools::graph::run(&dir, format, &mut out, &mut err)
+        }
+        PolicyCommand::Schema => schema::run(&mut out),
+    }
+}
+
+fn serve(args: &ServeArgs) -> i32 {
+    let settings = match args.settings_or_report(&mut std::io::stderr()) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     crate::telemetry::logging::init(settings.log_format, "info");
     if settings.verbose_errors {

@@ -9,13 +9,15 @@
 //! subject-token validation), [`exchange`] (the pure decision), [`tokens`] (signing),
 //! [`refusal`] (what a refused request is told), [`gateway`] (what handlers read), [`http`]
 //! (the wire), [`app`] (wiring), [`cli`] (the command line), [`admin`] (the operator console and
-//! read-only admin API).
+//! read-only admin API), [`client`] (the CI helper behind `trustbridge token`; not used by
+//! `serve`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -23,6 +23,12 @@ use std::fmt;
 pub use load::{load_dir, load_texts};
 pub use set::PolicySet;
 
+/// The JSON Schema (draft 2020-12) of one policy document, generated from the serde types the
+/// loader deserializes (shape only; `compile` holds the rules relating fields and documents).
+pub fn document_schema() -> schemars::Schema {
+    schemars::schema_for!(raw::Document)
+}
+
 /// One problem found while loading policies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

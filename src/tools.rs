@@ -11,6 +11,11 @@ pub mod check;
 pub mod explain;
 pub mod graph;
 
+/// Exit code when the invocation is unusable: a usage error (unknown flag, missing argument),
+/// bad settings, or unusable inputs (sysexits' `EX_USAGE`). No tool uses it for a verdict, so
+/// CI never reads a typo as a result (issue #16; the table is in docs/operations.md).
+pub const EXIT_USAGE: i32 = 64;
+
 use serde_json::{Map, Value};
 
 use crate::exchange::request::{

@@ -6,13 +6,14 @@
 //! these against a local copy of the secret's data and apply it back (docs/deployment.md).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 
+use super::ServeArgs;
 use crate::clock::Clock;
-use crate::jose::SigningAlgorithm;
+use crate::config::Settings;
 use crate::tokens::rotation::{self, KeyState};
 use crate::tokens::{PrivateKey, StoredKey, store};
 
@@ -27,19 +28,15 @@ pub enum KeysCommand {
     Prune(PruneArgs),
 }
 
-/// Flags shared by the `keys` subcommands.
-#[derive(Debug, Args)]
+/// Flags shared by the `keys` subcommands: the settings exactly as `serve` reads them
+/// (`--config`, `TRUSTBRIDGE_*`, flags). The key directory is the settings' `keys`, and a
+/// superseded key stays published for the settings' `maxTokenLifetime`, so `keys prune` run
+/// beside a server configured for 4 h never deletes a key a live token was signed with.
+#[derive(Debug, Args, Default, Clone)]
 pub struct KeysArgs {
-    /// Signing key directory [default: <data-dir>/keys].
-    #[arg(long, env = "TRUSTBRIDGE_KEYS")]
-    pub keys: Option<PathBuf>,
-    /// Data directory, whose keys/ is the default key directory.
-    #[arg(long, env = "TRUSTBRIDGE_DATA_DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
-    pub data_dir: PathBuf,
-    /// The server's maximum token lifetime: how long a superseded key stays published.
-    /// Use the value `serve` runs with.
-    #[arg(long, env = "TRUSTBRIDGE_MAX_TOKEN_LIFETIME", default_value = "1h")]
-    pub max_token_lifetime: String,
+    /// Settings.
+    #[command(flatten, next_help_heading = super::SETTINGS_HEADING)]
+    pub settings: ServeArgs,
 }
 
 /// Flags of `keys rotate`.
@@ -52,9 +49,10 @@ pub struct RotateArgs {
     /// JWKS and than the directory takes to reach every replica.
     #[arg(long, default_value = "1h")]
     pub publication_lead: String,
-    /// Algorithm of the new key: ES256, ES384, RS256, EdDSA.
-    #[arg(long, env = "TRUSTBRIDGE_SIGNING_ALGORITHM", default_value = "ES256")]
-    pub algorithm: String,
+    /// Algorithm of the new key: ES256, ES384, RS256, EdDSA [default: the settings'
+    /// signing algorithm].
+    #[arg(long)]
+    pub algorithm: Option<String>,
 }
 
 /// Flags of `keys prune`.
@@ -69,26 +67,9 @@ pub struct PruneArgs {
 }
 
 impl KeysArgs {
-    fn dir(&self) -> PathBuf {
-        self.keys
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("keys"))
-    }
-
-    fn retention(&self, err: &mut dyn Write) -> Option<Duration> {
-        match humantime::parse_duration(&self.max_token_lifetime) {
-            Ok(d) if d >= Duration::from_secs(60) && d <= crate::config::MAX_LIFETIME_CEILING => {
-                Some(d)
-            }
-            _ => {
-                let _ = writeln!(
-                    err,
-                    "--max-token-lifetime: '{}' must be a duration between 1m and 24h",
-                    self.max_token_lifetime
-                );
-                None
-            }
-        }
+    /// The resolved settings, or the exit code after reporting every problem.
+    fn settings(&self, err: &mut dyn Write) -> Result<Settings, i32> {
+        self.settings.settings_or_report(err)
     }
 }
 
@@ -113,10 +94,12 @@ fn load(dir: &Path, clock: &dyn Clock, err: &mut dyn Write) -> Option<Vec<Stored
 
 /// `keys list`.
 fn list(args: &KeysArgs, clock: &dyn Clock, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let Some(retention) = args.retention(err) else {
-        return super::EXIT_CONFIG;
+    let settings = match args.settings(err) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let Some(keys) = load(&args.dir(), clock, err) else {
+    let retention = settings.max_token_lifetime;
+    let Some(keys) = load(&settings.keys, clock, err) else {
         return 1;
     };
     print_table(&keys, clock.now(), retention, out);
@@ -160,9 +143,16 @@ fn time(secs: Option<u64>) -> String {
 
 /// `keys rotate`.
 fn rotate(args: &RotateArgs, clock: &dyn Clock, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let Some(retention) = args.common.retention(err) else {
-        return super::EXIT_CONFIG;
+    // `--algorithm` overrides the settings' algorithm and is validated with them.
+    let mut common = args.common.clone();
+    if args.algorithm.is_some() {
+        common.settings.signing_algorithm = args.algorithm.clone();
+    }
+    let settings = match common.settings(err) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
+    let retention = settings.max_token_lifetime;
     let lead = match humantime::parse_duration(&args.publication_lead) {
         Ok(d) if d <= Duration::from_secs(30 * 24 * 3600) => d,
         _ => {
@@ -174,23 +164,8 @@ fn rotate(args: &RotateArgs, clock: &dyn Clock, out: &mut dyn Write, err: &mut d
             return super::EXIT_CONFIG;
         }
     };
-    let alg = match SigningAlgorithm::parse(&args.algorithm) {
-        Some(
-            a @ (SigningAlgorithm::ES256
-            | SigningAlgorithm::ES384
-            | SigningAlgorithm::RS256
-            | SigningAlgorithm::EdDSA),
-        ) => a,
-        _ => {
-            let _ = writeln!(
-                err,
-                "--algorithm: '{}' is not one of ES256, ES384, RS256, EdDSA",
-                args.algorithm
-            );
-            return super::EXIT_CONFIG;
-        }
-    };
-    let dir = args.common.dir();
+    let alg = settings.signing_algorithm;
+    let dir = settings.keys;
     let now = clock.now();
     // An empty directory first gets the key that signs now, exactly as `serve` would make it.
     let keys = match store::load_or_create(&dir, alg, now) {
@@ -228,10 +203,12 @@ fn rotate(args: &RotateArgs, clock: &dyn Clock, out: &mut dyn Write, err: &mut d
 
 /// `keys prune`.
 fn prune(args: &PruneArgs, clock: &dyn Clock, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let Some(retention) = args.common.retention(err) else {
-        return super::EXIT_CONFIG;
+    let settings = match args.common.settings(err) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let dir = args.common.dir();
+    let retention = settings.max_token_lifetime;
+    let dir = settings.keys;
     let Some(keys) = load(&dir, clock, err) else {
         return 1;
     };

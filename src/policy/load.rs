@@ -404,5 +404,7 @@ fn problem(origin: &Origin, path: impl Into<String>, message: impl Into<String>)
     }
 }
 
+pub mod source_map;
+
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 /// Platform presets; each sets safe defaults for its platform's issuers. Policy files name
 /// them in lowercase (`preset: github`), which is also what [`Preset::as_str`] returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// Any OIDC issuer; no platform-specific defaults.

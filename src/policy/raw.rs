@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
@@ -23,8 +24,11 @@ pub const KINDS: [&str; 5] = [
     "ManagedIdentity",
 ];
 
-/// One policy document, by its `kind`.
-#[derive(Debug, Clone)]
+/// One policy document, by its `kind`. The loader dispatches on `kind` itself (to report an
+/// unknown kind by name); the schema derive describes that same dispatch for editors.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(tag = "kind")]
+#[schemars(title = "trustbridge policy document")]
 pub enum Document {
     /// `kind: Issuer`.
     Issuer(Issuer),
@@ -41,6 +45,21 @@ pub enum Document {
 /// A duration written the humantime way (`60s`, `15m`, `1h 30m`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
+
+impl JsonSchema for HumanDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A duration written the humantime way: \"60s\", \"15m\", \"1h 30m\".",
+            "pattern": "^\\s*[0-9]+\\s*[A-Za-z]+(\\s*[0-9]+\\s*[A-Za-z]+)*\\s*$",
+            "examples": ["60s", "15m", "1h"]
+        })
+    }
+}
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -65,7 +84,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
 }
 
 /// `kind: Issuer`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Issuer {
     /// Name credentials refer to.
@@ -103,7 +122,7 @@ pub struct Issuer {
 }
 
 /// `kind: Tenant`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Tenant {
     /// Name (a URL path segment).
@@ -111,7 +130,7 @@ pub struct Tenant {
 }
 
 /// One entry of `appRoles`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AppRole {
     /// The role value that appears in `roles`.
@@ -123,7 +142,7 @@ pub struct AppRole {
 }
 
 /// `kind: Application`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Application {
     /// Unique name.
@@ -142,7 +161,7 @@ pub struct Application {
 }
 
 /// One entry of `federatedCredentials`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FederatedCredential {
     /// Name, unique within its identity.
@@ -174,7 +193,7 @@ pub struct FederatedCredential {
 }
 
 /// `mode` of a federated credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CredentialMode {
     /// `enforce`.
@@ -185,7 +204,7 @@ pub enum CredentialMode {
 }
 
 /// One entry of `appRoleAssignments`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RoleAssignment {
     /// Identifier URI of the resource.
@@ -196,7 +215,7 @@ pub struct RoleAssignment {
 }
 
 /// `kind: ServicePrincipal`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServicePrincipal {
     /// Application name.
@@ -214,7 +233,7 @@ pub struct ServicePrincipal {
 }
 
 /// `kind: ManagedIdentity`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ManagedIdentity {
     /// Tenant name.

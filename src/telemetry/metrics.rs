@@ -1,7 +1,9 @@
-//! Prometheus metrics of the exchange path, registered by [`ExchangeMetrics::register`].
+//! Prometheus metrics of the exchange path, registered by [`ExchangeMetrics::register`], and
+//! of the process itself ([`register_process`]: build info, and on Linux the standard
+//! `process_*` metrics: CPU, resident memory, open file descriptors, start time).
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use crate::telemetry::names;
@@ -17,6 +19,10 @@ pub struct ExchangeMetrics {
     pub ready: IntGauge,
     /// Policy objects by kind.
     pub policy_objects: IntGaugeVec,
+    /// The active policy set's hash, as the label of a gauge at 1.
+    pub policy_info: IntGaugeVec,
+    /// Unix time the active policy set was installed.
+    pub policy_last_reload: Gauge,
 }
 
 impl ExchangeMetrics {
@@ -51,6 +57,19 @@ impl ExchangeMetrics {
             ),
             &["kind"],
         )?;
+        let policy_info = IntGaugeVec::new(
+            Opts::new(
+                names::POLICY_INFO,
+                "1, labelled with the hash of the active policy set.",
+            ),
+            &["hash"],
+        )?;
+        let policy_last_reload = Gauge::new(
+            names::POLICY_LAST_RELOAD_SUCCESS,
+            "Unix time the active policy set was installed (start or applied reload).",
+        )?;
+        registry.register(Box::new(policy_info.clone()))?;
+        registry.register(Box::new(policy_last_reload.clone()))?;
         registry.register(Box::new(exchanges.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(ready.clone()))?;
@@ -60,6 +79,42 @@ impl ExchangeMetrics {
             duration,
             ready,
             policy_objects,
+            policy_info,
+            policy_last_reload,
         })
     }
+
+    /// Records the policy set now serving: its `hash` (the only `policy_info` series) and the
+    /// time it was installed, `now` in Unix seconds.
+    pub fn record_policy(&self, hash: &str, now: u64) {
+        self.policy_info.reset();
+        self.policy_info.with_label_values(&[hash]).set(1);
+        // f64 holds every Unix time of the next hundred million years exactly.
+        self.policy_last_reload.set(now as f64);
+    }
+}
+
+/// Registers `trustbridge_build_info{version,commit}` and, on Linux, the process collector
+/// (`process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`,
+/// `process_start_time_seconds`, ...).
+///
+/// # Errors
+/// When a metric of the same name is already registered there.
+pub fn register_process(registry: &Registry) -> prometheus::Result<()> {
+    let build = IntGaugeVec::new(
+        Opts::new(
+            names::BUILD_INFO,
+            "1, labelled with the version and git commit of this binary.",
+        ),
+        &["version", "commit"],
+    )?;
+    build
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("TRUSTBRIDGE_COMMIT")])
+        .set(1);
+    registry.register(Box::new(build))?;
+    #[cfg(target_os = "linux")]
+    registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))?;
+    Ok(())
 }

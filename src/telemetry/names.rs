@@ -6,8 +6,29 @@ pub const EXCHANGES_TOTAL: &str = "trustbridge_exchanges_total";
 pub const EXCHANGE_DURATION_SECONDS: &str = "trustbridge_exchange_duration_seconds";
 /// Gauge: 1 when the policy set and signing keys are loaded.
 pub const READY: &str = "trustbridge_ready";
-/// Gauge: number of objects in the active policy set, by `kind`.
+/// Gauge: number of objects in the active policy set, by `kind` (the `KIND_*` values).
 pub const POLICY_OBJECTS: &str = "trustbridge_policy_objects";
+/// Info gauge: 1, with the `hash` of the active policy set as a label (one series at a time).
+pub const POLICY_INFO: &str = "trustbridge_policy_info";
+/// Gauge: Unix time the active policy set was installed (at start, or by the last applied
+/// reload).
+pub const POLICY_LAST_RELOAD_SUCCESS: &str =
+    "trustbridge_policy_last_reload_success_timestamp_seconds";
+/// Info gauge: 1, with the `version` and git `commit` the binary was built from.
+pub const BUILD_INFO: &str = "trustbridge_build_info";
+
+// Label values are snake_case, as metric names are.
+
+/// `kind` label: Issuers.
+pub const KIND_ISSUER: &str = "issuer";
+/// `kind` label: Tenants.
+pub const KIND_TENANT: &str = "tenant";
+/// `kind` label: Applications.
+pub const KIND_APPLICATION: &str = "application";
+/// `kind` label: ServicePrincipals (was `servicePrincipal` before issue #16).
+pub const KIND_SERVICE_PRINCIPAL: &str = "service_principal";
+/// `kind` label: ManagedIdentities (was `managedIdentity` before issue #16).
+pub const KIND_MANAGED_IDENTITY: &str = "managed_identity";
 
 /// Label value for an issuer that no policy declares (keeps label cardinality bounded).
 pub const UNKNOWN_ISSUER: &str = "_unknown";

@@ -3,6 +3,12 @@
 //! Exit codes: [`EXIT_CLEAN`] 0 when it loads without warnings, [`EXIT_ERRORS`] 1 when it does
 //! not load (or has warnings under `--strict`), [`EXIT_WARNINGS`] 2 when it loads with
 //! warnings only.
+//!
+//! Every problem and warning is printed at `file:line:column` (the loader's `file#N` document
+//! and field path, placed by [`SourceMap`]); `--format sarif` writes SARIF 2.1.0 for
+//! code-scanning tools (see [`sarif`]).
+
+pub mod sarif;
 
 use std::io::Write;
 use std::path::Path;
@@ -10,7 +16,8 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::policy::lint::{self, Warning};
-use crate::policy::{LoadErrors, PolicySet};
+use crate::policy::load::source_map::{Position, SourceMap};
+use crate::policy::{LoadErrors, PolicySet, Problem};
 
 /// The set loads and has no warnings.
 pub const EXIT_CLEAN: i32 = 0;
@@ -27,6 +34,8 @@ pub enum Format {
     Text,
     /// One JSON document, for CI.
     Json,
+    /// SARIF 2.1.0, for code scanning (GitHub annotates pull requests with it).
+    Sarif,
 }
 
 /// Options of `policy check`.
@@ -48,12 +57,56 @@ pub fn run(dir: &Path, options: Options, out: &mut dyn Write) -> i32 {
         (Ok(_), false) if options.strict => EXIT_ERRORS,
         (Ok(_), false) => EXIT_WARNINGS,
     };
+    let sources = SourceMap::read(dir);
+    let (errors, warnings) = place(&sources, &loaded, warnings);
     // Output errors (a closed pipe) cannot change the verdict; the exit code carries it.
     let _ = match options.format {
-        Format::Text => text(dir, &loaded, &warnings, out),
-        Format::Json => json_report(dir, &loaded, &warnings, code, out),
+        Format::Text => text(dir, &loaded, &errors, &warnings, out),
+        Format::Json => json_report(dir, &loaded, &errors, &warnings, code, out),
+        Format::Sarif => sarif::write(&errors, &warnings, out),
     };
     code
+}
+
+/// A problem or warning with its `file:line:column` when the document could be found.
+#[derive(Debug, Clone)]
+pub struct Placed<T> {
+    /// The problem or warning, its `location` replaced by the position when there is one.
+    pub item: T,
+    /// Where it is.
+    pub position: Option<Position>,
+}
+
+fn place(
+    sources: &SourceMap,
+    loaded: &Result<PolicySet, LoadErrors>,
+    warnings: Vec<Warning>,
+) -> (Vec<Placed<Problem>>, Vec<Placed<Warning>>) {
+    let errors = match loaded {
+        Err(LoadErrors(problems)) => problems
+            .iter()
+            .map(|p| {
+                let position = sources.locate(&p.location, &p.path);
+                let mut item = p.clone();
+                if let Some(pos) = &position {
+                    item.location = pos.to_string();
+                }
+                Placed { item, position }
+            })
+            .collect(),
+        Ok(_) => Vec::new(),
+    };
+    let warnings = warnings
+        .into_iter()
+        .map(|mut w| {
+            let position = sources.locate(&w.location, &w.path);
+            if let Some(pos) = &position {
+                w.location = pos.to_string();
+            }
+            Placed { item: w, position }
+        })
+        .collect();
+    (errors, warnings)
 }
 
 fn summary(set: &PolicySet) -> String {
@@ -71,15 +124,21 @@ fn summary(set: &PolicySet) -> String {
 fn text(
     dir: &Path,
     loaded: &Result<PolicySet, LoadErrors>,
-    warnings: &[Warning],
+    errors: &[Placed<Problem>],
+    warnings: &[Placed<Warning>],
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     match loaded {
-        Err(errors) => write!(out, "{}: {errors}", dir.display()),
+        Err(_) => write!(
+            out,
+            "{}: {}",
+            dir.display(),
+            LoadErrors(errors.iter().map(|p| p.item.clone()).collect())
+        ),
         Ok(set) => {
             writeln!(out, "{}: ok ({})", dir.display(), summary(set))?;
             for w in warnings {
-                writeln!(out, "{w}")?;
+                writeln!(out, "{}", w.item)?;
             }
             if !warnings.is_empty() {
                 writeln!(out, "{}: {} warning(s)", dir.display(), warnings.len())?;
@@ -92,28 +151,38 @@ fn text(
 fn json_report(
     dir: &Path,
     loaded: &Result<PolicySet, LoadErrors>,
-    warnings: &[Warning],
+    errors: &[Placed<Problem>],
+    warnings: &[Placed<Warning>],
     code: i32,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
-    let errors: Vec<_> = match loaded {
-        Err(LoadErrors(problems)) => problems
-            .iter()
-            .map(|p| json!({"location": p.location, "path": p.path, "message": p.message}))
-            .collect(),
-        Ok(_) => Vec::new(),
+    let position = |p: &Option<Position>| {
+        p.as_ref()
+            .map(|p| json!({"file": p.file, "line": p.line, "column": p.column}))
     };
+    let errors: Vec<_> = errors
+        .iter()
+        .map(|Placed { item: p, position: at }| {
+            json!({"location": p.location, "position": position(at), "path": p.path, "message": p.message})
+        })
+        .collect();
     let warnings: Vec<_> = warnings
         .iter()
-        .map(|w| {
-            json!({
-                "code": w.lint.code(),
-                "location": w.location,
-                "path": w.path,
-                "message": w.message,
-                "fix": w.fix,
-            })
-        })
+        .map(
+            |Placed {
+                 item: w,
+                 position: at,
+             }| {
+                json!({
+                    "code": w.lint.code(),
+                    "location": w.location,
+                    "position": position(at),
+                    "path": w.path,
+                    "message": w.message,
+                    "fix": w.fix,
+                })
+            },
+        )
         .collect();
     let status = match (loaded.is_ok(), warnings.is_empty()) {
         (false, _) => "errors",

@@ -20,14 +20,14 @@ use crate::issuers::{FetchSettings, IssuerRegistry, ValidatedToken};
 use crate::policy::PolicySet;
 use crate::tools::{RequestSpec, refusal, token_from_claims};
 
-/// Exit code when the arguments or inputs are unusable.
-pub const EXIT_USAGE: i32 = 64;
+pub use super::EXIT_USAGE;
 
 /// Flags of `policy explain`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ExplainArgs {
-    /// Policy directory [default: policies].
-    #[arg(long, env = "TRUSTBRIDGE_POLICIES")]
+    /// Policy directory [default: policies]; the command line fills it from the settings
+    /// (`--policies`, `TRUSTBRIDGE_POLICIES`, `--config`), as `serve` reads them.
+    #[arg(skip)]
     pub policies: Option<PathBuf>,
     /// A token file, or `-` to read it from stdin.
     #[arg(long, conflicts_with = "claims", required_unless_present = "claims")]
@@ -54,8 +54,8 @@ pub struct ExplainArgs {
     /// Do not check the token's signature and time claims.
     #[arg(long)]
     pub no_verify: bool,
-    /// Data directory (the demo issuer's keys).
-    #[arg(long, env = "TRUSTBRIDGE_DATA_DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
+    /// Data directory (the demo issuer's keys); the command line fills it from the settings.
+    #[arg(skip = PathBuf::from(crate::config::DEFAULT_DATA_DIR))]
     pub data_dir: PathBuf,
 }
 

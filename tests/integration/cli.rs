@@ -30,9 +30,12 @@ fn policy_check_reports_every_problem_with_its_location() {
         1
     );
     let text = String::from_utf8(out).expect("utf8");
-    assert!(text.contains("broken.yaml#2"), "{text}");
-    assert!(text.contains("federatedCredentials[0].issuer"), "{text}");
-    assert!(text.contains("broken.yaml#3"), "{text}");
+    // file:line:column of the field (issue #16), not the document number.
+    assert!(
+        text.contains("broken.yaml:8:5 federatedCredentials[0].issuer"),
+        "{text}"
+    );
+    assert!(text.contains("broken.yaml:13:1 nme"), "{text}");
     assert!(text.contains("nme"), "{text}");
 }
 

@@ -52,7 +52,9 @@ fn policy_check_exit_codes_and_formats() {
     let (code, text) = run(warned.path(), false, check::Format::Text);
     assert_eq!(code, check::EXIT_WARNINGS, "{text}");
     assert!(
-        text.contains("p.yaml#4 federatedCredentials[0].subjectPattern: warning[unpinned-owner]"),
+        text.contains(
+            "p.yaml:20:5 federatedCredentials[0].subjectPattern: warning[unpinned-owner]"
+        ),
         "{text}"
     );
     assert!(
@@ -88,7 +90,8 @@ fn policy_check_exit_codes_and_formats() {
     let (code, text) = run(broken.path(), false, check::Format::Text);
     assert_eq!(code, check::EXIT_ERRORS);
     assert!(
-        text.contains("p.yaml#4 appRoleAssignments[0].roles[0]: role \"Admin\" is not exposed"),
+        // A flow-style value: the position of its key (issue #16).
+        text.contains("p.yaml:15:1 appRoleAssignments[0].roles[0]: role \"Admin\" is not exposed"),
         "{text}"
     );
     let (code, text) = run(broken.path(), false, check::Format::Json);
@@ -98,10 +101,12 @@ fn policy_check_exit_codes_and_formats() {
     assert_eq!(
         report["errors"][0]["location"]
             .as_str()
-            .map(|l| l.ends_with("p.yaml#4")),
+            .map(|l| l.ends_with("p.yaml:15:1")),
         Some(true)
     );
     assert_eq!(report["hash"], Value::Null);
+    assert_eq!(report["errors"][0]["position"]["line"], 15);
+    assert_eq!(report["errors"][0]["position"]["column"], 1);
 }
 
 #[test]

@@ -270,12 +270,15 @@ async fn a_rotation_is_published_by_both_replicas_before_either_signs_with_it() 
     let mut err = Vec::new();
     let rotate = trustbridge::cli::keys::KeysCommand::Rotate(trustbridge::cli::keys::RotateArgs {
         common: trustbridge::cli::keys::KeysArgs {
-            keys: Some(a.keys_dir()),
-            data_dir: PathBuf::from("unused"),
-            max_token_lifetime: "1h".into(),
+            settings: trustbridge::cli::ServeArgs {
+                keys: Some(a.keys_dir()),
+                data_dir: Some(PathBuf::from("unused")),
+                max_token_lifetime: Some("1h".into()),
+                ..Default::default()
+            },
         },
         publication_lead: "1h".into(),
-        algorithm: "ES256".into(),
+        algorithm: Some("ES256".into()),
     });
     assert_eq!(
         trustbridge::cli::keys::run(&rotate, clock.as_ref(), &mut out, &mut err),

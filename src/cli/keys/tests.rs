@@ -3,7 +3,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::jose::SigningAlgorithm;
 use crate::tokens::SigningKeys;
+use std::path::PathBuf;
 
 const T0: u64 = 1_767_225_600;
 
@@ -25,9 +27,12 @@ fn run_keys(cmd: KeysCommand, clock: &ManualClock) -> Run {
 
 fn common(dir: &Path) -> KeysArgs {
     KeysArgs {
-        keys: Some(dir.to_path_buf()),
-        data_dir: PathBuf::from("unused"),
-        max_token_lifetime: "1h".into(),
+        settings: ServeArgs {
+            keys: Some(dir.to_path_buf()),
+            data_dir: Some(PathBuf::from("unused")),
+            max_token_lifetime: Some("1h".into()),
+            ..ServeArgs::default()
+        },
     }
 }
 
@@ -35,7 +40,7 @@ fn rotate_cmd(dir: &Path, lead: &str) -> KeysCommand {
     KeysCommand::Rotate(RotateArgs {
         common: common(dir),
         publication_lead: lead.into(),
-        algorithm: "ES256".into(),
+        algorithm: Some("ES256".into()),
     })
 }
 
@@ -152,7 +157,7 @@ fn bad_flags_and_unusable_directories_are_reported() {
     let mut bad_alg = RotateArgs {
         common: common(dir.path()),
         publication_lead: "1h".into(),
-        algorithm: "HS256".into(),
+        algorithm: Some("HS256".into()),
     };
     let r = run_keys(KeysCommand::Rotate(bad_alg), &clock);
     assert_eq!(r.code, 64);
@@ -160,11 +165,13 @@ fn bad_flags_and_unusable_directories_are_reported() {
 
     bad_alg = RotateArgs {
         common: KeysArgs {
-            max_token_lifetime: "3d".into(),
-            ..common(dir.path())
+            settings: ServeArgs {
+                max_token_lifetime: Some("3d".into()),
+                ..common(dir.path()).settings
+            },
         },
         publication_lead: "1h".into(),
-        algorithm: "ES256".into(),
+        algorithm: None,
     };
     assert_eq!(run_keys(KeysCommand::Rotate(bad_alg), &clock).code, 64);
 
