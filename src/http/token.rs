@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::exchange::audit::AuditRecord;
 use crate::exchange::explain::{self, Query};
 use crate::exchange::request::TOKEN_TYPE_ACCESS_TOKEN;
-use crate::exchange::{self, Denial, ExchangeRequest, GrantType};
+use crate::exchange::{self, Denial, ExchangeRequest, GrantType, Situation};
 use crate::gateway::Gateway;
 use crate::http::error::{ApiError, HttpRefusal};
 use crate::http::extract::{self, ErrorIds, MAX_BODY_BYTES};
@@ -93,6 +93,7 @@ pub async fn token(
         tenant: &tenant,
         client_id: request.client_id.as_deref(),
         target: Some(&request.target),
+        request: Situation::UNKNOWN,
     };
     if snapshot.policies.audit_credentials() > 0 {
         // Audit-mode credentials never grant; their verdicts are only recorded.
