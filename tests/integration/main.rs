@@ -13,6 +13,7 @@ mod issuer_trust;
 mod operations;
 mod properties;
 mod rejections;
+mod request_context;
 mod restart;
 mod review;
 mod scale;
