@@ -641,9 +641,14 @@ pub(crate) fn check_condition(
         return Ok(());
     }
     let vars = at.context.vars(at.now);
-    let many = credential.condition.len() > 1;
     for (k, rule) in credential.condition.iter().enumerate() {
-        let which = if many {
+        let failure = match rule.expression.eval_condition(&token.claims, &vars) {
+            Ok(true) => continue,
+            Ok(false) => "is false".to_string(),
+            Err(e) => format!("could not be evaluated: {e}"),
+        };
+        // Words are built only for a failure: the granted path allocates nothing here.
+        let which = if credential.condition.len() > 1 {
             format!("rule {} of the condition", k + 1)
         } else {
             "the condition".to_string()
@@ -653,27 +658,13 @@ pub(crate) fn check_condition(
             .as_deref()
             .map(|m| format!(": {}", crate::text::shown(m, MAX_MESSAGE)))
             .unwrap_or_default();
-        match rule.expression.eval_condition(&token.claims, &vars) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err((
-                    MismatchStage::Condition,
-                    format!(
-                        "{which} of credential '{}' is false{because}",
-                        credential.name
-                    ),
-                ));
-            }
-            Err(e) => {
-                return Err((
-                    MismatchStage::Condition,
-                    format!(
-                        "{which} of credential '{}' could not be evaluated: {e}{because}",
-                        credential.name
-                    ),
-                ));
-            }
-        }
+        return Err((
+            MismatchStage::Condition,
+            format!(
+                "{which} of credential '{}' {failure}{because}",
+                credential.name
+            ),
+        ));
     }
     Ok(())
 }
