@@ -31,7 +31,7 @@ use aws_lc_rs::signature::{
 use criterion::Criterion;
 use serde_json::{Map, Value, json};
 use trustbridge::clock::{Clock, ManualClock, unix_seconds};
-use trustbridge::exchange::{self, ExchangeRequest, Limits, explain};
+use trustbridge::exchange::{self, ExchangeRequest, Limits, Situation, explain};
 use trustbridge::issuers::jwks::parse_jwks;
 use trustbridge::issuers::{FetchSettings, IssuerRegistry, validate};
 use trustbridge::jose::SigningAlgorithm;
@@ -428,6 +428,7 @@ impl Scale {
             tenant: "contoso",
             client_id: None,
             target: Some(&self.without_client.target),
+            request: Situation::UNKNOWN,
         };
         explain::for_denial(&self.stranger, query, &self.policies).summary(3)
     }

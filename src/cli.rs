@@ -164,6 +164,11 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub verbose_errors: Option<bool>,
+    /// Proxies whose Forwarded / X-Forwarded-For headers are believed, as CIDR[,CIDR...]
+    /// (the client is the rightmost address not in them) [default: none: the TCP peer is the
+    /// client].
+    #[arg(long, env = "TRUSTBRIDGE_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
 }
 
 impl ServeArgs {
@@ -192,6 +197,7 @@ impl ServeArgs {
             admin_listen: self.admin_listen.clone(),
             admin_token_file: self.admin_token_file.clone(),
             verbose_errors: self.verbose_errors,
+            trusted_proxies: self.trusted_proxies.clone(),
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,

@@ -74,6 +74,9 @@ pub struct Settings {
     /// subjects, patterns, audiences, CEL errors, key URLs and paths) instead of its public
     /// description. [`Settings::resolve`] refuses it unless `listen` is a loopback address.
     pub verbose_errors: bool,
+    /// Peers whose `Forwarded`/`X-Forwarded-For` headers are believed (`--trusted-proxies`);
+    /// empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
 }
 
 /// Settings as given by one layer (flags, file); `None` means "not set here".
@@ -124,6 +127,8 @@ pub struct Layer {
     pub admin_token_file: Option<PathBuf>,
     /// `--verbose-errors` (development only; loopback listeners only).
     pub verbose_errors: Option<bool>,
+    /// `--trusted-proxies` (`CIDR[,CIDR...]`).
+    pub trusted_proxies: Option<String>,
 }
 
 impl Layer {
@@ -152,6 +157,7 @@ impl Layer {
             admin_listen: self.admin_listen.or(lower.admin_listen),
             admin_token_file: self.admin_token_file.or(lower.admin_token_file),
             verbose_errors: self.verbose_errors.or(lower.verbose_errors),
+            trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
         }
     }
 }
@@ -269,6 +275,15 @@ impl Settings {
             ));
         }
         problems.append(&mut scale_problems);
+        let trusted_proxies = match layer.trusted_proxies.as_deref() {
+            None => Vec::new(),
+            Some(text) => crate::cidr::parse_list(text).unwrap_or_else(|e| {
+                problems.push(format!(
+                    "trusted-proxies: {e}; give prefixes such as 10.0.0.0/8,fd00::/8"
+                ));
+                Vec::new()
+            }),
+        };
         let admin_listen =
             admin_listen(&layer.admin_listen, &layer.admin_token_file, &mut problems);
         if !problems.is_empty() {
@@ -298,6 +313,7 @@ impl Settings {
             admin_listen,
             admin_token_file: layer.admin_token_file,
             verbose_errors,
+            trusted_proxies,
         })
     }
 
@@ -428,6 +444,22 @@ fn scale_out(layer: &Layer, problems: &mut Vec<String>) -> ScaleOut {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn trusted_proxies_are_prefixes() {
+        let s = super::Settings::resolve(super::Layer {
+            trusted_proxies: Some("10.0.0.0/8, ::1".into()),
+            ..super::Layer::default()
+        })
+        .unwrap();
+        assert_eq!(s.trusted_proxies.len(), 2);
+        let errs = super::Settings::resolve(super::Layer {
+            trusted_proxies: Some("10.0.0.0/8,proxy.local".into()),
+            ..super::Layer::default()
+        })
+        .unwrap_err();
+        assert!(errs.to_string().contains("proxy.local"), "{errs}");
+    }
+
     use super::*;
 
     #[test]

@@ -15,7 +15,9 @@ pub mod request;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub use decide::{Limits, decide};
+pub use decide::{Limits, Situation, decide};
 pub use denial::{Denial, MismatchStage};
 pub use grant::{Grant, IdentityKind};
-pub use request::{ExchangeRequest, GrantType, RequestError, RequestedRoles, Target};
+pub use request::{
+    ExchangeRequest, GrantType, RequestContext, RequestError, RequestedRoles, Target,
+};

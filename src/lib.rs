@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod cidr;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::exchange::explain::{Query, explain};
-use crate::exchange::{self, Limits};
+use crate::exchange::{self, Limits, Situation};
 use crate::issuers::ValidatedToken;
 use crate::policy::PolicySet;
 use crate::tools::{RequestSpec, refusal, token_from_claims};
@@ -139,6 +139,7 @@ pub fn report(
             tenant: &input.tenant,
             client_id: input.client_id.as_deref(),
             target: request.as_ref().map(|r| &r.target),
+            request: Situation::UNKNOWN,
         },
         policies,
     );

@@ -364,8 +364,8 @@ impl Builder {
             SubjectRule::Pattern(p) => d.insert("subjectPattern".into(), json!(p.as_str())),
             SubjectRule::Any => d.insert("subject".into(), Value::Null),
         };
-        if let Some(cond) = &c.condition {
-            d.insert("condition".into(), json!(cond.source()));
+        if let Some(cond) = c.condition_source() {
+            d.insert("condition".into(), json!(cond));
         }
         if !c.claim_mappings.is_empty() {
             let names: Vec<&str> = c.claim_mappings.iter().map(|(n, _)| n.as_str()).collect();

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::exchange::denial::{Denial, MismatchStage};
 use crate::exchange::grant::{Grant, IdentityKind};
-use crate::exchange::request::{ExchangeRequest, RequestedRoles};
+use crate::exchange::request::{ExchangeRequest, RequestContext, RequestedRoles};
 use crate::issuers::ValidatedToken;
 use crate::policy::PolicySet;
 use crate::policy::index::{CredentialRef, IdentityId};
@@ -40,15 +40,38 @@ impl Default for Limits {
 const MAX_IDENTITY_NAME: usize = 256;
 /// Longest value echoed back from a token in a denial description.
 const MAX_ECHO: usize = 120;
+/// Longest condition-rule message kept in a denial's detail.
+const MAX_MESSAGE: usize = 200;
 
-/// Decides an exchange. `now` is unused by today's checks (token time claims were verified by
-/// `issuers`) but belongs to the contract: policies may grow time-bound rules.
+/// The request side of a decision: the facts the handler passed in and the decision's time.
+/// Credential checks that look beyond the token (conditions on `request`, `allowedNetworks`,
+/// `requireProofOfPossession`) read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Situation<'a> {
+    /// What the handler knows about the request.
+    pub context: &'a RequestContext,
+    /// The decision's time (`request.time`).
+    pub now: SystemTime,
+}
+
+impl Situation<'static> {
+    /// Nothing known about the request, at the epoch: for explanations without a request.
+    /// Conditions reading `request.ip` fail, `allowedNetworks` contain nothing, and a required
+    /// proof of possession is missing.
+    pub const UNKNOWN: Self = Self {
+        context: &RequestContext::NONE,
+        now: SystemTime::UNIX_EPOCH,
+    };
+}
+
+/// Decides an exchange. `now` is what conditions see as `request.time` (token time claims
+/// were verified by `issuers`); `req.context` is the rest of what they see of the request.
 pub fn decide(
     token: &ValidatedToken,
     req: &ExchangeRequest,
     policies: &PolicySet,
     limits: &Limits,
-    _now: SystemTime,
+    now: SystemTime,
 ) -> Result<Grant, Denial> {
     let tenant = policies
         .tenant(&req.tenant)
@@ -57,7 +80,11 @@ pub fn decide(
         .resource(&req.target.resource)
         .ok_or_else(|| Denial::UnknownResource(req.target.resource.clone()))?;
 
-    let (identity, credential) = resolve_identity(token, req, policies)?;
+    let at = Situation {
+        context: &req.context,
+        now,
+    };
+    let (identity, credential) = resolve_identity(token, req, policies, at)?;
 
     if !identity.enabled() {
         return Err(Denial::Disabled(identity.label()));
@@ -189,17 +216,18 @@ fn resolve_identity<'a>(
     token: &ValidatedToken,
     req: &ExchangeRequest,
     policies: &'a PolicySet,
+    at: Situation<'_>,
 ) -> Result<(Identity<'a>, &'a FederatedCredential), Denial> {
     let tenant = req.tenant.as_str();
     if let Some(client_id) = req.client_id.as_deref() {
-        let identity = identity_by_client_id(client_id, token, tenant, policies)?;
-        let credential = match_credentials(identity.credentials(), token)
+        let identity = identity_by_client_id(client_id, token, tenant, policies, at)?;
+        let credential = match_credentials(identity.credentials(), token, at)
             .map_err(|(stage, detail)| Denial::NoMatchingCredential { stage, detail })?;
         return Ok((identity, credential));
     }
 
     // Token exchange without client_id: the token itself must pick exactly one identity.
-    resolve_by_token(token, tenant, policies)
+    resolve_by_token(token, tenant, policies, at)
 }
 
 /// Token exchange without `client_id`: the unique identity of `tenant` with a matching
@@ -218,6 +246,7 @@ fn resolve_by_token<'a>(
     token: &ValidatedToken,
     tenant: &str,
     policies: &'a PolicySet,
+    at: Situation<'_>,
 ) -> Result<(Identity<'a>, &'a FederatedCredential), Denial> {
     let index = policies.credential_index();
     let candidates = index.candidates(tenant, &token.issuer_name, token.sub.as_deref());
@@ -235,7 +264,7 @@ fn resolve_by_token<'a>(
         let Some((identity, credential)) = indexed(candidate, tenant, policies) else {
             continue;
         };
-        match check_credential(credential, token) {
+        match check_credential(credential, token, at) {
             Ok(()) => match found.last_mut() {
                 Some(last) if *last.0 == candidate.identity => last.2 = credential,
                 _ => found.push((&candidate.identity, identity, credential)),
@@ -255,7 +284,14 @@ fn resolve_by_token<'a>(
         0 => {}
         n => return Err(Denial::Ambiguous(n)),
     }
-    Err(denial_outside(token, tenant, policies, &candidates, best))
+    Err(denial_outside(
+        token,
+        tenant,
+        policies,
+        &candidates,
+        best,
+        at,
+    ))
 }
 
 /// A credential's failure to match, with where it sits in decision order.
@@ -273,6 +309,7 @@ fn denial_outside<'p>(
     policies: &'p PolicySet,
     candidates: &[&'p CredentialRef],
     mut best: Option<Miss<'p>>,
+    at: Situation<'_>,
 ) -> Denial {
     let index = policies.credential_index();
     let stage = |b: &Option<Miss<'_>>| b.as_ref().map(|b| b.1);
@@ -285,7 +322,7 @@ fn denial_outside<'p>(
         && let Some(outside) =
             index.first_accepting_outside(tenant, &token.issuer_name, &token.aud, candidates)
         && let Some((_, credential)) = indexed(outside, tenant, policies)
-        && let Err((stage, detail)) = check_credential(credential, token)
+        && let Err((stage, detail)) = check_credential(credential, token, at)
         && beats(outside, stage, &best)
     {
         best = Some((outside, stage, detail));
@@ -293,7 +330,7 @@ fn denial_outside<'p>(
     if stage(&best) <= Some(MismatchStage::Audience)
         && let Some(first) = index.trusting(tenant, &token.issuer_name).first()
         && let Some((_, credential)) = indexed(first, tenant, policies)
-        && let Err((stage, detail)) = check_credential(credential, token)
+        && let Err((stage, detail)) = check_credential(credential, token, at)
         && beats(first, stage, &best)
     {
         best = Some((first, stage, detail));
@@ -305,7 +342,7 @@ fn denial_outside<'p>(
         None => index
             .first_identity(tenant)
             .and_then(|id| identity_of(id, tenant, policies))
-            .and_then(|first| match_credentials(first.credentials(), token).err()),
+            .and_then(|first| match_credentials(first.credentials(), token, at).err()),
     };
     let (stage, detail) = miss.unwrap_or((
         MismatchStage::Issuer,
@@ -345,11 +382,12 @@ fn resolve_by_scan<'a>(
     token: &ValidatedToken,
     tenant: &str,
     policies: &'a PolicySet,
+    at: Situation<'_>,
 ) -> Result<(Identity<'a>, &'a FederatedCredential), Denial> {
     let mut found: Vec<(Identity<'a>, &'a FederatedCredential)> = Vec::new();
     let mut best: Option<(MismatchStage, String)> = None;
     for identity in identities_in(tenant, policies) {
-        match match_credentials(identity.credentials(), token) {
+        match match_credentials(identity.credentials(), token, at) {
             Ok(credential) => found.push((identity, credential)),
             Err(miss) => keep_best(&mut best, miss),
         }
@@ -392,6 +430,7 @@ pub(crate) fn identity_by_client_id<'a>(
     token: &ValidatedToken,
     tenant: &str,
     policies: &'a PolicySet,
+    at: Situation<'_>,
 ) -> Result<Identity<'a>, Denial> {
     let unknown = || Denial::UnknownClient(echo(client_id));
     if let Some(app) = policies.application_by_client_id(client_id) {
@@ -427,7 +466,7 @@ pub(crate) fn identity_by_client_id<'a>(
         let ManagedIdentityName::Template(expr) = &mi.name else {
             continue;
         };
-        if mi.tenant != tenant || match_credentials(&mi.federated_credentials, token).is_err() {
+        if mi.tenant != tenant || match_credentials(&mi.federated_credentials, token, at).is_err() {
             continue;
         }
         if let Ok(name) = expr.eval_string(&token.claims) {
@@ -451,6 +490,7 @@ pub(crate) fn identity_by_client_id<'a>(
 fn match_credentials<'a>(
     credentials: &'a [FederatedCredential],
     token: &ValidatedToken,
+    at: Situation<'_>,
 ) -> Result<&'a FederatedCredential, (MismatchStage, String)> {
     let mut best: Option<(MismatchStage, String)> = None;
     let mut chosen: Option<&'a FederatedCredential> = None;
@@ -461,7 +501,7 @@ fn match_credentials<'a>(
         if chosen.is_some_and(|c| specificity(credential) <= specificity(c)) {
             continue;
         }
-        match check_credential(credential, token) {
+        match check_credential(credential, token, at) {
             Ok(()) => chosen = Some(credential),
             Err(miss) => keep_best(&mut best, miss),
         }
@@ -493,13 +533,15 @@ fn keep_best(best: &mut Option<(MismatchStage, String)>, miss: (MismatchStage, S
     }
 }
 
-/// Checks one credential against the token: issuer, audience, subject, condition.
+/// Checks one credential against the token and the request: issuer, audience, subject,
+/// condition, then allowed networks and proof of possession.
 ///
 /// An audit-mode credential never matches (it fails at the issuer, the stage that says the
 /// least): the decision never gets one to check, and this keeps it so if that ever changes.
 pub fn check_credential(
     credential: &FederatedCredential,
     token: &ValidatedToken,
+    at: Situation<'_>,
 ) -> Result<(), (MismatchStage, String)> {
     #[cfg(test)]
     CHECKED.with(|n| n.set(n.get() + 1));
@@ -515,7 +557,9 @@ pub fn check_credential(
     check_issuer(credential, token)?;
     check_audience(credential, token)?;
     check_subject(credential, token)?;
-    check_condition(credential, token)
+    check_condition(credential, token, at)?;
+    check_network(credential, at)?;
+    check_proof(credential, at)
 }
 
 /// The credential trusts the token's issuer.
@@ -588,30 +632,96 @@ pub(crate) fn check_subject(
     Ok(())
 }
 
-/// The credential's CEL condition, when it has one, is true.
+/// Every rule of the credential's CEL condition is true, evaluated with `request` bound to
+/// the request's facts at `at.now`. The failing rule's message (or its source) is detail for
+/// the audit trail and `policy explain`; callers are told the stage only.
 pub(crate) fn check_condition(
     credential: &FederatedCredential,
     token: &ValidatedToken,
+    at: Situation<'_>,
 ) -> Result<(), (MismatchStage, String)> {
-    if let Some(condition) = &credential.condition {
-        match condition.eval_bool(&token.claims) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err((
-                    MismatchStage::Condition,
-                    format!("the condition of credential '{}' is false", credential.name),
-                ));
-            }
-            Err(e) => {
-                return Err((
-                    MismatchStage::Condition,
-                    format!(
-                        "the condition of credential '{}' could not be evaluated: {e}",
-                        credential.name
-                    ),
-                ));
-            }
-        }
+    if credential.condition.is_empty() {
+        return Ok(());
+    }
+    let vars = at.context.vars(at.now);
+    for (k, rule) in credential.condition.iter().enumerate() {
+        let failure = match rule.expression.eval_condition(&token.claims, &vars) {
+            Ok(true) => continue,
+            Ok(false) => "is false".to_string(),
+            Err(e) => format!("could not be evaluated: {e}"),
+        };
+        // Words are built only for a failure: the granted path allocates nothing here.
+        let which = if credential.condition.len() > 1 {
+            format!("rule {} of the condition", k + 1)
+        } else {
+            "the condition".to_string()
+        };
+        let because = rule
+            .message
+            .as_deref()
+            .map(|m| format!(": {}", crate::text::shown(m, MAX_MESSAGE)))
+            .unwrap_or_default();
+        return Err((
+            MismatchStage::Condition,
+            format!(
+                "{which} of credential '{}' {failure}{because}",
+                credential.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The client address is inside one of the credential's `allowedNetworks` (when it has any).
+/// An unknown address is inside none.
+pub(crate) fn check_network(
+    credential: &FederatedCredential,
+    at: Situation<'_>,
+) -> Result<(), (MismatchStage, String)> {
+    if credential.allowed_networks.is_empty() {
+        return Ok(());
+    }
+    let inside = at.context.client_ip.is_some_and(|ip| {
+        credential
+            .allowed_networks
+            .iter()
+            .any(|n| n.contains_ip(ip))
+    });
+    if inside {
+        return Ok(());
+    }
+    let shown: Vec<String> = credential
+        .allowed_networks
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Err((
+        MismatchStage::Network,
+        format!(
+            "client address {} is outside the allowedNetworks of credential '{}' {}",
+            at.context
+                .client_ip
+                .map_or("(unknown)".to_string(), |ip| ip.to_string()),
+            credential.name,
+            list(&shown)
+        ),
+    ))
+}
+
+/// The request carried a valid DPoP proof when the credential requires one.
+pub(crate) fn check_proof(
+    credential: &FederatedCredential,
+    at: Situation<'_>,
+) -> Result<(), (MismatchStage, String)> {
+    if credential.require_proof_of_possession && at.context.proof_key.is_none() {
+        return Err((
+            MismatchStage::ProofOfPossession,
+            format!(
+                "credential '{}' requires proof of possession and the request carried no DPoP \
+                 proof",
+                credential.name
+            ),
+        ));
     }
     Ok(())
 }

@@ -24,6 +24,10 @@ pub enum MismatchStage {
     Subject,
     /// The CEL condition was false or failed to evaluate.
     Condition,
+    /// The client address is outside the credential's `allowedNetworks`.
+    Network,
+    /// The credential requires a DPoP proof and the request carried none.
+    ProofOfPossession,
 }
 
 /// A denied exchange.
@@ -85,6 +89,10 @@ impl MismatchStage {
             Self::Audience => "the token's audience is not accepted",
             Self::Subject => "the token's subject is not accepted",
             Self::Condition => "the token does not satisfy the credential's condition",
+            Self::Network => "the request does not come from a network the credential allows",
+            Self::ProofOfPossession => {
+                "the credential requires a proof of possession (a DPoP header)"
+            }
         }
     }
 }
@@ -150,6 +158,8 @@ impl Denial {
                 MismatchStage::Audience => "audience_mismatch",
                 MismatchStage::Subject => "subject_mismatch",
                 MismatchStage::Condition => "condition_failed",
+                MismatchStage::Network => "network_not_allowed",
+                MismatchStage::ProofOfPossession => "proof_of_possession_required",
             },
             Self::Ambiguous(_) => "ambiguous_identity",
             Self::Disabled(_) => "identity_disabled",
@@ -185,7 +195,11 @@ impl Refuse for Denial {
                     MismatchStage::Issuer => refusal::CODE_ISSUER_MISMATCH,
                     MismatchStage::Audience => refusal::CODE_AUDIENCE_MISMATCH,
                     MismatchStage::Subject => refusal::CODE_SUBJECT_MISMATCH,
-                    MismatchStage::Condition => refusal::CODE_NO_MATCHING_FEDERATED_RECORD,
+                    MismatchStage::Condition
+                    | MismatchStage::Network
+                    | MismatchStage::ProofOfPossession => {
+                        refusal::CODE_NO_MATCHING_FEDERATED_RECORD
+                    }
                 };
                 Refusal::token_rejected(ctx, code, reason, description)
             }
@@ -228,6 +242,14 @@ mod tests {
             },
             Denial::NoMatchingCredential {
                 stage: MismatchStage::Condition,
+                detail: "d".into(),
+            },
+            Denial::NoMatchingCredential {
+                stage: MismatchStage::Network,
+                detail: "d".into(),
+            },
+            Denial::NoMatchingCredential {
+                stage: MismatchStage::ProofOfPossession,
                 detail: "d".into(),
             },
             Denial::Ambiguous(2),
@@ -305,6 +327,14 @@ mod tests {
             Denial::NoMatchingCredential {
                 stage: MismatchStage::Subject,
                 detail: format!("subject 'a' does not match pattern '{SECRET}'"),
+            },
+            Denial::NoMatchingCredential {
+                stage: MismatchStage::Network,
+                detail: format!("client address outside allowedNetworks [{SECRET}]"),
+            },
+            Denial::NoMatchingCredential {
+                stage: MismatchStage::Condition,
+                detail: format!("rule 1 is false: {SECRET}"),
             },
             Denial::Ambiguous(2),
             Denial::Disabled(SECRET.into()),

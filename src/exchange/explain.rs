@@ -16,8 +16,9 @@
 use std::fmt;
 
 use crate::exchange::decide::{
-    self, Identity, check_audience, check_condition, check_issuer, check_subject, echo,
-    granted_roles, identities_in, identity_by_client_id, indexed, list,
+    self, Identity, Situation, check_audience, check_condition, check_issuer, check_network,
+    check_proof, check_subject, echo, granted_roles, identities_in, identity_by_client_id, indexed,
+    list,
 };
 use crate::exchange::request::{ExchangeRequest, GrantType, Target};
 use crate::issuers::ValidatedToken;
@@ -33,6 +34,9 @@ pub struct Query<'a> {
     pub client_id: Option<&'a str>,
     /// The requested resource and roles, when given (role checks are skipped without it).
     pub target: Option<&'a Target>,
+    /// The request's facts and time, which conditions, `allowedNetworks` and
+    /// `requireProofOfPossession` read ([`Situation::UNKNOWN`] when there is no request).
+    pub request: Situation<'a>,
 }
 
 /// Which check a [`Check`] is.
@@ -46,6 +50,10 @@ pub enum CheckKind {
     Subject,
     /// The CEL condition is true.
     Condition,
+    /// The client address is inside the credential's `allowedNetworks`.
+    Network,
+    /// A DPoP proof came with the request when the credential requires one.
+    ProofOfPossession,
     /// A workload identity's `nameFrom` yields a usable name.
     NameTemplate,
     /// The identity is enabled in the tenant.
@@ -64,6 +72,8 @@ impl CheckKind {
             Self::Audience => "audience",
             Self::Subject => "subject",
             Self::Condition => "condition",
+            Self::Network => "network",
+            Self::ProofOfPossession => "proof of possession",
             Self::NameTemplate => "name template",
             Self::Enabled => "enabled",
             Self::RoleAssignment => "role assignment",
@@ -228,16 +238,18 @@ fn bounded(
         }
     };
     let named = match query.client_id {
-        Some(client_id) => match identity_by_client_id(client_id, token, query.tenant, policies) {
-            Ok(identity) => Some(identity),
-            Err(denial) => {
-                notes.push(format!(
-                    "{denial}; showing the candidate credentials of tenant '{}'",
-                    query.tenant
-                ));
-                None
+        Some(client_id) => {
+            match identity_by_client_id(client_id, token, query.tenant, policies, query.request) {
+                Ok(identity) => Some(identity),
+                Err(denial) => {
+                    notes.push(format!(
+                        "{denial}; showing the candidate credentials of tenant '{}'",
+                        query.tenant
+                    ));
+                    None
+                }
             }
-        },
+        }
         None => None,
     };
     match named {
@@ -285,16 +297,18 @@ fn explain_where(
         };
     };
     let identities = match query.client_id {
-        Some(client_id) => match identity_by_client_id(client_id, token, query.tenant, policies) {
-            Ok(identity) => vec![identity],
-            Err(denial) => {
-                notes.push(format!(
-                    "{denial}; showing every identity of tenant '{}'",
-                    query.tenant
-                ));
-                identities_in(query.tenant, policies)
+        Some(client_id) => {
+            match identity_by_client_id(client_id, token, query.tenant, policies, query.request) {
+                Ok(identity) => vec![identity],
+                Err(denial) => {
+                    notes.push(format!(
+                        "{denial}; showing every identity of tenant '{}'",
+                        query.tenant
+                    ));
+                    identities_in(query.tenant, policies)
+                }
             }
-        },
+        }
         None => identities_in(query.tenant, policies),
     };
     let candidates = identities
@@ -376,14 +390,45 @@ fn trace(
         detail,
     });
 
-    if let Some(condition) = &credential.condition {
-        let r = check_condition(credential, token);
+    if let Some(condition) = credential.condition_source() {
+        let r = check_condition(credential, token, query.request);
         let detail = match &r {
-            Ok(()) => format!("`{}` is true", condition.source()),
-            Err((_, why)) => format!("`{}`: {why}", condition.source()),
+            Ok(()) => format!("`{condition}` is true"),
+            Err((_, why)) => format!("`{condition}`: {why}"),
         };
         checks.push(Check {
             kind: CheckKind::Condition,
+            status: status(&r),
+            detail,
+        });
+    }
+    if !credential.allowed_networks.is_empty() {
+        let r = check_network(credential, query.request);
+        let detail = match &r {
+            Ok(()) => format!(
+                "client address {} is inside the allowed networks",
+                query
+                    .request
+                    .context
+                    .client_ip
+                    .map_or("(unknown)".to_string(), |ip| ip.to_string())
+            ),
+            Err((_, why)) => why.clone(),
+        };
+        checks.push(Check {
+            kind: CheckKind::Network,
+            status: status(&r),
+            detail,
+        });
+    }
+    if credential.require_proof_of_possession {
+        let r = check_proof(credential, query.request);
+        let detail = match &r {
+            Ok(()) => "the request carried a valid DPoP proof".to_string(),
+            Err((_, why)) => why.clone(),
+        };
+        checks.push(Check {
+            kind: CheckKind::ProofOfPossession,
             status: status(&r),
             detail,
         });
@@ -494,6 +539,7 @@ fn roles_check(
         client_id: query.client_id.map(str::to_string),
         subject_token: String::new(),
         target: target.clone(),
+        context: Default::default(),
     };
     match granted_roles(identity, name, resource_app, &req, policies) {
         Ok(roles) => Check {

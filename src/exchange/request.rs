@@ -91,6 +91,40 @@ pub struct ExchangeRequest {
     pub subject_token: String,
     /// What the token is for.
     pub target: Target,
+    /// Facts about the HTTP request itself (client address, TLS, proof of possession), filled
+    /// in by the handler; the default (nothing known) when parsed from a form alone.
+    pub context: RequestContext,
+}
+
+/// What the decision may know about the HTTP request beside its form: passed in as a value so
+/// the decision stays pure (no HTTP types). `policy test` cases set it directly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    /// The effective client address (the TCP peer, or the rightmost untrusted hop of
+    /// `Forwarded`/`X-Forwarded-For` when the peer is a trusted proxy); `None` when unknown,
+    /// which no `allowedNetworks` contains.
+    pub client_ip: Option<std::net::IpAddr>,
+    /// Whether the request came over TLS.
+    pub tls: bool,
+    /// The RFC 7638 thumbprint of the key of the request's valid DPoP proof, if any.
+    pub proof_key: Option<String>,
+}
+
+impl RequestContext {
+    /// Nothing known (the default, as a constant).
+    pub const NONE: Self = Self {
+        client_ip: None,
+        tls: false,
+        proof_key: None,
+    };
+    /// The `request` variable conditions see, at `now`.
+    pub fn vars(&self, now: std::time::SystemTime) -> crate::policy::cel::RequestVars {
+        crate::policy::cel::RequestVars {
+            ip: self.client_ip,
+            time: now,
+            tls: self.tls,
+        }
+    }
 }
 
 /// Why a request body was refused before any token was looked at.
@@ -198,6 +232,7 @@ impl ExchangeRequest {
                     client_id: Some(client_id),
                     subject_token: assertion.to_string(),
                     target,
+                    context: RequestContext::default(),
                 })
             }
             TOKEN_EXCHANGE => {
@@ -234,6 +269,7 @@ impl ExchangeRequest {
                     client_id,
                     subject_token: subject_token.to_string(),
                     target,
+                    context: RequestContext::default(),
                 })
             }
             _ => Err(RequestError::UnsupportedGrant),

@@ -19,8 +19,9 @@ use serde_json::json;
 use crate::exchange::audit::AuditRecord;
 use crate::exchange::explain::{self, Query};
 use crate::exchange::request::TOKEN_TYPE_ACCESS_TOKEN;
-use crate::exchange::{self, Denial, ExchangeRequest, GrantType};
+use crate::exchange::{self, Denial, ExchangeRequest, GrantType, Situation};
 use crate::gateway::Gateway;
+use crate::http::client;
 use crate::http::error::{ApiError, HttpRefusal};
 use crate::http::extract::{self, ErrorIds, MAX_BODY_BYTES};
 use crate::refusal::{Context, Refuse};
@@ -43,7 +44,7 @@ pub async fn token(
     let arrived = gw.clock().now();
     let ids = ErrorIds::of(&req, arrived);
     let snapshot = gw.snapshot();
-    let caller = req.peer_addr().map(|a| a.to_string());
+    let client = client_of(&req, &gw.settings().trusted_proxies);
     let mut record = AuditRecord {
         time: arrived,
         trace_id: &ids.trace_id,
@@ -51,7 +52,7 @@ pub async fn token(
         tenant: &tenant,
         grant: "unknown",
         policy_hash: snapshot.policies.content_hash(),
-        caller: caller.as_deref(),
+        caller: client.address.as_deref(),
         ..AuditRecord::default()
     };
     // Before the request is parsed, refusals speak of a subject token.
@@ -71,10 +72,12 @@ pub async fn token(
     }
     .await;
 
-    let request = match outcome {
+    let mut request = match outcome {
         Ok(request) => request,
         Err(err) => return Err(finish_denied(&gw, &record, err, started, &[])),
     };
+    request.context.client_ip = client.ip;
+    request.context.tls = client.tls;
     record.grant = request.grant.as_str();
     record.client_id = request.client_id.as_deref();
     record.resource = Some(&request.target.resource);
@@ -93,6 +96,10 @@ pub async fn token(
         tenant: &tenant,
         client_id: request.client_id.as_deref(),
         target: Some(&request.target),
+        request: Situation {
+            context: &request.context,
+            now,
+        },
     };
     if snapshot.policies.audit_credentials() > 0 {
         // Audit-mode credentials never grant; their verdicts are only recorded.
@@ -190,6 +197,29 @@ pub async fn token(
         .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .insert_header((PRAGMA, HeaderValue::from_static("no-cache")))
         .json(body))
+}
+
+/// The effective client of `req` (see `http::client`): the peer, or what trusted proxies say.
+fn client_of(req: &HttpRequest, trusted: &[crate::cidr::Cidr]) -> client::Client {
+    let headers = req.headers();
+    let values = |name: &str| -> Vec<&str> {
+        if trusted.is_empty() {
+            return Vec::new();
+        }
+        headers
+            .get_all(name)
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    };
+    let proto = values("x-forwarded-proto").last().copied();
+    client::resolve(
+        req.peer_addr(),
+        trusted,
+        &values("forwarded"),
+        &values("x-forwarded-for"),
+        proto,
+        req.app_config().secure(),
+    )
 }
 
 /// Audits and counts a refused request, and hands the error back for the response.

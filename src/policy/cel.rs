@@ -4,8 +4,13 @@
 //! expression that errors (missing claim, wrong type) is an [`EvalError`], which callers turn
 //! into a denial.
 //!
-//! `claims` is the only variable. Compilation refuses any other free identifier, so a typo such
-//! as `claim.sub` is a load problem instead of a policy that silently denies everything.
+//! `claims` is the variable every expression sees. Conditions ([`Expression::compile_condition`])
+//! also see `request`: `request.ip` (the client address as a string, absent when unknown),
+//! `request.time` (a timestamp: the decision's `now`) and `request.tls` (a bool), with the
+//! Kubernetes IP/CIDR library (`ip()`, `cidr().containsIP()`, `isIP`, `isCIDR`, see `net`).
+//! Compilation refuses any other free identifier and any other field of `request`, so a typo
+//! such as `claim.sub` or `request.addr` is a load problem instead of a policy that silently
+//! denies everything.
 //!
 //! Bounds on hostile input (the `cel` crate recurses, and a stack overflow aborts the process,
 //! which no `catch_unwind` can stop): sources are at most [`MAX_SOURCE_LEN`] bytes; the parser
@@ -25,8 +30,10 @@
 //! list), so every expression costs O(source length × claim values).
 
 use std::fmt;
+use std::net::IpAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, LazyLock};
+use std::time::SystemTime;
 
 use cel::common::ast::{EntryExpr, Expr};
 use cel::objects::{Key, Map};
@@ -58,6 +65,12 @@ const MAX_ERROR_LEN: usize = 200;
 /// The variable expressions see.
 const CLAIMS: &str = "claims";
 
+/// The variable conditions see beside `claims`.
+const REQUEST: &str = "request";
+
+/// The fields of `request`.
+pub const REQUEST_FIELDS: [&str; 3] = ["ip", "time", "tls"];
+
 /// Identifiers that name CEL types rather than variables (`type(x) == string`).
 const TYPE_IDENTS: [&str; 10] = [
     "bool",
@@ -72,14 +85,34 @@ const TYPE_IDENTS: [&str; 10] = [
     "uint",
 ];
 
-/// The standard CEL environment, built once: building it registers every stdlib overload.
-static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
+/// The standard CEL environment plus the Kubernetes IP/CIDR library, built once: building it
+/// registers every overload.
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
+    let mut env = Env::stdlib();
+    net::register(&mut env);
+    Arc::new(env)
+});
+
+/// What a condition reads as `request`: facts about the HTTP request, passed in by the caller
+/// (the decision stays pure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestVars {
+    /// The effective client address (`request.ip`); `None` leaves the field absent.
+    pub ip: Option<IpAddr>,
+    /// The decision's time (`request.time`).
+    pub time: SystemTime,
+    /// Whether the request came over TLS (`request.tls`).
+    pub tls: bool,
+}
 
 /// A compiled CEL expression and its source text. Cheap to clone; shareable across threads.
 #[derive(Clone)]
 pub struct Expression {
     source: String,
     program: Arc<IdedExpr>,
+    /// Whether the expression names `request` (only conditions may): evaluations of the others
+    /// never build it.
+    reads_request: bool,
 }
 
 impl fmt::Debug for Expression {
@@ -99,12 +132,24 @@ pub struct CompileError(pub String);
 pub struct EvalError(pub String);
 
 impl Expression {
-    /// Compiles `source`.
+    /// Compiles `source`, an expression over `claims` only (claimMappings, nameFrom).
     ///
     /// # Errors
     /// Empty or longer than [`MAX_SOURCE_LEN`] bytes, a syntax error, nesting deeper than
     /// [`MAX_NESTING`], or a free identifier other than `claims`.
     pub fn compile(source: &str) -> Result<Self, CompileError> {
+        Self::compile_with(source, false)
+    }
+
+    /// Compiles `source`, a condition: it may also read `request` (see the module docs).
+    ///
+    /// # Errors
+    /// As [`Expression::compile`], or a field of `request` other than [`REQUEST_FIELDS`].
+    pub fn compile_condition(source: &str) -> Result<Self, CompileError> {
+        Self::compile_with(source, true)
+    }
+
+    fn compile_with(source: &str, request: bool) -> Result<Self, CompileError> {
         if source.trim().is_empty() {
             return Err(CompileError("expression is empty".into()));
         }
@@ -114,10 +159,14 @@ impl Expression {
                 source.len()
             )));
         }
-        let program = parse_on_big_stack(source)?;
+        let program = parse_on_big_stack(source, request)?;
+        let mut unknown = Vec::new();
+        free_identifiers(&program, &mut Vec::new(), &mut unknown, false);
+        let reads_request = unknown.iter().any(|name| name == REQUEST);
         Ok(Self {
             source: source.to_string(),
             program: Arc::new(program),
+            reads_request,
         })
     }
 
@@ -181,13 +230,46 @@ impl Expression {
         cel_to_json(&self.eval(claims)?, 0)
     }
 
+    /// Evaluates a condition to a bool, with `request` bound to `request`.
+    ///
+    /// # Errors
+    /// As [`Expression::eval_bool`].
+    pub fn eval_condition(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        request: &RequestVars,
+    ) -> Result<bool, EvalError> {
+        match self.eval_with(claims, Some(request))? {
+            Value::Bool(b) => Ok(b),
+            other => Err(EvalError(format!(
+                "expression yields {}, not a bool",
+                type_name(&other)
+            ))),
+        }
+    }
+
     fn eval(&self, claims: &serde_json::Map<String, Json>) -> Result<Value, EvalError> {
+        self.eval_with(claims, None)
+    }
+
+    fn eval_with(
+        &self,
+        claims: &serde_json::Map<String, Json>,
+        request: Option<&RequestVars>,
+    ) -> Result<Value, EvalError> {
         let mut budget = MAX_CLAIM_VALUES;
         let claims = object_to_cel(claims, 0, &mut budget)?;
+        let request = match request {
+            Some(vars) if self.reads_request => Some(request_to_cel(vars)),
+            _ => None,
+        };
         let program = &self.program;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut ctx = Context::with_env(Arc::clone(&ENV));
             ctx.add_variable_from_value(CLAIMS, claims);
+            if let Some(request) = request {
+                ctx.add_variable_from_value(REQUEST, request);
+            }
             Value::resolve(program, &ctx)
         }));
         match outcome {
@@ -200,12 +282,12 @@ impl Expression {
 
 /// Parses `source` on a thread of its own with a large stack, then checks what the parse left:
 /// its depth and its free identifiers. Only load time pays for the thread.
-fn parse_on_big_stack(source: &str) -> Result<IdedExpr, CompileError> {
+fn parse_on_big_stack(source: &str, request: bool) -> Result<IdedExpr, CompileError> {
     std::thread::scope(|scope| {
         let worker = std::thread::Builder::new()
             .name("cel-compile".into())
             .stack_size(PARSER_STACK)
-            .spawn_scoped(scope, || parse_and_check(source))
+            .spawn_scoped(scope, || parse_and_check(source, request))
             .map_err(|e| CompileError(format!("cannot start the CEL compiler thread: {e}")))?;
         worker.join().unwrap_or_else(|_| {
             Err(CompileError(
@@ -215,7 +297,7 @@ fn parse_on_big_stack(source: &str) -> Result<IdedExpr, CompileError> {
     })
 }
 
-fn parse_and_check(source: &str) -> Result<IdedExpr, CompileError> {
+fn parse_and_check(source: &str, request: bool) -> Result<IdedExpr, CompileError> {
     let program = ENV
         .parser()
         .max_recursion_depth(MAX_NESTING)
@@ -236,11 +318,26 @@ fn parse_and_check(source: &str) -> Result<IdedExpr, CompileError> {
         )));
     }
     let mut unknown = Vec::new();
-    free_identifiers(&program, &mut Vec::new(), &mut unknown);
+    free_identifiers(&program, &mut Vec::new(), &mut unknown, request);
     if let Some(name) = unknown.first() {
+        let also = if request {
+            format!(" and `{REQUEST}` (`{REQUEST}.ip`, `{REQUEST}.time`, `{REQUEST}.tls`)")
+        } else if name == REQUEST {
+            " (only conditions can read `request`)".to_string()
+        } else {
+            String::new()
+        };
         return Err(CompileError(format!(
             "unknown variable {name:?}: expressions can only read `{CLAIMS}` \
-             (e.g. `{CLAIMS}.sub`, `{CLAIMS}[\"kubernetes.io\"].namespace`)"
+             (e.g. `{CLAIMS}.sub`, `{CLAIMS}[\"kubernetes.io\"].namespace`){also}"
+        )));
+    }
+    if request && let Some(field) = unknown_request_field(&program) {
+        return Err(CompileError(format!(
+            "unknown field {field:?} of `{REQUEST}`: it has {}",
+            REQUEST_FIELDS
+                .map(|f| format!("`{REQUEST}.{f}`"))
+                .join(", ")
         )));
     }
     Ok(program)
@@ -513,15 +610,89 @@ fn one_line(message: &str) -> String {
     format!("{}...", &flat[..end])
 }
 
+// === request ===
+
+/// `vars` as the CEL map conditions read as `request`.
+fn request_to_cel(vars: &RequestVars) -> Value {
+    let mut map = std::collections::HashMap::with_capacity(3);
+    if let Some(ip) = vars.ip {
+        map.insert(Key::from("ip"), Value::String(Arc::new(ip.to_string())));
+    }
+    let time = chrono::DateTime::<chrono::Utc>::from(vars.time).fixed_offset();
+    map.insert(Key::from("time"), Value::Timestamp(time));
+    map.insert(Key::from("tls"), Value::Bool(vars.tls));
+    Value::Map(Map { map: Arc::new(map) })
+}
+
+/// The first field of `request` the expression names (`request.x`, `request["x"]`) that is not
+/// one of [`REQUEST_FIELDS`]. A comprehension variable named `request` is treated as the
+/// variable here, so such an expression may be refused, never wrongly accepted.
+fn unknown_request_field(expr: &IdedExpr) -> Option<String> {
+    use cel::common::ast::LiteralValue;
+    let is_request = |e: &IdedExpr| matches!(&e.expr, Expr::Ident(n) if n == REQUEST);
+    let named = match &expr.expr {
+        Expr::Select(select) if is_request(&select.operand) => Some(select.field.clone()),
+        Expr::Call(call) if call.func_name == cel::common::ast::operators::INDEX => {
+            match call.args.as_slice() {
+                [target, key] if is_request(target) => match &key.expr {
+                    Expr::Literal(LiteralValue::String(k)) => Some(k.inner().to_string()),
+                    _ => Some("(computed)".to_string()),
+                },
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    if let Some(field) = named
+        && !REQUEST_FIELDS.contains(&field.as_str())
+    {
+        return Some(field);
+    }
+    let entry = |entry: &EntryExpr| match entry {
+        EntryExpr::StructField(f) => unknown_request_field(&f.value),
+        EntryExpr::MapEntry(e) => {
+            unknown_request_field(&e.key).or_else(|| unknown_request_field(&e.value))
+        }
+    };
+    match &expr.expr {
+        Expr::Unspecified | Expr::Literal(_) | Expr::Ident(_) => None,
+        Expr::Call(call) => call
+            .target
+            .iter()
+            .map(|t| unknown_request_field(t))
+            .chain(call.args.iter().map(unknown_request_field))
+            .find_map(|found| found),
+        Expr::Comprehension(comp) => [
+            &comp.iter_range,
+            &comp.accu_init,
+            &comp.loop_cond,
+            &comp.loop_step,
+            &comp.result,
+        ]
+        .into_iter()
+        .find_map(unknown_request_field),
+        Expr::List(list) => list.elements.iter().find_map(unknown_request_field),
+        Expr::Map(map) => map.entries.iter().find_map(|e| entry(&e.expr)),
+        Expr::Select(select) => unknown_request_field(&select.operand),
+        Expr::Struct(s) => s.entries.iter().find_map(|e| entry(&e.expr)),
+    }
+}
+
 // === free identifiers ===
 
 /// Pushes onto `out` every identifier of `expr` that is neither `claims`, a CEL type name, nor a
 /// variable bound by an enclosing comprehension (`claims.groups.exists(g, g == "x")`).
-fn free_identifiers(expr: &IdedExpr, bound: &mut Vec<String>, out: &mut Vec<String>) {
+fn free_identifiers(
+    expr: &IdedExpr,
+    bound: &mut Vec<String>,
+    out: &mut Vec<String>,
+    request: bool,
+) {
     match &expr.expr {
         Expr::Unspecified | Expr::Literal(_) => {}
         Expr::Ident(name) => {
             let known = name == CLAIMS
+                || (request && name == REQUEST)
                 || name.starts_with('@')
                 || TYPE_IDENTS.contains(&name.as_str())
                 || bound.iter().any(|b| b == name);
@@ -531,50 +702,50 @@ fn free_identifiers(expr: &IdedExpr, bound: &mut Vec<String>, out: &mut Vec<Stri
         }
         Expr::Call(call) => {
             if let Some(target) = &call.target {
-                free_identifiers(target, bound, out);
+                free_identifiers(target, bound, out, request);
             }
             for arg in &call.args {
-                free_identifiers(arg, bound, out);
+                free_identifiers(arg, bound, out, request);
             }
         }
         Expr::Comprehension(comp) => {
-            free_identifiers(&comp.iter_range, bound, out);
-            free_identifiers(&comp.accu_init, bound, out);
+            free_identifiers(&comp.iter_range, bound, out, request);
+            free_identifiers(&comp.accu_init, bound, out, request);
             let before = bound.len();
             bound.push(comp.iter_var.clone());
             if let Some(v) = &comp.iter_var2 {
                 bound.push(v.clone());
             }
             bound.push(comp.accu_var.clone());
-            free_identifiers(&comp.loop_cond, bound, out);
-            free_identifiers(&comp.loop_step, bound, out);
-            free_identifiers(&comp.result, bound, out);
+            free_identifiers(&comp.loop_cond, bound, out, request);
+            free_identifiers(&comp.loop_step, bound, out, request);
+            free_identifiers(&comp.result, bound, out, request);
             bound.truncate(before);
         }
         Expr::List(list) => {
             for e in &list.elements {
-                free_identifiers(e, bound, out);
+                free_identifiers(e, bound, out, request);
             }
         }
         Expr::Map(map) => {
             for entry in &map.entries {
                 match &entry.expr {
-                    EntryExpr::StructField(f) => free_identifiers(&f.value, bound, out),
+                    EntryExpr::StructField(f) => free_identifiers(&f.value, bound, out, request),
                     EntryExpr::MapEntry(e) => {
-                        free_identifiers(&e.key, bound, out);
-                        free_identifiers(&e.value, bound, out);
+                        free_identifiers(&e.key, bound, out, request);
+                        free_identifiers(&e.value, bound, out, request);
                     }
                 }
             }
         }
-        Expr::Select(select) => free_identifiers(&select.operand, bound, out),
+        Expr::Select(select) => free_identifiers(&select.operand, bound, out, request),
         Expr::Struct(s) => {
             for entry in &s.entries {
                 match &entry.expr {
-                    EntryExpr::StructField(f) => free_identifiers(&f.value, bound, out),
+                    EntryExpr::StructField(f) => free_identifiers(&f.value, bound, out, request),
                     EntryExpr::MapEntry(e) => {
-                        free_identifiers(&e.key, bound, out);
-                        free_identifiers(&e.value, bound, out);
+                        free_identifiers(&e.key, bound, out, request);
+                        free_identifiers(&e.value, bound, out, request);
                     }
                 }
             }
@@ -588,5 +759,6 @@ const _: fn() = || {
     assert_send_sync::<Expression>();
 };
 
+mod net;
 #[cfg(test)]
 mod tests;

@@ -252,8 +252,8 @@ fn unpinned_owner(credential: &FederatedCredential, issuer: &Issuer, out: &mut V
     let claims = platform.owner_id_claims();
     let pinned = credential
         .condition
-        .as_ref()
-        .is_some_and(|c| c.pins_claim(claims))
+        .iter()
+        .any(|rule| rule.expression.pins_claim(claims))
         || matches!(&credential.subject, SubjectRule::Pattern(p) if pattern_pins(p.as_str(), claims));
     if pinned {
         return;

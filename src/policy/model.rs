@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::cidr::Cidr;
 use crate::jose::SigningAlgorithm;
 use crate::policy::cel::Expression;
 use crate::policy::glob::SubjectPattern;
@@ -133,8 +134,13 @@ pub struct FederatedCredential {
     pub audiences: Vec<String>,
     /// How the token's `sub` must look.
     pub subject: SubjectRule,
-    /// Extra CEL condition over `claims`; an evaluation error denies.
-    pub condition: Option<Expression>,
+    /// Extra CEL condition rules over `claims` and `request`, all of which must hold; an
+    /// evaluation error denies. Empty when the credential has no condition.
+    pub condition: Vec<ConditionRule>,
+    /// Client networks the exchange must come from; empty allows any address.
+    pub allowed_networks: Vec<Cidr>,
+    /// Whether exchanges must carry a valid DPoP proof (RFC 9449).
+    pub require_proof_of_possession: bool,
     /// Claims added to issued tokens: claim name → CEL expression over `claims`.
     pub claim_mappings: Vec<(String, Expression)>,
     /// Upper bound on the lifetime of tokens issued through this credential.
@@ -147,6 +153,32 @@ pub struct FederatedCredential {
     pub path: String,
     /// Whether a match grants ([`CredentialMode::Enforce`]) or is only logged.
     pub mode: CredentialMode,
+}
+
+impl FederatedCredential {
+    /// The condition as one CEL text (rules joined by `&&`), for display; `None` without one.
+    pub fn condition_source(&self) -> Option<String> {
+        match self.condition.as_slice() {
+            [] => None,
+            [one] => Some(one.expression.source().to_string()),
+            rules => Some(
+                rules
+                    .iter()
+                    .map(|r| format!("({})", r.expression.source()))
+                    .collect::<Vec<_>>()
+                    .join(" && "),
+            ),
+        }
+    }
+}
+
+/// One rule of a credential's condition.
+#[derive(Debug, Clone)]
+pub struct ConditionRule {
+    /// The compiled expression (it may read `claims` and `request`).
+    pub expression: Expression,
+    /// The operator's message when it is false: audit trail and `policy explain` only.
+    pub message: Option<String>,
 }
 
 /// How a federated credential takes part in decisions.

@@ -175,8 +175,14 @@ pub struct FederatedCredential {
     pub subject: Option<String>,
     /// Subject glob.
     pub subject_pattern: Option<String>,
-    /// CEL condition.
-    pub condition: Option<String>,
+    /// CEL condition: one expression, or a list of rules with messages.
+    pub condition: Option<Condition>,
+    /// Client networks (CIDR) the exchange must come from; empty allows any.
+    #[serde(default)]
+    pub allowed_networks: Vec<String>,
+    /// Exchanges must carry a valid DPoP proof (RFC 9449).
+    #[serde(default)]
+    pub require_proof_of_possession: bool,
     /// Claim name → CEL expression.
     #[serde(default)]
     pub claim_mappings: BTreeMap<String, String>,
@@ -190,6 +196,30 @@ pub struct FederatedCredential {
     /// A token exchanged through this credential is accepted once (replay protection).
     #[serde(default)]
     pub one_time_use: bool,
+}
+
+/// `condition` of a federated credential: a plain expression, or a list of rules (like
+/// Kubernetes `claimValidationRules`) that must all hold.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(
+    untagged,
+    expecting = "a CEL expression, or a list of {expression, message} rules"
+)]
+pub enum Condition {
+    /// `condition: claims.x == "y"`.
+    Expression(String),
+    /// `condition: [{expression: ..., message: ...}]`.
+    Rules(Vec<ConditionRule>),
+}
+
+/// One rule of a `condition` list.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConditionRule {
+    /// CEL expression that must be true.
+    pub expression: String,
+    /// What the audit trail says when it is not (never sent to the caller).
+    pub message: Option<String>,
 }
 
 /// `mode` of a federated credential.

@@ -32,7 +32,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::exchange::request::GrantType;
+use crate::exchange::request::{GrantType, RequestContext};
 use crate::exchange::{self, Grant, Limits};
 use crate::policy::PolicySet;
 use crate::policy::load::is_test_file;
@@ -68,8 +68,26 @@ pub struct Case {
     pub resource: Option<String>,
     /// `client_credentials` or `token_exchange` (default: by whether `clientId` is given).
     pub grant: Option<CaseGrant>,
+    /// What conditions, `allowedNetworks` and `requireProofOfPossession` see of the request.
+    pub request: Option<CaseRequest>,
     /// The expected outcome.
     pub expect: Expect,
+}
+
+/// `request` of a case: the facts the handler would pass in.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CaseRequest {
+    /// The client address (`request.ip`); unknown when absent.
+    pub ip: Option<String>,
+    /// The time of the request, RFC 3339 (`request.time`); the runner's clock when absent.
+    pub time: Option<String>,
+    /// Whether the request came over TLS (`request.tls`).
+    #[serde(default)]
+    pub tls: bool,
+    /// Whether the request carried a valid DPoP proof.
+    #[serde(default)]
+    pub proof_of_possession: bool,
 }
 
 /// `grant` of a case.
@@ -208,6 +226,37 @@ fn case_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
+/// The request context and decision time a case's `request` gives (`now` without one).
+fn request_context(
+    spec: Option<&CaseRequest>,
+    now: SystemTime,
+) -> Result<(RequestContext, SystemTime), String> {
+    let Some(spec) = spec else {
+        return Ok((RequestContext::default(), now));
+    };
+    let client_ip = match spec.ip.as_deref() {
+        None => None,
+        Some(text) => Some(
+            crate::cidr::parse_ip(text)
+                .map_err(|e| format!("request.ip {text:?} is not an IP address: {e}"))?,
+        ),
+    };
+    let now = match spec.time.as_deref() {
+        None => now,
+        Some(text) => humantime::parse_rfc3339_weak(text).map_err(|e| {
+            format!(
+                "request.time {text:?} is not an RFC 3339 time such as 2026-01-01T09:00:00Z: {e}"
+            )
+        })?,
+    };
+    let context = RequestContext {
+        client_ip,
+        tls: spec.tls,
+        proof_key: spec.proof_of_possession.then(|| "policy-test".to_string()),
+    };
+    Ok((context, now))
+}
+
 /// Runs one case against `policies`.
 ///
 /// # Errors
@@ -226,10 +275,14 @@ pub fn run_case(case: &Case, policies: &PolicySet, now: SystemTime) -> Result<()
         }),
     };
     let grant_type = spec.grant();
+    let (context, now) = request_context(case.request.as_ref(), now)?;
     let outcome = match spec.parse() {
         Err(e) => Err(refusal(&e, grant_type)),
-        Ok(req) => exchange::decide(&token, &req, policies, &Limits::default(), now)
-            .map_err(|d| refusal(&d, grant_type)),
+        Ok(mut req) => {
+            req.context = context;
+            exchange::decide(&token, &req, policies, &Limits::default(), now)
+                .map_err(|d| refusal(&d, grant_type))
+        }
     };
     let expect = match (&case.expect.allow, &case.expect.deny) {
         (Some(allow), None) => Ok(allow),
@@ -355,5 +408,24 @@ fn check_allow(spec: &AllowSpec, grant: &Grant) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("allowed, but{}", &problems[1..]))
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use std::path::Path;
+    use std::time::UNIX_EPOCH;
+
+    /// `tests/fixtures/policies/request`: networks, request conditions with messages and
+    /// proof of possession, through `policy test` cases that set the request.
+    #[test]
+    fn request_conditions_through_policy_test() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policies/request");
+        let mut out = Vec::new();
+        let totals = super::run_dir(&dir, UNIX_EPOCH, &mut out);
+        let text = String::from_utf8_lossy(&out);
+        let totals = totals.unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(totals.failed, 0, "{text}");
+        assert_eq!(totals.passed, 7, "{text}");
     }
 }

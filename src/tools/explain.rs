@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::clock::Clock;
 use crate::exchange::explain::{Query, explain};
-use crate::exchange::{self, Limits};
+use crate::exchange::{self, Limits, Situation};
 use crate::issuers::validate::peek;
 use crate::issuers::{FetchSettings, IssuerRegistry, ValidatedToken};
 use crate::policy::PolicySet;
@@ -145,6 +145,7 @@ fn explain_to(
             tenant: &args.tenant,
             client_id: args.client_id.as_deref(),
             target: request.as_ref().map(|r| &r.target),
+            request: Situation::UNKNOWN,
         },
         &policies,
     );

@@ -14,6 +14,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
+use crate::exchange::Situation;
 use crate::exchange::request::{GrantType, Target};
 
 /// The fixture the HTTP tests use too, pointed at a made-up issuer URL.
@@ -57,6 +58,7 @@ fn request(grant: GrantType, client_id: Option<&str>) -> ExchangeRequest {
             roles: RequestedRoles::All,
             from_scope: true,
         },
+        context: Default::default(),
     }
 }
 
@@ -163,7 +165,7 @@ fn the_index_holds_enforce_credentials_only() {
         .application("deploy-bot")
         .expect("app")
         .federated_credentials[0];
-    assert!(check_credential(shadow, &token(INFRA)).is_err());
+    assert!(check_credential(shadow, &token(INFRA), Situation::UNKNOWN).is_err());
 }
 
 // === most specific credential ===
@@ -322,6 +324,7 @@ fn the_denial_explanation_traces_at_most_the_cap() {
         tenant: "contoso",
         client_id,
         target: Some(&payments),
+        request: Situation::UNKNOWN,
     };
     let stranger = token("repo:evil/x:ref:refs/heads/main");
     let e = explain::for_denial(&stranger, query(None), &set);
@@ -461,8 +464,8 @@ proptest! {
             prop_assert_eq!(grant.credential_mode, CredentialMode::Enforce);
         }
         // And the indexed lookup still agrees with the full scan.
-        let indexed = resolve_by_token(&t, "contoso", &with).map(|(i, c)| (i.label(), c.name.clone()));
-        let scanned = resolve_by_scan(&t, "contoso", &with).map(|(i, c)| (i.label(), c.name.clone()));
+        let indexed = resolve_by_token(&t, "contoso", &with, Situation::UNKNOWN).map(|(i, c)| (i.label(), c.name.clone()));
+        let scanned = resolve_by_scan(&t, "contoso", &with, Situation::UNKNOWN).map(|(i, c)| (i.label(), c.name.clone()));
         prop_assert_eq!(indexed, scanned);
     }
 }

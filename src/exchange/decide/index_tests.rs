@@ -46,8 +46,10 @@ fn indexed_lookup_decides_exactly_as_the_full_scan() {
                 for aud in ["api://tb", "api://other"] {
                     for (owner, ns) in [("o", "x"), ("p", "team-a"), ("o", "y")] {
                         let t = token(issuer, sub, aud, owner, ns);
-                        let indexed = outcome(resolve_by_token(&t, tenant, &set));
-                        let scanned = outcome(resolve_by_scan(&t, tenant, &set));
+                        let indexed =
+                            outcome(resolve_by_token(&t, tenant, &set, Situation::UNKNOWN));
+                        let scanned =
+                            outcome(resolve_by_scan(&t, tenant, &set, Situation::UNKNOWN));
                         assert_eq!(
                             indexed, scanned,
                             "tenant {tenant}, issuer {issuer}, sub {sub:?}, aud {aud}, \

@@ -31,6 +31,7 @@ fn request(client_id: Option<&str>, resource: &str, roles: RequestedRoles) -> Ex
             roles,
             from_scope: true,
         },
+        context: Default::default(),
     }
 }
 

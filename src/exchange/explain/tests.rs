@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::exchange::Situation;
 use crate::exchange::request::RequestedRoles;
 
 const POLICIES: &str = r#"
@@ -140,6 +141,7 @@ fn allow_shows_every_check_passing_with_values() {
             tenant: "contoso",
             client_id: Some("deploy-bot"),
             target: Some(&all),
+            request: Situation::UNKNOWN,
         },
         &set,
     );
@@ -197,6 +199,7 @@ fn each_credential_check_failure_names_the_values() {
         tenant: "contoso",
         client_id: Some(client),
         target: None,
+        request: Situation::UNKNOWN,
     };
 
     // issuer: 'elsewhere' trusts another issuer.
@@ -303,6 +306,7 @@ fn identity_level_failures() {
             tenant: "contoso",
             client_id: Some("off-bot"),
             target: Some(&payments),
+            request: Situation::UNKNOWN,
         },
         &set,
     );
@@ -314,6 +318,7 @@ fn identity_level_failures() {
         tenant: "contoso",
         client_id: Some("deploy-bot"),
         target: Some(target),
+        request: Situation::UNKNOWN,
     };
     // not assigned
     let e = explain(&t, q(&ledger), &set);
@@ -344,6 +349,7 @@ fn identity_level_failures() {
             tenant: "contoso",
             client_id: None,
             target: Some(&payments),
+            request: Situation::UNKNOWN,
         },
         &set,
     );
@@ -357,6 +363,7 @@ fn identity_level_failures() {
             tenant: "contoso",
             client_id: None,
             target: Some(&payments),
+            request: Situation::UNKNOWN,
         },
         &set,
     );
@@ -378,6 +385,7 @@ fn unknown_tenant_and_unknown_client_are_notes() {
             tenant: "nope",
             client_id: None,
             target: None,
+            request: Situation::UNKNOWN,
         },
         &set,
     );
@@ -391,6 +399,7 @@ fn unknown_tenant_and_unknown_client_are_notes() {
             tenant: "contoso",
             client_id: Some("ghost"),
             target: None,
+            request: Situation::UNKNOWN,
         },
         &set,
     );
@@ -414,6 +423,7 @@ fn audit_mode_evaluates_only_audit_credentials_of_the_issuer() {
         tenant: "contoso",
         client_id: Some("deploy-bot"),
         target: Some(&payments),
+        request: Situation::UNKNOWN,
     };
     let verdicts = audit_mode(&t, q, &set);
     assert_eq!(verdicts.len(), 1);
@@ -448,6 +458,7 @@ fn summary_is_short_and_names_the_closest_failures() {
             tenant: "contoso",
             client_id: Some("deploy-bot"),
             target: None,
+            request: Situation::UNKNOWN,
         },
         &set,
     );
@@ -472,6 +483,7 @@ fn summary_is_short_and_names_the_closest_failures() {
             tenant: "contoso",
             client_id: Some("deploy-bot"),
             target: None,
+            request: Situation::UNKNOWN,
         },
         &set,
     );
@@ -485,6 +497,7 @@ fn summary_is_short_and_names_the_closest_failures() {
             tenant: "nope",
             client_id: None,
             target: None,
+            request: Situation::UNKNOWN,
         },
         &set,
     );

@@ -442,3 +442,123 @@ fn claims_over_the_value_cap_deny() {
     let err = expr.eval_bool(&claims).unwrap_err();
     assert!(err.0.contains("more than 8192 values"), "{err}");
 }
+
+// === request and the Kubernetes IP/CIDR library ===
+
+fn vars(ip: Option<&str>, tls: bool) -> RequestVars {
+    RequestVars {
+        ip: ip.map(|s| s.parse().unwrap()),
+        time: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600), // 2026-01-01
+        tls,
+    }
+}
+
+#[test]
+fn conditions_read_the_request() {
+    let table: [(&str, Option<&str>, Result<bool, &str>); 16] = [
+        ("request.ip == '10.1.2.3'", Some("10.1.2.3"), Ok(true)),
+        (
+            "cidr('10.0.0.0/8').containsIP(request.ip)",
+            Some("10.1.2.3"),
+            Ok(true),
+        ),
+        (
+            "cidr('10.0.0.0/8').containsIP(request.ip)",
+            Some("11.1.2.3"),
+            Ok(false),
+        ),
+        (
+            "cidr('10.0.0.0/8').containsIP(ip(request.ip))",
+            Some("10.9.9.9"),
+            Ok(true),
+        ),
+        (
+            "cidr('2001:db8::/32').containsIP(request.ip)",
+            Some("2001:db8::1"),
+            Ok(true),
+        ),
+        (
+            "cidr('10.0.0.0/8').containsCIDR('10.1.0.0/16')",
+            None,
+            Ok(true),
+        ),
+        (
+            "cidr('10.0.0.0/8').containsCIDR(cidr('10.0.0.0/7'))",
+            None,
+            Ok(false),
+        ),
+        (
+            "isIP('10.0.0.1') && !isIP('10.0.0') && !isIP('::ffff:1.2.3.4')",
+            None,
+            Ok(true),
+        ),
+        (
+            "isCIDR('10.0.0.0/8') && !isCIDR('10.0.0.0/33')",
+            None,
+            Ok(true),
+        ),
+        (
+            "ip('10.0.0.1') == ip('10.0.0.1') && ip('127.0.0.1').isLoopback()",
+            None,
+            Ok(true),
+        ),
+        (
+            "string(cidr('10.1.2.3/8').masked()) == '10.0.0.0/8'",
+            None,
+            Ok(true),
+        ),
+        (
+            "cidr('10.0.0.0/8').prefixLength() == 8 && ip('::1').family() == 6",
+            None,
+            Ok(true),
+        ),
+        ("request.tls", None, Ok(true)),
+        (
+            "request.time > timestamp('2025-06-01T00:00:00Z')",
+            None,
+            Ok(true),
+        ),
+        ("has(request.ip)", None, Ok(false)),
+        ("ip('nope') == ip('nope')", None, Err("ip")),
+    ];
+    for (expr, ip, want) in table {
+        let compiled =
+            Expression::compile_condition(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let got = compiled.eval_condition(&k8s_claims(), &vars(ip, true));
+        match (got, want) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{expr}"),
+            (Err(e), Err(part)) => assert!(e.0.contains(part), "{expr}: {e}"),
+            (got, want) => panic!("{expr}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn request_is_checked_at_load() {
+    let e = Expression::compile_condition("request.addr == '1'").unwrap_err();
+    assert!(e.0.contains("\"addr\""), "{e}");
+    let e = Expression::compile_condition("request['port'] == 1").unwrap_err();
+    assert!(e.0.contains("\"port\""), "{e}");
+    // Only conditions see `request`: claimMappings and nameFrom do not.
+    let e = Expression::compile("request.ip").unwrap_err();
+    assert!(e.0.contains("only conditions"), "{e}");
+    // A condition that never names `request` does not pay for building it.
+    assert!(
+        !Expression::compile_condition("claims.sub != ''")
+            .unwrap()
+            .reads_request
+    );
+    assert!(
+        Expression::compile_condition("request.tls")
+            .unwrap()
+            .reads_request
+    );
+}
+
+#[test]
+fn net_values_have_no_json_form_and_never_panic() {
+    let e = Expression::compile("ip('10.0.0.1')").unwrap();
+    assert!(e.eval_json(&k8s_claims()).is_err());
+    let e = Expression::compile("cidr('10.0.0.0/8').containsIP('x')").unwrap();
+    assert!(e.eval_bool(&k8s_claims()).is_err());
+}

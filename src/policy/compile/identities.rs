@@ -7,13 +7,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::cidr::Cidr;
 use crate::jose::{is_reserved_claim, reserved_claims};
 use crate::policy::cel::Expression;
 use crate::policy::compile::Compiler;
 use crate::policy::glob::SubjectPattern;
 use crate::policy::model::{
-    self, Application, CredentialMode, FederatedCredential, ManagedIdentity, ManagedIdentityName,
-    Origin, ServicePrincipal, SubjectRule, Tenant,
+    self, Application, ConditionRule, CredentialMode, FederatedCredential, ManagedIdentity,
+    ManagedIdentityName, Origin, ServicePrincipal, SubjectRule, Tenant,
 };
 use crate::policy::raw::{self, HumanDuration};
 
@@ -270,10 +271,18 @@ impl Compiler {
             }
         };
 
-        let condition = raw
-            .condition
-            .as_deref()
-            .and_then(|src| self.expression(origin, format!("{path}.condition"), src));
+        let condition = self.condition(origin, &path, raw.condition.as_ref());
+        let mut allowed_networks = Vec::with_capacity(raw.allowed_networks.len());
+        for (k, text) in raw.allowed_networks.iter().enumerate() {
+            match Cidr::parse(text) {
+                Ok(cidr) => allowed_networks.push(cidr),
+                Err(e) => self.problem(
+                    origin,
+                    format!("{path}.allowedNetworks[{k}]"),
+                    format!("{text:?} is not a CIDR prefix such as 10.0.0.0/8: {e}"),
+                ),
+            }
+        }
 
         let mut claim_mappings = Vec::with_capacity(raw.claim_mappings.len());
         for (claim, src) in &raw.claim_mappings {
@@ -311,6 +320,8 @@ impl Compiler {
             audiences: raw.audiences.clone(),
             subject,
             condition,
+            allowed_networks,
+            require_proof_of_possession: raw.require_proof_of_possession,
             claim_mappings,
             max_token_lifetime,
             one_time_use: raw.one_time_use,
@@ -321,6 +332,54 @@ impl Compiler {
                 raw::CredentialMode::Audit => CredentialMode::Audit,
             },
         })
+    }
+
+    /// The condition's rules: one without a message for the plain form.
+    fn condition(
+        &mut self,
+        origin: &Origin,
+        path: &str,
+        raw: Option<&raw::Condition>,
+    ) -> Vec<ConditionRule> {
+        let rules: Vec<(String, &str, Option<&String>)> = match raw {
+            None => Vec::new(),
+            Some(raw::Condition::Expression(src)) => vec![(format!("{path}.condition"), src, None)],
+            Some(raw::Condition::Rules(rules)) => {
+                if rules.is_empty() {
+                    self.problem(
+                        origin,
+                        format!("{path}.condition"),
+                        "the rule list is empty",
+                    );
+                }
+                rules
+                    .iter()
+                    .enumerate()
+                    .map(|(k, r)| {
+                        (
+                            format!("{path}.condition[{k}].expression"),
+                            r.expression.as_str(),
+                            r.message.as_ref(),
+                        )
+                    })
+                    .collect()
+            }
+        };
+        rules
+            .into_iter()
+            .filter_map(
+                |(path, src, message)| match Expression::compile_condition(src) {
+                    Ok(expression) => Some(ConditionRule {
+                        expression,
+                        message: message.cloned(),
+                    }),
+                    Err(e) => {
+                        self.problem(origin, path, e.to_string());
+                        None
+                    }
+                },
+            )
+            .collect()
     }
 
     fn expression(&mut self, origin: &Origin, path: String, source: &str) -> Option<Expression> {

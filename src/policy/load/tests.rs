@@ -963,7 +963,8 @@ fn valid_multi_document_directory_compiles() {
     );
     let claims = serde_json::json!({"repository_owner_id": "1234567", "repository": "contoso/infra", "ref": "refs/heads/main"});
     let claims = claims.as_object().unwrap();
-    assert!(main.condition.as_ref().unwrap().eval_bool(claims).unwrap());
+    assert_eq!(main.condition.len(), 1);
+    assert!(main.condition[0].expression.eval_bool(claims).unwrap());
     let mapped: Vec<_> = main
         .claim_mappings
         .iter()
@@ -978,7 +979,7 @@ fn valid_multi_document_directory_compiles() {
         SubjectRule::Pattern(p) => assert!(p.matches("repo:contoso/x:ref:refs/heads/a/b")),
         other => panic!("{other:?}"),
     }
-    assert!(branches.condition.is_none());
+    assert!(branches.condition.is_empty());
 
     // Service principals.
     let sp = set.service_principal("contoso", "deploy-bot").unwrap();
