@@ -45,6 +45,10 @@ pub enum StartupError {
     /// The shared state store is misconfigured.
     #[error("redis-url: {0}")]
     State(#[from] StateError),
+    /// A Redis setting is unusable (a file, the URL), or Redis refused the connection's TLS
+    /// handshake or credentials at start-up.
+    #[error(transparent)]
+    Redis(#[from] crate::state::redis::RedisSetupError),
 }
 
 /// Builds the gateway: loads and compiles policies, prepares the demo issuer when a policy uses
@@ -66,8 +70,8 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     let keys =
         SigningKeys::load_or_create(&settings.keys, settings.signing_algorithm, clock.clone())?
             .with_retention(settings.max_token_lifetime);
-    let state = match &settings.redis_url {
-        Some(url) => SharedState::redis(url, &settings.redis_key_prefix)?,
+    let state = match &settings.redis {
+        Some(options) => SharedState::redis_with(options, &settings.redis_key_prefix)?,
         None => SharedState::memory(),
     };
     let registry = prometheus::Registry::new();
@@ -117,6 +121,48 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         reload_metrics,
         key_metrics,
     })))
+}
+
+/// Start-up checks that need a runtime, run by `serve` after [`build`] and before binding:
+/// with Redis configured, one connection and `PING`. A TLS verification or authentication
+/// failure is a configuration error (`serve` exits 64 with it); an unreachable Redis is only
+/// logged, and the gateway starts and answers per the failure policy.
+///
+/// # Errors
+/// [`StartupError::Redis`] naming the Redis settings to check.
+pub async fn preflight(settings: &Settings) -> Result<(), StartupError> {
+    use crate::state::redis::{RedisSetupError, RedisState, connect::FailureKind};
+    let Some(options) = &settings.redis else {
+        return Ok(());
+    };
+    let probe = RedisState::with_options(options, &settings.redis_key_prefix)?;
+    match probe.probe().await {
+        Ok(()) => {
+            tracing::info!(redis.tls = options.is_tls(), "redis reachable");
+            Ok(())
+        }
+        Err(failure) if failure.kind == FailureKind::Misconfigured => {
+            let check = if options.is_tls() {
+                "check redis-ca-file, redis-cert/redis-key and the user and password of \
+                 redis-url or redis-password-file"
+            } else {
+                "check the user and password of redis-url or redis-password-file"
+            };
+            Err(RedisSetupError {
+                setting: "redis-url",
+                reason: format!("Redis refused the connection: {} ({check})", failure.what),
+            }
+            .into())
+        }
+        Err(failure) => {
+            tracing::warn!(
+                redis.error = %failure.what,
+                "redis unreachable at start-up; starting anyway (one-time-use exchanges fail \
+                 closed, rate limits open, until it answers)"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// The gateway as the policy reloader's sink: a reloaded set is swapped in together with an

@@ -8,6 +8,7 @@ mod exchange;
 mod issuer_trust;
 mod operations;
 mod properties;
+mod redis_tls;
 mod rejections;
 mod restart;
 mod scale;
