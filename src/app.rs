@@ -215,6 +215,11 @@ fn record_policy_objects(metrics: &ExchangeMetrics, p: &PolicySet) {
     }
 }
 
+/// HTTP/2 flow-control window of one stream: the largest token request body accepted.
+pub const H2_STREAM_WINDOW: u32 = crate::http::extract::MAX_BODY_BYTES as u32;
+/// HTTP/2 flow-control window of one connection (all its streams together).
+pub const H2_CONNECTION_WINDOW: u32 = 4 * H2_STREAM_WINDOW;
+
 /// An actix server for `gateway` on an already bound listener (tests bind 127.0.0.1:0).
 /// With a TLS certificate it serves HTTPS and polls the certificate files for changes (a task
 /// on the current actix runtime, so call this from within one, as `run` and the tests do).
@@ -242,6 +247,11 @@ pub fn server(
     })
     .workers(workers)
     .shutdown_timeout(grace)
+    // HTTP/2 (ALPN `h2` beside `http/1.1` on the TLS listener; see docs/deployment.md):
+    // every request body here is a small form, so a stream may buffer one whole body and a
+    // connection four, instead of actix's 1 MiB / 2 MiB defaults.
+    .h2_initial_window_size(H2_STREAM_WINDOW)
+    .h2_initial_connection_window_size(H2_CONNECTION_WINDOW)
     .disable_signals();
     let server = match tls {
         Some(cert) => {

@@ -5,6 +5,7 @@ mod cli;
 mod cold_start;
 mod discovery;
 mod exchange;
+mod http2;
 mod issuer_trust;
 mod operations;
 mod properties;
