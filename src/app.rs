@@ -48,6 +48,10 @@ pub enum StartupError {
     /// The admin token file is unusable.
     #[error(transparent)]
     AdminToken(#[from] crate::admin::auth::AdminTokenError),
+    /// A Redis setting is unusable (a file, the URL), or Redis refused the connection's TLS
+    /// handshake or credentials at start-up.
+    #[error(transparent)]
+    Redis(#[from] crate::state::redis::RedisSetupError),
 }
 
 /// Builds the gateway: loads and compiles policies, prepares the demo issuer when a policy uses
@@ -69,8 +73,8 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     let keys =
         SigningKeys::load_or_create(&settings.keys, settings.signing_algorithm, clock.clone())?
             .with_retention(settings.max_token_lifetime);
-    let state = match &settings.redis_url {
-        Some(url) => SharedState::redis(url, &settings.redis_key_prefix)?,
+    let state = match &settings.redis {
+        Some(options) => SharedState::redis_with(options, &settings.redis_key_prefix)?,
         None => SharedState::memory(),
     };
     let registry = prometheus::Registry::new();
@@ -128,6 +132,48 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     })))
 }
 
+/// Start-up checks that need a runtime, run by `serve` after [`build`] and before binding:
+/// with Redis configured, one connection and `PING`. A TLS verification or authentication
+/// failure is a configuration error (`serve` exits 64 with it); an unreachable Redis is only
+/// logged, and the gateway starts and answers per the failure policy.
+///
+/// # Errors
+/// [`StartupError::Redis`] naming the Redis settings to check.
+pub async fn preflight(settings: &Settings) -> Result<(), StartupError> {
+    use crate::state::redis::{RedisSetupError, RedisState, connect::FailureKind};
+    let Some(options) = &settings.redis else {
+        return Ok(());
+    };
+    let probe = RedisState::with_options(options, &settings.redis_key_prefix)?;
+    match probe.probe().await {
+        Ok(()) => {
+            tracing::info!(redis.tls = options.is_tls(), "redis reachable");
+            Ok(())
+        }
+        Err(failure) if failure.kind == FailureKind::Misconfigured => {
+            let check = if options.is_tls() {
+                "check redis-ca-file, redis-cert/redis-key and the user and password of \
+                 redis-url or redis-password-file"
+            } else {
+                "check the user and password of redis-url or redis-password-file"
+            };
+            Err(RedisSetupError {
+                setting: "redis-url",
+                reason: format!("Redis refused the connection: {} ({check})", failure.what),
+            }
+            .into())
+        }
+        Err(failure) => {
+            tracing::warn!(
+                redis.error = %failure.what,
+                "redis unreachable at start-up; starting anyway (one-time-use exchanges fail \
+                 closed, rate limits open, until it answers)"
+            );
+            Ok(())
+        }
+    }
+}
+
 /// The gateway as the policy reloader's sink: a reloaded set is swapped in together with an
 /// issuer registry rebuilt for it (keeping the key caches of unchanged issuers), so a request
 /// sees one version.
@@ -180,6 +226,11 @@ fn record_policy_objects(metrics: &ExchangeMetrics, p: &PolicySet, now: u64) {
     }
 }
 
+/// HTTP/2 flow-control window of one stream: the largest token request body accepted.
+pub const H2_STREAM_WINDOW: u32 = crate::http::extract::MAX_BODY_BYTES as u32;
+/// HTTP/2 flow-control window of one connection (all its streams together).
+pub const H2_CONNECTION_WINDOW: u32 = 4 * H2_STREAM_WINDOW;
+
 /// An actix server for `gateway` on an already bound listener (tests bind 127.0.0.1:0).
 /// With a TLS certificate it serves HTTPS and polls the certificate files for changes (a task
 /// on the current actix runtime, so call this from within one, as `run` and the tests do).
@@ -207,6 +258,11 @@ pub fn server(
     })
     .workers(workers)
     .shutdown_timeout(grace)
+    // HTTP/2 (ALPN `h2` beside `http/1.1` on the TLS listener; see docs/deployment.md):
+    // every request body here is a small form, so a stream may buffer one whole body and a
+    // connection four, instead of actix's 1 MiB / 2 MiB defaults.
+    .h2_initial_window_size(H2_STREAM_WINDOW)
+    .h2_initial_connection_window_size(H2_CONNECTION_WINDOW)
     .disable_signals();
     let server = match tls {
         Some(cert) => {

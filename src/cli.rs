@@ -124,9 +124,23 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "TRUSTBRIDGE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
-    /// Redis for state shared by replicas (replay protection, rate limits) [default: memory].
+    /// Redis for state shared by replicas (replay protection, rate limits):
+    /// redis://[user:password@]host:port[/db], or rediss://... for TLS [default: memory].
     #[arg(long, env = "TRUSTBRIDGE_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// PEM CA bundle the rediss:// server certificate must chain to [default: system roots].
+    #[arg(long, env = "TRUSTBRIDGE_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS with Redis; needs --redis-key.
+    #[arg(long, env = "TRUSTBRIDGE_REDIS_CERT")]
+    pub redis_cert: Option<PathBuf>,
+    /// PEM private key of --redis-cert.
+    #[arg(long, env = "TRUSTBRIDGE_REDIS_KEY")]
+    pub redis_key: Option<PathBuf>,
+    /// File holding the Redis (ACL) password, so it stays out of URLs and process listings;
+    /// the user, if any, goes in the URL.
+    #[arg(long, env = "TRUSTBRIDGE_REDIS_PASSWORD_FILE")]
+    pub redis_password_file: Option<PathBuf>,
     /// Prefix of every Redis key [default: trustbridge:].
     #[arg(long, env = "TRUSTBRIDGE_REDIS_KEY_PREFIX")]
     pub redis_key_prefix: Option<String>,
@@ -189,6 +203,10 @@ impl ServeArgs {
             audit_log: self.audit_log.clone(),
             redis_url: self.redis_url.clone(),
             redis_key_prefix: self.redis_key_prefix.clone(),
+            redis_ca_file: self.redis_ca_file.clone(),
+            redis_cert: self.redis_cert.clone(),
+            redis_key: self.redis_key.clone(),
+            redis_password_file: self.redis_password_file.clone(),
             rate_limit_identity: self.rate_limit_identity.clone(),
             rate_limit_issuer: self.rate_limit_issuer.clone(),
             shutdown_grace: self.shutdown_grace.clone(),
@@ -489,7 +507,12 @@ fn serve(args: &ServeArgs) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    let result = actix_web::rt::System::new().block_on(crate::app::run(gateway));
+    let system = actix_web::rt::System::new();
+    if let Err(e) = system.block_on(crate::app::preflight(gateway.settings())) {
+        eprintln!("trustbridge cannot start: {e}");
+        return EXIT_CONFIG;
+    }
+    let result = system.block_on(crate::app::run(gateway));
     match result {
         Ok(()) => 0,
         Err(e) => {

@@ -2,6 +2,8 @@
 //! (DESIGN §3). This module only merges and validates; it opens no sockets and reads no keys.
 //! Every problem is reported at once so a bad deployment fails before binding with the list.
 
+mod redis;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,8 +53,9 @@ pub struct Settings {
     pub tls: Option<crate::tls::TlsFiles>,
     /// Where the audit trail goes (stdout by default).
     pub audit_log: AuditDestination,
-    /// Redis URL for state shared between replicas; `None` keeps it in memory.
-    pub redis_url: Option<String>,
+    /// Redis for state shared between replicas (URL, TLS and password files); `None` keeps
+    /// it in memory.
+    pub redis: Option<crate::state::redis::RedisOptions>,
     /// Prefix of every Redis key (lets several deployments or test runs share a Redis).
     pub redis_key_prefix: String,
     /// Rate limit per identity (tenant + object id), if any.
@@ -111,6 +114,14 @@ pub struct Layer {
     pub redis_url: Option<String>,
     /// `--redis-key-prefix`.
     pub redis_key_prefix: Option<String>,
+    /// `--redis-ca-file` (PEM CA bundle for `rediss://`).
+    pub redis_ca_file: Option<PathBuf>,
+    /// `--redis-cert` (PEM client certificate for mutual TLS).
+    pub redis_cert: Option<PathBuf>,
+    /// `--redis-key` (PEM private key of `--redis-cert`).
+    pub redis_key: Option<PathBuf>,
+    /// `--redis-password-file` (the ACL password, kept out of the URL).
+    pub redis_password_file: Option<PathBuf>,
     /// `--rate-limit-identity` (`600/m`).
     pub rate_limit_identity: Option<String>,
     /// `--rate-limit-issuer` (`6000/m`).
@@ -149,6 +160,10 @@ impl Layer {
             audit_log: self.audit_log.or(lower.audit_log),
             redis_url: self.redis_url.or(lower.redis_url),
             redis_key_prefix: self.redis_key_prefix.or(lower.redis_key_prefix),
+            redis_ca_file: self.redis_ca_file.or(lower.redis_ca_file),
+            redis_cert: self.redis_cert.or(lower.redis_cert),
+            redis_key: self.redis_key.or(lower.redis_key),
+            redis_password_file: self.redis_password_file.or(lower.redis_password_file),
             rate_limit_identity: self.rate_limit_identity.or(lower.rate_limit_identity),
             rate_limit_issuer: self.rate_limit_issuer.or(lower.rate_limit_issuer),
             shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
@@ -303,7 +318,7 @@ impl Settings {
             workers: layer.workers.unwrap_or(0),
             tls,
             audit_log,
-            redis_url: scale.redis_url,
+            redis: scale.redis,
             redis_key_prefix: scale.redis_key_prefix,
             rate_limit_identity: scale.rate_limit_identity,
             rate_limit_issuer: scale.rate_limit_issuer,
@@ -353,7 +368,7 @@ fn admin_listen(
 
 /// The scale-out settings (issue #7), validated apart so `resolve` stays readable.
 struct ScaleOut {
-    redis_url: Option<String>,
+    redis: Option<crate::state::redis::RedisOptions>,
     redis_key_prefix: String,
     rate_limit_identity: Option<crate::state::RateLimit>,
     rate_limit_issuer: Option<crate::state::RateLimit>,
@@ -363,17 +378,7 @@ struct ScaleOut {
 }
 
 fn scale_out(layer: &Layer, problems: &mut Vec<String>) -> ScaleOut {
-    let redis_url = layer.redis_url.clone().filter(|u| !u.is_empty());
-    if let Some(u) = &redis_url {
-        // Never echo the URL: it may carry a password.
-        match url::Url::parse(u) {
-            Ok(parsed) if parsed.scheme() == "redis" && parsed.host().is_some() => {}
-            _ => problems.push(
-                "redis-url: must look like redis://[user:password@]host:port[/db] (rediss:// is not supported yet)"
-                    .into(),
-            ),
-        }
-    }
+    let redis = redis::options(layer, problems);
     let redis_key_prefix = layer
         .redis_key_prefix
         .clone()
@@ -432,7 +437,7 @@ fn scale_out(layer: &Layer, problems: &mut Vec<String>) -> ScaleOut {
         Duration::from_secs(3600),
     );
     ScaleOut {
-        redis_url,
+        redis,
         redis_key_prefix,
         rate_limit_identity,
         rate_limit_issuer,
@@ -658,7 +663,7 @@ mod tests {
     #[test]
     fn scale_out_settings_parse_and_never_echo_the_redis_url() {
         let s = Settings::resolve(Layer::default()).expect("defaults");
-        assert_eq!(s.redis_url, None);
+        assert_eq!(s.redis, None);
         assert_eq!(s.redis_key_prefix, "trustbridge:");
         assert_eq!(s.shutdown_grace, Duration::from_secs(10));
         assert_eq!(s.keys_reload_interval, Duration::from_secs(10));

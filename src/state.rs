@@ -196,7 +196,20 @@ impl SharedState {
     /// # Errors
     /// [`StateError::Unavailable`] when `url` is not a usable Redis URL.
     pub fn redis(url: &str, prefix: &str) -> Result<Self, StateError> {
-        let store = Arc::new(redis::RedisState::new(url, prefix)?);
+        Self::redis_with(&redis::RedisOptions::url(url), prefix)
+            .map_err(|e| StateError::Unavailable(e.to_string()))
+    }
+
+    /// Redis per `options` (URL, TLS and password files), keys under `prefix`. Reads the
+    /// files now and connects lazily, like [`SharedState::redis`].
+    ///
+    /// # Errors
+    /// [`redis::RedisSetupError`] naming the setting at fault.
+    pub fn redis_with(
+        options: &redis::RedisOptions,
+        prefix: &str,
+    ) -> Result<Self, redis::RedisSetupError> {
+        let store = Arc::new(redis::RedisState::with_options(options, prefix)?);
         Ok(Self {
             replay: store.clone(),
             limiter: store,

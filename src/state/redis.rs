@@ -8,9 +8,15 @@
 //! while Redis is down. Every command carries a response timeout and an overall deadline, so a
 //! slow or dead Redis costs a request at most [`OP_DEADLINE`].
 //!
+//! Connections may use TLS (`rediss://`, a private CA, mutual TLS) and ACL authentication:
+//! see [`connect`], which builds the client and tells a misconfiguration (TLS verification,
+//! authentication) from an outage.
+//!
 //! Keys (all under the configured prefix, default `trustbridge:`):
 //! - `replay:<sha256>`: `SET NX EX` until the subject token's `exp` (+ leeway);
 //! - `rl:<bucket>:<window index>`: `INCR` + `EXPIRE` (window length + 1 s), one per window.
+
+pub mod connect;
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -22,6 +28,7 @@ use crate::clock::unix_seconds;
 use crate::state::{
     RateDecision, RateLimit, RateLimiter, ReplayGuard, StateError, verdict, window_of,
 };
+pub use connect::{RedisOptions, RedisSetupError};
 
 /// Time to establish a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -52,13 +59,29 @@ impl RedisState {
     /// # Errors
     /// [`StateError::Unavailable`] when the URL is not usable (the message omits the URL).
     pub fn new(url: &str, prefix: &str) -> Result<Self, StateError> {
-        let client = ::redis::Client::open(url)
-            .map_err(|e| StateError::Unavailable(format!("bad redis URL: {}", e.category())))?;
+        Self::with_options(&RedisOptions::url(url), prefix)
+            .map_err(|e| StateError::Unavailable(e.to_string()))
+    }
+
+    /// A client for `options` (URL, TLS files, password file; see [`connect::client`]) with
+    /// keys under `prefix`. Reads the files now; connects on first use.
+    ///
+    /// # Errors
+    /// [`RedisSetupError`] naming the setting at fault.
+    pub fn with_options(options: &RedisOptions, prefix: &str) -> Result<Self, RedisSetupError> {
         Ok(Self {
-            client,
+            client: connect::client(options)?,
             manager: Mutex::new(None),
             prefix: prefix.to_owned(),
         })
+    }
+
+    /// Connects once and sends `PING` (see [`connect::probe`]).
+    ///
+    /// # Errors
+    /// The failure met, classified.
+    pub async fn probe(&self) -> Result<(), connect::Failure> {
+        connect::probe(&self.client).await
     }
 
     /// The connection manager, created on first use in the caller's runtime.
@@ -105,17 +128,8 @@ impl RedisState {
 }
 
 fn unavailable(e: &::redis::RedisError) -> StateError {
-    // kind and category only: the detail may echo a URL.
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connection_refusal() {
-        "connection refused"
-    } else if e.is_connection_dropped() || e.is_io_error() {
-        "connection lost"
-    } else {
-        e.category()
-    };
-    StateError::Unavailable(what.to_owned())
+    // Classified: the detail of a Redis error may echo a URL.
+    StateError::Unavailable(connect::classify(e).what)
 }
 
 impl ReplayGuard for RedisState {

@@ -6,7 +6,6 @@
 //! start a private `redis-server` on a free port (or point at a closed one).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use serde_json::{Value, json};
 use trustbridge::clock::ManualClock;
 use trustbridge::config::Layer;
 
+use crate::support::redis::{PrivateRedis, free_port};
 use crate::support::{TestGateway, TestIssuer, clock, http};
 
 const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
@@ -23,11 +23,6 @@ const SCOPE: &str = "api://payments/.default";
 
 fn prefix() -> String {
     format!("tbtest:{}:", uuid::Uuid::new_v4().simple())
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 /// Two replicas on `scenario`: B shares A's key directory; both get `tweak`.
@@ -334,56 +329,6 @@ async fn a_rotation_is_published_by_both_replicas_before_either_signs_with_it() 
 }
 
 // === Redis failures ===
-
-/// A private redis-server on a free port, stopped on drop.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start() -> Self {
-        let mut redis = Self {
-            port: free_port(),
-            child: None,
-        };
-        redis.restart();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (.ci/run installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 #[actix_web::test]
 async fn redis_unreachable_fails_one_time_use_closed_and_rate_limits_open() {

@@ -97,3 +97,27 @@ impl Write for Tee {
         Ok(())
     }
 }
+
+/// Records a password (or other secret that is not a token) that no log line, audit line or
+/// process output of the run may contain; `scripts/scan-test-logs.py` checks it.
+pub fn password(text: &str) {
+    assert!(
+        text.len() >= 16,
+        "the scan ignores secrets under 16 characters"
+    );
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir().join(format!("passwords-{}.txt", std::process::id())))
+        .expect("passwords file");
+    let _ = writeln!(f, "{text}");
+}
+
+/// Keeps what a child process (the `trustbridge` binary) wrote on stdout and stderr beside
+/// the run's logs, so the scan covers it too.
+pub fn child_output(stdout: &[u8], stderr: &[u8]) {
+    let path = dir().join(format!("child-{}.log", uuid::Uuid::new_v4()));
+    let mut bytes = stdout.to_vec();
+    bytes.extend_from_slice(stderr);
+    std::fs::write(path, bytes).expect("child output");
+}

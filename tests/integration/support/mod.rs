@@ -6,6 +6,7 @@
 pub mod gateway;
 pub mod issuer;
 pub mod logs;
+pub mod redis;
 pub mod tls;
 
 pub use gateway::TestGateway;

@@ -53,7 +53,16 @@ impl TestCa {
 
     /// A server certificate for IP 127.0.0.1 (and DNS localhost) and its key, as PEM.
     pub fn issue(&self) -> (String, String) {
-        let key = KeyPair::generate().expect("server key");
+        self.issue_for(ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    /// A client certificate (for mutual TLS) and its key, as PEM.
+    pub fn issue_client(&self) -> (String, String) {
+        self.issue_for(ExtendedKeyUsagePurpose::ClientAuth)
+    }
+
+    fn issue_for(&self, purpose: ExtendedKeyUsagePurpose) -> (String, String) {
+        let key = KeyPair::generate().expect("leaf key");
         let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
         params
             .subject_alt_names
@@ -61,9 +70,9 @@ impl TestCa {
         params
             .distinguished_name
             .push(DnType::CommonName, "127.0.0.1");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = vec![purpose];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let cert = params.signed_by(&key, &self.issuer).expect("server cert");
+        let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
         (cert.pem(), key.serialize_pem())
     }
 
