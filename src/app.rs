@@ -226,11 +226,6 @@ fn record_policy_objects(metrics: &ExchangeMetrics, p: &PolicySet, now: u64) {
     }
 }
 
-/// HTTP/2 flow-control window of one stream: the largest token request body accepted.
-pub const H2_STREAM_WINDOW: u32 = crate::http::extract::MAX_BODY_BYTES as u32;
-/// HTTP/2 flow-control window of one connection (all its streams together).
-pub const H2_CONNECTION_WINDOW: u32 = 4 * H2_STREAM_WINDOW;
-
 /// An actix server for `gateway` on an already bound listener (tests bind 127.0.0.1:0).
 /// With a TLS certificate it serves HTTPS and polls the certificate files for changes (a task
 /// on the current actix runtime, so call this from within one, as `run` and the tests do).
@@ -258,11 +253,8 @@ pub fn server(
     })
     .workers(workers)
     .shutdown_timeout(grace)
-    // HTTP/2 (ALPN `h2` beside `http/1.1` on the TLS listener; see docs/deployment.md):
-    // every request body here is a small form, so a stream may buffer one whole body and a
-    // connection four, instead of actix's 1 MiB / 2 MiB defaults.
-    .h2_initial_window_size(H2_STREAM_WINDOW)
-    .h2_initial_connection_window_size(H2_CONNECTION_WINDOW)
+    // No HTTP/2: actix-web 4 serves it through h2 0.3, which has an unpatched denial of
+    // service (RUSTSEC-2026-0258, fixed only in h2 0.4); see docs/deployment.md.
     .disable_signals();
     let server = match tls {
         Some(cert) => {

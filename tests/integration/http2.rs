@@ -1,6 +1,9 @@
-//! HTTP/2 on the TLS listener (issue #17): a real HTTP/2 client (`curl --http2`, nghttp2)
-//! negotiates `h2` by ALPN and gets discovery, the JWKS and a token; `http/1.1` clients keep
-//! working on the same port.
+//! HTTP/2 on the TLS listener (issue #17), held back: actix-web 4 serves HTTP/2 through h2 0.3,
+//! which has an unpatched denial of service (RUSTSEC-2026-0258, fixed only in h2 0.4). Until
+//! actix serves h2 0.4, the TLS listener offers ALPN `http/1.1` only, and a real HTTP/2 client
+//! (`curl --http2`, nghttp2) falls back to HTTP/1.1 for discovery, the JWKS and the token
+//! endpoint. This test fails the day HTTP/2 is negotiated again, so the choice is revisited
+//! together with the advisory.
 
 use std::process::Command;
 
@@ -57,7 +60,7 @@ async fn curl(
 }
 
 #[actix_web::test]
-async fn discovery_jwks_and_token_over_http2_and_http1_on_one_port() {
+async fn http2_clients_fall_back_to_http1_while_h2_0_3_is_vulnerable() {
     let clock = clock();
     let ca = TestCa::new();
     let issuer = TestIssuer::start(clock.clone()).await;
@@ -65,12 +68,12 @@ async fn discovery_jwks_and_token_over_http2_and_http1_on_one_port() {
 
     let discovery = format!("{}/.well-known/openid-configuration", gw.issuer("contoso"));
     let (version, status, body) = curl(&ca, "--http2", discovery.clone(), None).await;
-    assert_eq!((version.as_str(), status), ("2", 200), "{body}");
+    assert_eq!((version.as_str(), status), ("1.1", 200), "{body}");
     let doc: serde_json::Value = serde_json::from_str(&body).expect("discovery json");
     let jwks_uri = doc["jwks_uri"].as_str().expect("jwks_uri").to_owned();
 
     let (version, status, body) = curl(&ca, "--http2", jwks_uri, None).await;
-    assert_eq!((version.as_str(), status), ("2", 200), "{body}");
+    assert_eq!((version.as_str(), status), ("1.1", 200), "{body}");
     assert!(body.contains("\"keys\""), "{body}");
 
     let mut claims = issuer.claims(
@@ -87,12 +90,12 @@ async fn discovery_jwks_and_token_over_http2_and_http1_on_one_port() {
     ]);
     let (version, status, body) =
         curl(&ca, "--http2", gw.token_endpoint("contoso"), Some(form)).await;
-    assert_eq!((version.as_str(), status), ("2", 200), "{body}");
+    assert_eq!((version.as_str(), status), ("1.1", 200), "{body}");
     let token: serde_json::Value = serde_json::from_str(&body).expect("token json");
     let access_token = token["access_token"].as_str().expect("access_token");
     crate::support::logs::secret(access_token);
 
-    // A refusal is the same RFC 6749 JSON over HTTP/2.
+    // A refusal is the same RFC 6749 JSON.
     let (version, status, body) = curl(
         &ca,
         "--http2",
@@ -100,7 +103,7 @@ async fn discovery_jwks_and_token_over_http2_and_http1_on_one_port() {
         Some("grant_type=password".into()),
     )
     .await;
-    assert_eq!((version.as_str(), status), ("2", 400), "{body}");
+    assert_eq!((version.as_str(), status), ("1.1", 400), "{body}");
     assert!(body.contains("unsupported_grant_type"), "{body}");
 
     // HTTP/1.1 clients are served on the same port (ALPN `http/1.1`).
