@@ -169,6 +169,14 @@ pub struct ServeArgs {
     /// client].
     #[arg(long, env = "TRUSTBRIDGE_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// A credential unused for this long is reported stale by the identity inventory
+    /// [default: 30d].
+    #[arg(long, env = "TRUSTBRIDGE_UNUSED_AFTER")]
+    pub unused_after: Option<String>,
+    /// Most workload-assigned identities the inventory remembers (least recently used
+    /// forgotten first) [default: 10000].
+    #[arg(long, env = "TRUSTBRIDGE_MAX_WORKLOAD_IDENTITIES")]
+    pub max_workload_identities: Option<usize>,
 }
 
 impl ServeArgs {
@@ -198,6 +206,8 @@ impl ServeArgs {
             admin_token_file: self.admin_token_file.clone(),
             verbose_errors: self.verbose_errors,
             trusted_proxies: self.trusted_proxies.clone(),
+            unused_after: self.unused_after.clone(),
+            max_workload_identities: self.max_workload_identities,
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,
