@@ -14,6 +14,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, ConfigErrors, Layer, Settings};
 use crate::telemetry::logging::LogFormat;
 
+pub mod identities;
 pub mod keys;
 pub mod schema;
 pub mod token;
@@ -76,6 +77,10 @@ pub enum Command {
     /// CI helper: exchange this workload's platform token (GitHub Actions, Kubernetes, a file)
     /// at a trustbridge endpoint and print the access token (or write it, 0600).
     Token(token::TokenArgs),
+    /// The identity inventory of a running gateway (its admin API): who exchanged when, and
+    /// which credentials went unused.
+    #[command(subcommand)]
+    Identities(identities::IdentitiesCommand),
 }
 
 /// The settings flags: those of `serve`, each also read from `TRUSTBRIDGE_<FLAG>`, over
@@ -410,6 +415,9 @@ pub fn main() -> i32 {
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         ),
+        Some(Command::Identities(cmd)) => {
+            identities::run(&cmd, &mut std::io::stdout(), &mut std::io::stderr())
+        }
         Some(Command::Keys(cmd)) => keys::run(
             &cmd,
             &SystemClock,
