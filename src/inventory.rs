@@ -258,7 +258,11 @@ fn usage(
         credential,
         granted,
         subject: record.subject.map(bounded),
-        caller: record.caller.map(str::to_owned),
+        // The effective client's address, without its (ephemeral) port.
+        caller: record.caller.map(|c| {
+            c.parse::<std::net::SocketAddr>()
+                .map_or_else(|_| c.to_owned(), |a| a.ip().to_string())
+        }),
         policy_hash: record.policy_hash.to_owned(),
         at: unix_seconds(record.time),
     }
@@ -271,9 +275,7 @@ fn bounded(value: &str) -> String {
 /// Whether what `stats` describes has gone unused for `age` seconds at `now` (never used
 /// counts).
 fn unused(stats: &UsageStats, now: u64, age: u64) -> bool {
-    stats
-        .last_used
-        .is_none_or(|t| now.saturating_sub(t) >= age)
+    stats.last_used.is_none_or(|t| now.saturating_sub(t) >= age)
 }
 
 /// One identity as the admin API shows it.
@@ -427,7 +429,10 @@ mod tests {
     fn declared_identities_show_even_never_used_and_stale_credentials_are_marked() {
         let now = 100 * DAY;
         let declared = vec![
-            (key("servicePrincipal", "deploy"), vec!["gh".into(), "old".into()]),
+            (
+                key("servicePrincipal", "deploy"),
+                vec!["gh".into(), "old".into()],
+            ),
             (key("managedIdentity", "idle"), vec!["k8s".into()]),
         ];
         let recorded = vec![
@@ -494,13 +499,7 @@ mod tests {
         let names: Vec<&str> = stale.iter().map(|v| v.identity.name.as_str()).collect();
         assert_eq!(names, ["old"]);
         inventory.refresh_unused_gauge(&policies, at).await;
-        let gauge = |age: &str| {
-            inventory
-                .metrics
-                .unused
-                .with_label_values(&[age])
-                .get()
-        };
+        let gauge = |age: &str| inventory.metrics.unused.with_label_values(&[age]).get();
         assert_eq!((gauge("7d"), gauge("30d"), gauge("never")), (0, 1, 0));
     }
 

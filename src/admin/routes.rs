@@ -161,7 +161,10 @@ async fn identities(gw: web::Data<Gateway>, req: HttpRequest) -> HttpResponse {
     }
     let inventory = gw.inventory();
     let policies = gw.policies();
-    match inventory.list(&policies, gw.clock().now(), unused_for).await {
+    match inventory
+        .list(&policies, gw.clock().now(), unused_for)
+        .await
+    {
         Ok(list) => HttpResponse::Ok().json(json!({
             "policy_hash": policies.content_hash(),
             "unused_after_s": inventory.unused_after().as_secs(),

@@ -188,9 +188,7 @@ fn usage(v: &Value) -> String {
     let time = |field: &str| {
         v[field].as_u64().map_or_else(
             || "never".to_owned(),
-            |t| {
-                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t)).to_string()
-            },
+            |t| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t)).to_string(),
         )
     };
     let mut line = format!(
@@ -230,7 +228,10 @@ mod tests {
         render_text(&body, &mut out).expect("render");
         let text = String::from_utf8(out).expect("utf8");
         assert!(text.starts_with("contoso/deploy-bot servicePrincipal: granted 2, denied 1, last used 1970-01-01T00:01:00Z, first seen 1970-01-01T00:00:00Z, last subject repo:a/b from 10.0.0.1\n"), "{text}");
-        assert!(text.contains("  old STALE: granted 0, denied 0, last used never"), "{text}");
+        assert!(
+            text.contains("  old STALE: granted 0, denied 0, last used never"),
+            "{text}"
+        );
         let mut out = Vec::new();
         render_text(&json!({"identities": []}), &mut out).expect("render");
         assert_eq!(out, b"no identities\n");

@@ -165,7 +165,8 @@ pub async fn token(
     };
 
     gw.audit().write(record.granted(&grant, &claims.jti));
-    gw.inventory().note(crate::inventory::granted(&record, &grant));
+    gw.inventory()
+        .note(crate::inventory::granted(&record, &grant));
     gw.metrics()
         .exchanges
         .with_label_values(&[

@@ -243,7 +243,8 @@ fn stats_commands(pipe: &mut ::redis::Pipeline, key: &str, field_prefix: &str, u
         pipe.hset(key, f("last_used"), u.at).ignore();
     }
     pipe.hset(key, f("last_seen"), u.at).ignore();
-    pipe.hset(key, f("last_policy_hash"), &u.policy_hash).ignore();
+    pipe.hset(key, f("last_policy_hash"), &u.policy_hash)
+        .ignore();
     for (name, value) in [("last_subject", &u.subject), ("last_caller", &u.caller)] {
         match value {
             Some(v) => pipe.hset(key, f(name), v).ignore(),
@@ -403,7 +404,9 @@ mod tests {
 
     async fn listed(store: &dyn InventoryStore) -> BTreeMap<String, IdentityUsage> {
         let all = store.list().await.expect("list");
-        all.into_iter().map(|r| (r.identity.name.clone(), r)).collect()
+        all.into_iter()
+            .map(|r| (r.identity.name.clone(), r))
+            .collect()
     }
 
     #[actix_web::test]
@@ -441,7 +444,10 @@ mod tests {
         let all = listed(&store).await;
         assert!(!all.contains_key("w1"), "the least recently seen goes");
         assert!(all.contains_key("w2") && all.contains_key("w3"));
-        assert!(all.contains_key("declared"), "declared identities are never evicted");
+        assert!(
+            all.contains_key("declared"),
+            "declared identities are never evicted"
+        );
         // Using w3 again makes w2 the oldest.
         let again = [
             usage(WORKLOAD_KIND, "w3", None, true, 40),

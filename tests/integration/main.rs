@@ -10,6 +10,7 @@ mod conventions;
 mod disclosure;
 mod discovery;
 mod exchange;
+mod inventory;
 mod issuer_trust;
 mod metrics;
 mod operations;
