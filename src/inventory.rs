@@ -435,15 +435,12 @@ mod tests {
             ),
             (key("managedIdentity", "idle"), vec!["k8s".into()]),
         ];
-        let recorded = vec![
-            used("deploy", "gh", now - DAY),
-            used("deploy", "old", now - 40 * DAY),
-            {
-                let mut w = used("ci-42", "tmpl", now - 2 * DAY);
-                w.identity.kind = "workloadIdentity".into();
-                w
-            },
-        ];
+        let mut deploy = used("deploy", "gh", now - DAY);
+        let old = used("deploy", "old", now - 40 * DAY);
+        deploy.credentials.extend(old.credentials);
+        let mut workload = used("ci-42", "tmpl", now - 2 * DAY);
+        workload.identity.kind = "workloadIdentity".into();
+        let recorded = vec![deploy, workload];
         let views = merge(declared, recorded, now, Duration::from_secs(30 * DAY));
         let names: Vec<&str> = views.iter().map(|v| v.identity.name.as_str()).collect();
         assert_eq!(names, ["idle", "deploy", "ci-42"]);
