@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer, web};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::gateway::{Gateway, GatewayParts, Snapshot};
+use crate::inventory::{Inventory, InventoryMetrics};
 use crate::issuers::{FetchSettings, IssuerMetrics, IssuerRegistry};
 use crate::policy::model::KeySourceSpec;
 use crate::policy::store::{self, PolicySink, PolicyStore, ReloadMetrics};
@@ -98,6 +99,12 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     let state_metrics = StateMetrics::register(&registry)?;
     let key_metrics = KeyMetrics::register(&registry)?;
     key_metrics.observe(&keys);
+    let inventory = Inventory::new(
+        state.inventory.clone(),
+        InventoryMetrics::register(&registry)?,
+        settings.unused_after,
+        settings.max_workload_identities,
+    );
     tracing::info!(
         state.backend = state.backend,
         rate_limit.identity = settings.rate_limit_identity.map(|r| r.to_string()),
@@ -129,6 +136,7 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         reload_metrics,
         key_metrics,
         admin_token,
+        inventory,
     })))
 }
 
@@ -244,6 +252,10 @@ pub fn server(
         gateway.settings().keys_reload_interval,
         gateway.key_metrics().clone(),
     ));
+    // The identity inventory's writer: it ends when the gateway (its queue) is dropped.
+    if let Some(writer) = gateway.inventory().writer() {
+        actix_web::rt::spawn(writer);
+    }
     let grace = gateway.settings().shutdown_grace.as_secs();
     let data = web::Data::from(gateway);
     let server = HttpServer::new(move || {

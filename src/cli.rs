@@ -14,6 +14,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, ConfigErrors, Layer, Settings};
 use crate::telemetry::logging::LogFormat;
 
+pub mod identities;
 pub mod keys;
 pub mod schema;
 pub mod token;
@@ -76,6 +77,10 @@ pub enum Command {
     /// CI helper: exchange this workload's platform token (GitHub Actions, Kubernetes, a file)
     /// at a trustbridge endpoint and print the access token (or write it, 0600).
     Token(token::TokenArgs),
+    /// The identity inventory of a running gateway (its admin API): who exchanged when, and
+    /// which credentials went unused.
+    #[command(subcommand)]
+    Identities(identities::IdentitiesCommand),
 }
 
 /// The settings flags: those of `serve`, each also read from `TRUSTBRIDGE_<FLAG>`, over
@@ -183,6 +188,14 @@ pub struct ServeArgs {
     /// client].
     #[arg(long, env = "TRUSTBRIDGE_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// A credential unused for this long is reported stale by the identity inventory
+    /// [default: 30d].
+    #[arg(long, env = "TRUSTBRIDGE_UNUSED_AFTER")]
+    pub unused_after: Option<String>,
+    /// Most workload-assigned identities the inventory remembers (least recently used
+    /// forgotten first) [default: 10000].
+    #[arg(long, env = "TRUSTBRIDGE_MAX_WORKLOAD_IDENTITIES")]
+    pub max_workload_identities: Option<usize>,
 }
 
 impl ServeArgs {
@@ -216,6 +229,8 @@ impl ServeArgs {
             admin_token_file: self.admin_token_file.clone(),
             verbose_errors: self.verbose_errors,
             trusted_proxies: self.trusted_proxies.clone(),
+            unused_after: self.unused_after.clone(),
+            max_workload_identities: self.max_workload_identities,
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,
@@ -418,6 +433,9 @@ pub fn main() -> i32 {
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         ),
+        Some(Command::Identities(cmd)) => {
+            identities::run(&cmd, &mut std::io::stdout(), &mut std::io::stderr())
+        }
         Some(Command::Keys(cmd)) => keys::run(
             &cmd,
             &SystemClock,

@@ -25,6 +25,12 @@ pub const DEFAULT_DATA_DIR: &str = ".trustbridge";
 /// The policy directory when none is configured.
 pub const DEFAULT_POLICIES_DIR: &str = "policies";
 
+/// Default of `--unused-after`: credentials unused for 30 days are reported stale.
+pub const DEFAULT_UNUSED_AFTER: Duration = Duration::from_secs(30 * 86_400);
+
+/// Default of `--max-workload-identities`.
+pub const DEFAULT_MAX_WORKLOAD_IDENTITIES: usize = 10_000;
+
 /// Longest lifetime an operator may configure for issued tokens.
 pub const MAX_LIFETIME_CEILING: Duration = Duration::from_secs(24 * 3600);
 
@@ -80,6 +86,12 @@ pub struct Settings {
     /// Peers whose `Forwarded`/`X-Forwarded-For` headers are believed (`--trusted-proxies`);
     /// empty: the TCP peer is the client.
     pub trusted_proxies: Vec<crate::cidr::Cidr>,
+    /// A credential unused for this long is reported stale by the identity inventory
+    /// (`--unused-after`).
+    pub unused_after: Duration,
+    /// Most workload-assigned identities the inventory remembers; the least recently used is
+    /// forgotten beyond it (`--max-workload-identities`).
+    pub max_workload_identities: usize,
 }
 
 /// Settings as given by one layer (flags, file); `None` means "not set here".
@@ -140,6 +152,10 @@ pub struct Layer {
     pub verbose_errors: Option<bool>,
     /// `--trusted-proxies` (`CIDR[,CIDR...]`).
     pub trusted_proxies: Option<String>,
+    /// `--unused-after` (humantime, e.g. `30d`).
+    pub unused_after: Option<String>,
+    /// `--max-workload-identities`.
+    pub max_workload_identities: Option<usize>,
 }
 
 impl Layer {
@@ -173,6 +189,10 @@ impl Layer {
             admin_token_file: self.admin_token_file.or(lower.admin_token_file),
             verbose_errors: self.verbose_errors.or(lower.verbose_errors),
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
+            unused_after: self.unused_after.or(lower.unused_after),
+            max_workload_identities: self
+                .max_workload_identities
+                .or(lower.max_workload_identities),
         }
     }
 }
@@ -329,6 +349,8 @@ impl Settings {
             admin_token_file: layer.admin_token_file,
             verbose_errors,
             trusted_proxies,
+            unused_after: scale.unused_after,
+            max_workload_identities: scale.max_workload_identities,
         })
     }
 
@@ -375,6 +397,8 @@ struct ScaleOut {
     shutdown_grace: Duration,
     shutdown_delay: Duration,
     keys_reload_interval: Duration,
+    unused_after: Duration,
+    max_workload_identities: usize,
 }
 
 fn scale_out(layer: &Layer, problems: &mut Vec<String>) -> ScaleOut {
@@ -436,8 +460,23 @@ fn scale_out(layer: &Layer, problems: &mut Vec<String>) -> ScaleOut {
         Duration::from_millis(10),
         Duration::from_secs(3600),
     );
+    let unused_after = duration(
+        "unused-after",
+        &layer.unused_after,
+        DEFAULT_UNUSED_AFTER.as_secs(),
+        Duration::from_secs(60),
+        Duration::from_secs(10 * 365 * 86_400),
+    );
+    let max_workload_identities = layer
+        .max_workload_identities
+        .unwrap_or(DEFAULT_MAX_WORKLOAD_IDENTITIES);
+    if max_workload_identities == 0 || max_workload_identities > 10_000_000 {
+        problems.push("max-workload-identities: between 1 and 10000000".into());
+    }
     ScaleOut {
         redis,
+        unused_after,
+        max_workload_identities,
         redis_key_prefix,
         rate_limit_identity,
         rate_limit_issuer,

@@ -1,5 +1,6 @@
 //! The running gateway as request handlers see it: settings, clock, the swappable policy
-//! snapshot, signing keys, the shared-state guard, metrics and the audit trail.
+//! snapshot, signing keys, the shared-state guard, metrics, the audit trail and the identity
+//! inventory.
 //!
 //! `app` assembles a [`Gateway`] and wires it into actix; handlers only read it through the
 //! accessors here. This module must not know about actix, routes or how the parts are built.
@@ -55,6 +56,8 @@ pub struct GatewayParts {
     pub key_metrics: KeyMetrics,
     /// The bearer token the admin API requires, when `--admin-token-file` is set.
     pub admin_token: Option<crate::admin::auth::AdminToken>,
+    /// The identity inventory.
+    pub inventory: crate::inventory::Inventory,
 }
 
 /// Everything a request handler needs, shared by every worker.
@@ -73,6 +76,7 @@ pub struct Gateway {
     guard: Guard,
     key_metrics: KeyMetrics,
     admin_token: Option<crate::admin::auth::AdminToken>,
+    inventory: crate::inventory::Inventory,
 }
 
 impl Gateway {
@@ -95,6 +99,7 @@ impl Gateway {
             guard: parts.guard,
             key_metrics: parts.key_metrics,
             admin_token: parts.admin_token,
+            inventory: parts.inventory,
         };
         gateway.set_ready(true);
         gateway
@@ -174,6 +179,11 @@ impl Gateway {
     /// The bearer token the admin API requires, if one is configured.
     pub fn admin_token(&self) -> Option<&crate::admin::auth::AdminToken> {
         self.admin_token.as_ref()
+    }
+
+    /// The identity inventory (hand-offs from the token handler, listing for the admin API).
+    pub fn inventory(&self) -> &crate::inventory::Inventory {
+        &self.inventory
     }
 
     /// Whether `/readyz` answers ready.

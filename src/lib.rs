@@ -7,7 +7,8 @@
 //!
 //! Layout (dependencies point inward): [`policy`] (files → compiled set), [`issuers`] (keys and
 //! subject-token validation), [`exchange`] (the pure decision), [`tokens`] (signing),
-//! [`refusal`] (what a refused request is told), [`gateway`] (what handlers read), [`http`]
+//! [`refusal`] (what a refused request is told), [`inventory`] (who exchanged when: the
+//! identity inventory, written off the request path), [`gateway`] (what handlers read), [`http`]
 //! (the wire), [`app`] (wiring), [`cli`] (the command line), [`admin`] (the operator console and
 //! read-only admin API), [`client`] (the CI helper behind `trustbridge token`; not used by
 //! `serve`).
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod exchange;
 pub mod gateway;
 pub mod http;
+pub mod inventory;
 pub mod issuers;
 pub mod jose;
 pub mod policy;

@@ -1,5 +1,6 @@
-//! State shared between replicas: replay protection for one-time-use subject tokens and rate
-//! limits. Behind two traits ([`ReplayGuard`], [`RateLimiter`]) with a Redis implementation
+//! State shared between replicas: replay protection for one-time-use subject tokens, rate
+//! limits and the identity inventory. Behind traits ([`ReplayGuard`], [`RateLimiter`],
+//! [`inventory::InventoryStore`]) with a Redis implementation
 //! (`--redis-url`: every replica sees the same state) and an in-memory one (one process).
 //!
 //! Failure policy, decided by [`guard`] and documented in
@@ -11,6 +12,7 @@
 //! the same clock as token validation, in tests too.
 
 pub mod guard;
+pub mod inventory;
 pub mod memory;
 pub mod redis;
 
@@ -175,6 +177,8 @@ pub struct SharedState {
     pub replay: Arc<dyn ReplayGuard>,
     /// Rate limits.
     pub limiter: Arc<dyn RateLimiter>,
+    /// The identity inventory.
+    pub inventory: Arc<dyn inventory::InventoryStore>,
     /// `redis` or `memory`.
     pub backend: &'static str,
 }
@@ -186,6 +190,7 @@ impl SharedState {
         Self {
             replay: store.clone(),
             limiter: store,
+            inventory: Arc::new(inventory::MemoryInventory::default()),
             backend: "memory",
         }
     }
@@ -212,7 +217,8 @@ impl SharedState {
         let store = Arc::new(redis::RedisState::with_options(options, prefix)?);
         Ok(Self {
             replay: store.clone(),
-            limiter: store,
+            limiter: store.clone(),
+            inventory: store,
             backend: "redis",
         })
     }

@@ -133,9 +133,50 @@ async fn graph_json(gw: web::Data<Gateway>) -> HttpResponse {
     HttpResponse::Ok().json(graph::build(&gw.policies()))
 }
 
-/// `GET /admin/v1/identities`: an empty list until identities are tracked.
-async fn identities() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "identities": [] }))
+/// `GET /admin/v1/identities?unusedFor=30d`: every declared identity and every recorded one,
+/// with their credentials' usage; `unusedFor` keeps what has not been used for that long.
+async fn identities(gw: web::Data<Gateway>, req: HttpRequest) -> HttpResponse {
+    let mut unused_for = None;
+    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        match name.as_ref() {
+            "unusedFor" if value.is_empty() => {}
+            "unusedFor" => match humantime::parse_duration(&value) {
+                Ok(d) => unused_for = Some(d),
+                Err(_) => {
+                    return problem(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "unusedFor must be a duration such as 30d or 12h",
+                    );
+                }
+            },
+            _ => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "known parameters: unusedFor",
+                );
+            }
+        }
+    }
+    let inventory = gw.inventory();
+    let policies = gw.policies();
+    match inventory
+        .list(&policies, gw.clock().now(), unused_for)
+        .await
+    {
+        Ok(list) => HttpResponse::Ok().json(json!({
+            "policy_hash": policies.content_hash(),
+            "unused_after_s": inventory.unused_after().as_secs(),
+            "unused_for_s": unused_for.map(|d| d.as_secs()),
+            "identities": list,
+        })),
+        Err(e) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            &e.to_string(),
+        ),
+    }
 }
 
 /// `GET /admin/v1/decisions?limit=N&outcome=&identity=`.

@@ -25,6 +25,10 @@ pub async fn readyz(gw: web::Data<Gateway>) -> HttpResponse {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(gw: web::Data<Gateway>) -> HttpResponse {
+    // Stale trust is computed at scrape: it changes by the day, not by the request.
+    gw.inventory()
+        .refresh_unused_gauge(&gw.policies(), gw.clock().now())
+        .await;
     let mut out = Vec::new();
     let encoder = TextEncoder::new();
     if let Err(e) = encoder.encode(&gw.registry().gather(), &mut out) {

@@ -165,6 +165,8 @@ pub async fn token(
     };
 
     gw.audit().write(record.granted(&grant, &claims.jti));
+    gw.inventory()
+        .note(crate::inventory::granted(&record, &grant));
     gw.metrics()
         .exchanges
         .with_label_values(&[
@@ -232,6 +234,9 @@ fn finish_denied(
 ) -> ApiError {
     let refusal = err.refusal();
     gw.audit().write(record.denied(refusal, explanation));
+    if let Some(usage) = crate::inventory::denied(record, &gw.policies()) {
+        gw.inventory().note(usage);
+    }
     let class = if refusal.fault { "error" } else { "denied" };
     gw.metrics()
         .exchanges

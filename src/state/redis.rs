@@ -14,7 +14,8 @@
 //!
 //! Keys (all under the configured prefix, default `trustbridge:`):
 //! - `replay:<sha256>`: `SET NX EX` until the subject token's `exp` (+ leeway);
-//! - `rl:<bucket>:<window index>`: `INCR` + `EXPIRE` (window length + 1 s), one per window.
+//! - `rl:<bucket>:<window index>`: `INCR` + `EXPIRE` (window length + 1 s), one per window;
+//! - `inv:*`: the identity inventory (see [`super::inventory`]).
 
 pub mod connect;
 
@@ -84,6 +85,11 @@ impl RedisState {
         connect::probe(&self.client).await
     }
 
+    /// The prefix of every key.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The connection manager, created on first use in the caller's runtime.
     fn connection(&self) -> Result<ConnectionManager, StateError> {
         let mut slot = self.manager.lock().unwrap_or_else(|e| e.into_inner());
@@ -108,7 +114,7 @@ impl RedisState {
     /// first request after a Redis restart succeeds instead of paying for the discovery.
     /// (Should the dropped attempt have reached Redis, a retried `SET NX` refuses a first use:
     /// the safe side for replay protection.)
-    async fn run<T: ::redis::FromRedisValue>(
+    pub(crate) async fn run<T: ::redis::FromRedisValue>(
         &self,
         op: impl Fn(ConnectionManager) -> BoxFuture<'static, ::redis::RedisResult<T>>,
     ) -> Result<T, StateError> {

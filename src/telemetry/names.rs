@@ -92,3 +92,23 @@ pub const RATE_LIMIT_FAIL_OPEN_TOTAL: &str = "trustbridge_rate_limit_fail_open_t
 pub const RATE_LIMITED_TOTAL: &str = "trustbridge_rate_limited_total";
 /// Counter: one-time-use subject tokens refused as replays.
 pub const REPLAYS_REFUSED_TOTAL: &str = "trustbridge_replays_refused_total";
+
+// === identity inventory (registered by `inventory::InventoryMetrics`) ===
+
+/// Counter: inventory updates dropped because the writer's queue was full.
+pub const INVENTORY_DROPPED_TOTAL: &str = "trustbridge_inventory_updates_dropped_total";
+/// Counter: workload-assigned identities forgotten beyond `--max-workload-identities`.
+pub const INVENTORY_EVICTED_TOTAL: &str = "trustbridge_inventory_evicted_total";
+/// Counter: inventory batches the shared state failed to write.
+pub const INVENTORY_WRITE_ERRORS_TOTAL: &str = "trustbridge_inventory_write_errors_total";
+/// Gauge: credentials by how long they have gone unused (`age`: the `AGE_*` values),
+/// computed at scrape.
+pub const CREDENTIALS_UNUSED: &str = "trustbridge_credentials_unused";
+/// `age` label: last used 7 to 30 days ago.
+pub const AGE_7D: &str = "7d";
+/// `age` label: last used 30 to 90 days ago.
+pub const AGE_30D: &str = "30d";
+/// `age` label: last used 90 days ago or more.
+pub const AGE_90D: &str = "90d";
+/// `age` label: never used.
+pub const AGE_NEVER: &str = "never";

@@ -11,6 +11,7 @@ mod disclosure;
 mod discovery;
 mod exchange;
 mod http2;
+mod inventory;
 mod issuer_trust;
 mod metrics;
 mod operations;

@@ -365,6 +365,38 @@
     }
   }
 
+  // === identities ===
+
+  function when(t) { return t == null ? "never" : new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19); }
+
+  async function loadIdentities() {
+    const unused = $("id-unused").value;
+    try {
+      const r = await api("/admin/v1/identities" + (unused ? "?unusedFor=" + encodeURIComponent(unused) : ""));
+      const body = $("identities").tBodies[0];
+      body.replaceChildren();
+      for (const i of r.identities) {
+        const rows = i.credentials.length ? i.credentials : [null];
+        for (const c of rows) {
+          const s = c || i;
+          const tr = el("tr", { class: c && c.stale ? "stale" : "" });
+          tr.appendChild(el("td", {}, i.tenant + "/" + i.name + " (" + i.kind + ")"));
+          tr.appendChild(el("td", {}, c ? c.name + (c.stale ? " · stale" : "") : ""));
+          tr.appendChild(el("td", {}, String(s.granted)));
+          tr.appendChild(el("td", {}, String(s.denied)));
+          tr.appendChild(el("td", {}, when(s.first_seen)));
+          tr.appendChild(el("td", {}, when(s.last_used)));
+          tr.appendChild(el("td", {}, s.last_subject || ""));
+          tr.appendChild(el("td", {}, s.last_caller || ""));
+          body.appendChild(tr);
+        }
+      }
+      setStatus("id-status", r.identities.length + " identities · " + new Date().toLocaleTimeString());
+    } catch (e) {
+      setStatus("id-status", "Identities: " + e.message, true);
+    }
+  }
+
   function schedule() {
     if (polling) clearInterval(polling);
     polling = $("dec-auto").checked ? setInterval(loadDecisions, POLL_MS) : null;
@@ -380,6 +412,7 @@
       setStatus("auth-status", "");
       loadGraph();
       loadDecisions();
+      loadIdentities();
     });
     $("graph-refresh").addEventListener("click", () => loadGraph());
     $("explain-form").addEventListener("submit", onExplain);
@@ -387,8 +420,11 @@
     $("decisions-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadDecisions(); });
     $("dec-outcome").addEventListener("change", loadDecisions);
     $("dec-auto").addEventListener("change", schedule);
+    $("identities-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadIdentities(); });
+    $("id-unused").addEventListener("change", loadIdentities);
     loadGraph();
     loadDecisions();
+    loadIdentities();
     schedule();
   }
 
