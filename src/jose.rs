@@ -123,6 +123,54 @@ pub fn rsa_modulus_bits(n: &[u8]) -> usize {
     }
 }
 
+// === JWK thumbprints ===
+
+/// The members of a public JWK that its RFC 7638 thumbprint covers, base64url-encoded as the
+/// JWK carries them (callers pass only values they have decoded or encoded themselves, so
+/// nothing needs escaping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThumbprintMembers<'a> {
+    /// `kty: RSA`.
+    Rsa {
+        /// Modulus.
+        n: &'a str,
+        /// Exponent.
+        e: &'a str,
+    },
+    /// `kty: EC`.
+    Ec {
+        /// Curve name (`P-256`, `P-384`).
+        crv: &'a str,
+        /// X coordinate.
+        x: &'a str,
+        /// Y coordinate.
+        y: &'a str,
+    },
+    /// `kty: OKP` (RFC 8037).
+    Okp {
+        /// Curve name (`Ed25519`).
+        crv: &'a str,
+        /// Public key.
+        x: &'a str,
+    },
+}
+
+/// The RFC 7638 SHA-256 thumbprint of a public key, base64url without padding: the hash of the
+/// required members only, in lexicographic order, without whitespace (RFC 7638 §3.2). Our
+/// signing keys' `kid` and a DPoP proof key's `cnf.jkt` (RFC 9449 §6) both use it.
+pub fn jwk_thumbprint(members: &ThumbprintMembers<'_>) -> String {
+    use base64::Engine as _;
+    let canonical = match members {
+        ThumbprintMembers::Rsa { n, e } => format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
+        ThumbprintMembers::Ec { crv, x, y } => {
+            format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}"#)
+        }
+        ThumbprintMembers::Okp { crv, x } => format!(r#"{{"crv":"{crv}","kty":"OKP","x":"{x}"}}"#),
+    };
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
 // === claim names ===
 
 /// Every claim name `claimMappings` may not set: the fixed claims trustbridge writes itself

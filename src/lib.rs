@@ -22,6 +22,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod dpop;
 pub mod exchange;
 pub mod gateway;
 pub mod http;
