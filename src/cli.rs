@@ -169,6 +169,10 @@ pub struct ServeArgs {
     /// client].
     #[arg(long, env = "TRUSTBRIDGE_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// How old a DPoP proof's iat may be, 1s to 10m; its jti is remembered that long
+    /// [default: 60s].
+    #[arg(long, env = "TRUSTBRIDGE_DPOP_PROOF_WINDOW")]
+    pub dpop_proof_window: Option<String>,
 }
 
 impl ServeArgs {
@@ -198,6 +202,7 @@ impl ServeArgs {
             admin_token_file: self.admin_token_file.clone(),
             verbose_errors: self.verbose_errors,
             trusted_proxies: self.trusted_proxies.clone(),
+            dpop_proof_window: self.dpop_proof_window.clone(),
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,

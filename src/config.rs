@@ -26,6 +26,9 @@ pub const DEFAULT_POLICIES_DIR: &str = "policies";
 /// Longest lifetime an operator may configure for issued tokens.
 pub const MAX_LIFETIME_CEILING: Duration = Duration::from_secs(24 * 3600);
 
+/// Longest `--dpop-proof-window`: a proof older than this is no proof of recent possession.
+pub const MAX_DPOP_PROOF_WINDOW: Duration = Duration::from_secs(600);
+
 /// Validated settings of `trustbridge serve`.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -77,6 +80,9 @@ pub struct Settings {
     /// Peers whose `Forwarded`/`X-Forwarded-For` headers are believed (`--trusted-proxies`);
     /// empty: the TCP peer is the client.
     pub trusted_proxies: Vec<crate::cidr::Cidr>,
+    /// How old a DPoP proof's `iat` may be (`--dpop-proof-window`); its `jti` is remembered
+    /// that long.
+    pub dpop_proof_window: Duration,
 }
 
 /// Settings as given by one layer (flags, file); `None` means "not set here".
@@ -129,6 +135,8 @@ pub struct Layer {
     pub verbose_errors: Option<bool>,
     /// `--trusted-proxies` (`CIDR[,CIDR...]`).
     pub trusted_proxies: Option<String>,
+    /// `--dpop-proof-window` (humantime, e.g. `60s`).
+    pub dpop_proof_window: Option<String>,
 }
 
 impl Layer {
@@ -158,6 +166,7 @@ impl Layer {
             admin_token_file: self.admin_token_file.or(lower.admin_token_file),
             verbose_errors: self.verbose_errors.or(lower.verbose_errors),
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
+            dpop_proof_window: self.dpop_proof_window.or(lower.dpop_proof_window),
         }
     }
 }
@@ -284,6 +293,18 @@ impl Settings {
                 Vec::new()
             }),
         };
+        let dpop_proof_window = match layer.dpop_proof_window.as_deref() {
+            None => crate::dpop::DEFAULT_PROOF_WINDOW,
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(d) if d >= Duration::from_secs(1) && d <= MAX_DPOP_PROOF_WINDOW => d,
+                _ => {
+                    problems.push(format!(
+                        "dpop-proof-window: '{text}' must be a duration between 1s and 10m"
+                    ));
+                    crate::dpop::DEFAULT_PROOF_WINDOW
+                }
+            },
+        };
         let admin_listen =
             admin_listen(&layer.admin_listen, &layer.admin_token_file, &mut problems);
         if !problems.is_empty() {
@@ -314,7 +335,14 @@ impl Settings {
             admin_token_file: layer.admin_token_file,
             verbose_errors,
             trusted_proxies,
+            dpop_proof_window,
         })
+    }
+
+    /// The token endpoint of `tenant`: `{public_url}/{tenant}/oauth2/v2.0/token` (discovery's
+    /// `token_endpoint`, and the `htu` DPoP proofs must name).
+    pub fn token_endpoint(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.public_url)
     }
 
     /// The issuer URL of `tenant`: `{public_url}/{tenant}/v2.0`.

@@ -196,6 +196,9 @@ pub const RESERVED_CLAIMS: [&str; 56] = [
     "src_iss",
     "src_sub",
     "src_cred",
+    // RFC 7800 / RFC 9449 §6 (proof of possession: `cnf.jkt`, the key the token is bound to;
+    // written only on tokens issued for a DPoP proof).
+    "cnf",
     // RFC 9068 §2.2.2 (authentication) and §2.2.3 (authorization: SCIM attributes, scope).
     "auth_time",
     "acr",
@@ -206,8 +209,6 @@ pub const RESERVED_CLAIMS: [&str; 56] = [
     // RFC 8693 §4 (delegation and impersonation).
     "act",
     "may_act",
-    // RFC 7800 / RFC 9449 (proof of possession: the key the token is bound to).
-    "cnf",
     // OpenID Connect claims verifiers treat as authentication evidence.
     "nonce",
     "sid",
@@ -245,10 +246,10 @@ pub const RESERVED_CLAIMS: [&str; 56] = [
 
 /// Names of the fixed claims, in the order they are serialized: the head of
 /// [`RESERVED_CLAIMS`]. A `claimMappings` entry with one of these names is never emitted.
-pub const FIXED_CLAIMS: [&str; 16] = fixed_claims();
+pub const FIXED_CLAIMS: [&str; 17] = fixed_claims();
 
-const fn fixed_claims() -> [&'static str; 16] {
-    let mut out = [""; 16];
+const fn fixed_claims() -> [&'static str; 17] {
+    let mut out = [""; 17];
     let mut i = 0;
     while i < out.len() {
         out[i] = RESERVED_CLAIMS[i];
@@ -300,7 +301,7 @@ mod tests {
         for claim in FIXED_CLAIMS.into_iter().chain(named_in_issue_12) {
             assert!(is_reserved_claim(claim), "{claim}");
         }
-        assert_eq!(FIXED_CLAIMS[..], RESERVED_CLAIMS[..16]);
+        assert_eq!(FIXED_CLAIMS[..], RESERVED_CLAIMS[..17]);
         assert!(!is_reserved_claim("repository"));
         assert!(
             !is_reserved_claim("Scope"),
