@@ -65,7 +65,11 @@ fn valid_proofs_of_each_algorithm_give_the_key_thumbprint() {
         // independent implementation).
         assert_eq!(proof.jkt, key.kid(), "{alg:?}");
         assert_eq!((proof.jti.as_str(), proof.iat), ("e1j3V_bKic8-LAEB", NOW));
-        assert!(proof.replay_key().starts_with(&format!("dpop:{}:", key.kid())));
+        assert!(
+            proof
+                .replay_key()
+                .starts_with(&format!("dpop:{}:", key.kid()))
+        );
         assert_eq!(proof.remember_until(DEFAULT_PROOF_WINDOW), NOW + 60);
     }
 }
@@ -139,19 +143,31 @@ fn the_jwk_must_be_a_public_key_fitting_alg() {
     }
     let mut h = header(&key);
     h["jwk"] = json!({"kty": "oct", "kk": "AAAA"});
-    assert_eq!(refused(&signed(&key, &h, &claims())), ProofError::UnusableKey);
+    assert_eq!(
+        refused(&signed(&key, &h, &claims())),
+        ProofError::UnusableKey
+    );
 
     // An EC key under RS256, an Ed25519 key under ES256, a JWK whose own alg differs.
     let mut h = header(&key);
     h["alg"] = json!("RS256");
-    assert_eq!(refused(&signed(&key, &h, &claims())), ProofError::KeyMismatch);
+    assert_eq!(
+        refused(&signed(&key, &h, &claims())),
+        ProofError::KeyMismatch
+    );
     let ed = PrivateKey::generate(SigningAlgorithm::EdDSA).unwrap();
     let mut h = header(&ed);
     h["alg"] = json!("ES256");
-    assert_eq!(refused(&signed(&ed, &h, &claims())), ProofError::KeyMismatch);
+    assert_eq!(
+        refused(&signed(&ed, &h, &claims())),
+        ProofError::KeyMismatch
+    );
     let mut h = header(&key);
     h["jwk"]["alg"] = json!("ES384");
-    assert_eq!(refused(&signed(&key, &h, &claims())), ProofError::KeyMismatch);
+    assert_eq!(
+        refused(&signed(&key, &h, &claims())),
+        ProofError::KeyMismatch
+    );
 }
 
 #[test]
@@ -245,7 +261,11 @@ fn every_refusal_is_a_400_invalid_dpop_proof_naming_its_check() {
         let r = err.refusal(Context::default());
         assert_eq!(
             (r.error.as_str(), r.status, r.reason),
-            ("invalid_dpop_proof", StatusClass::BadRequest, "invalid_dpop_proof")
+            (
+                "invalid_dpop_proof",
+                StatusClass::BadRequest,
+                "invalid_dpop_proof"
+            )
         );
         assert!(r.description.contains("DPoP proof"), "{}", r.description);
     }

@@ -57,7 +57,11 @@ pub async fn remember(
     refuse: impl Fn(&dyn Refuse) -> ApiError,
 ) -> Result<(), ApiError> {
     let until = proof.remember_until(gw.settings().dpop_proof_window);
-    match gw.guard().one_time_use(&proof.replay_key(), until, now).await {
+    match gw
+        .guard()
+        .one_time_use(&proof.replay_key(), until, now)
+        .await
+    {
         Ok(()) => Ok(()),
         Err(GuardRefusal::Replayed) => Err(refuse(&ProofError::Replayed)),
         Err(other) => Err(refuse(&other)),

@@ -21,9 +21,9 @@ use crate::exchange::explain::{self, Query};
 use crate::exchange::request::TOKEN_TYPE_ACCESS_TOKEN;
 use crate::exchange::{self, Denial, ExchangeRequest, GrantType, Situation};
 use crate::gateway::Gateway;
-use crate::http::{self, client};
 use crate::http::error::{ApiError, HttpRefusal};
 use crate::http::extract::{self, ErrorIds, MAX_BODY_BYTES};
+use crate::http::{self, client};
 use crate::refusal::{Context, Refuse};
 use crate::state::guard::{SCOPE_IDENTITY, SCOPE_ISSUER};
 use crate::state::replay_key;
@@ -192,7 +192,11 @@ pub async fn token(
 
     let expires_in = claims.exp.saturating_sub(claims.iat);
     // RFC 9449 §5: a token bound to a proof key is a DPoP token.
-    let token_type = if claims.cnf_jkt.is_some() { "DPoP" } else { "Bearer" };
+    let token_type = if claims.cnf_jkt.is_some() {
+        "DPoP"
+    } else {
+        "Bearer"
+    };
     let body = match request.grant {
         GrantType::ClientCredentials => json!({
             "token_type": token_type,
