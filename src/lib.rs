@@ -6,11 +6,11 @@
 //! access token signed by trustbridge.
 //!
 //! Layout (dependencies point inward): [`policy`] (files → compiled set), [`issuers`] (keys and
-//! subject-token validation), [`exchange`] (the pure decision), [`tokens`] (signing),
-//! [`refusal`] (what a refused request is told), [`gateway`] (what handlers read), [`http`]
-//! (the wire), [`app`] (wiring), [`cli`] (the command line), [`admin`] (the operator console and
-//! read-only admin API), [`client`] (the CI helper behind `trustbridge token`; not used by
-//! `serve`).
+//! subject-token validation), [`exchange`] (the pure decision), [`dpop`] (proof-of-possession
+//! proofs, pure), [`tokens`] (signing), [`refusal`] (what a refused request is told),
+//! [`gateway`] (what handlers read), [`http`] (the wire), [`app`] (wiring), [`cli`] (the
+//! command line), [`admin`] (the operator console and read-only admin API), [`client`] (the CI
+//! helper behind `trustbridge token`; not used by `serve`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
