@@ -215,6 +215,7 @@ appRoleAssignments:
             src_iss: grant.source_issuer.clone(),
             src_sub: grant.source_subject.clone(),
             src_cred: grant.credential.clone(),
+            cnf_jkt: None,
             mapped: grant.mapped_claims.clone(),
         }
     }

@@ -196,6 +196,10 @@ pub struct ServeArgs {
     /// forgotten first) [default: 10000].
     #[arg(long, env = "TRUSTBRIDGE_MAX_WORKLOAD_IDENTITIES")]
     pub max_workload_identities: Option<usize>,
+    /// How old a DPoP proof's iat may be, 1s to 10m; its jti is remembered that long
+    /// [default: 60s].
+    #[arg(long, env = "TRUSTBRIDGE_DPOP_PROOF_WINDOW")]
+    pub dpop_proof_window: Option<String>,
 }
 
 impl ServeArgs {
@@ -231,6 +235,7 @@ impl ServeArgs {
             trusted_proxies: self.trusted_proxies.clone(),
             unused_after: self.unused_after.clone(),
             max_workload_identities: self.max_workload_identities,
+            dpop_proof_window: self.dpop_proof_window.clone(),
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,

@@ -34,6 +34,9 @@ pub const DEFAULT_MAX_WORKLOAD_IDENTITIES: usize = 10_000;
 /// Longest lifetime an operator may configure for issued tokens.
 pub const MAX_LIFETIME_CEILING: Duration = Duration::from_secs(24 * 3600);
 
+/// Longest `--dpop-proof-window`: a proof older than this is no proof of recent possession.
+pub const MAX_DPOP_PROOF_WINDOW: Duration = Duration::from_secs(600);
+
 /// Validated settings of `trustbridge serve`.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -92,6 +95,9 @@ pub struct Settings {
     /// Most workload-assigned identities the inventory remembers; the least recently used is
     /// forgotten beyond it (`--max-workload-identities`).
     pub max_workload_identities: usize,
+    /// How old a DPoP proof's `iat` may be (`--dpop-proof-window`); its `jti` is remembered
+    /// that long.
+    pub dpop_proof_window: Duration,
 }
 
 /// Settings as given by one layer (flags, file); `None` means "not set here".
@@ -156,6 +162,8 @@ pub struct Layer {
     pub unused_after: Option<String>,
     /// `--max-workload-identities`.
     pub max_workload_identities: Option<usize>,
+    /// `--dpop-proof-window` (humantime, e.g. `60s`).
+    pub dpop_proof_window: Option<String>,
 }
 
 impl Layer {
@@ -193,6 +201,7 @@ impl Layer {
             max_workload_identities: self
                 .max_workload_identities
                 .or(lower.max_workload_identities),
+            dpop_proof_window: self.dpop_proof_window.or(lower.dpop_proof_window),
         }
     }
 }
@@ -319,6 +328,18 @@ impl Settings {
                 Vec::new()
             }),
         };
+        let dpop_proof_window = match layer.dpop_proof_window.as_deref() {
+            None => crate::dpop::DEFAULT_PROOF_WINDOW,
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(d) if d >= Duration::from_secs(1) && d <= MAX_DPOP_PROOF_WINDOW => d,
+                _ => {
+                    problems.push(format!(
+                        "dpop-proof-window: '{text}' must be a duration between 1s and 10m"
+                    ));
+                    crate::dpop::DEFAULT_PROOF_WINDOW
+                }
+            },
+        };
         let admin_listen =
             admin_listen(&layer.admin_listen, &layer.admin_token_file, &mut problems);
         if !problems.is_empty() {
@@ -351,7 +372,14 @@ impl Settings {
             trusted_proxies,
             unused_after: scale.unused_after,
             max_workload_identities: scale.max_workload_identities,
+            dpop_proof_window,
         })
+    }
+
+    /// The token endpoint of `tenant`: `{public_url}/{tenant}/oauth2/v2.0/token` (discovery's
+    /// `token_endpoint`, and the `htu` DPoP proofs must name).
+    pub fn token_endpoint(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.public_url)
     }
 
     /// The issuer URL of `tenant`: `{public_url}/{tenant}/v2.0`.

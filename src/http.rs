@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod health;

@@ -123,6 +123,54 @@ pub fn rsa_modulus_bits(n: &[u8]) -> usize {
     }
 }
 
+// === JWK thumbprints ===
+
+/// The members of a public JWK that its RFC 7638 thumbprint covers, base64url-encoded as the
+/// JWK carries them (callers pass only values they have decoded or encoded themselves, so
+/// nothing needs escaping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThumbprintMembers<'a> {
+    /// `kty: RSA`.
+    Rsa {
+        /// Modulus.
+        n: &'a str,
+        /// Exponent.
+        e: &'a str,
+    },
+    /// `kty: EC`.
+    Ec {
+        /// Curve name (`P-256`, `P-384`).
+        crv: &'a str,
+        /// X coordinate.
+        x: &'a str,
+        /// Y coordinate.
+        y: &'a str,
+    },
+    /// `kty: OKP` (RFC 8037).
+    Okp {
+        /// Curve name (`Ed25519`).
+        crv: &'a str,
+        /// Public key.
+        x: &'a str,
+    },
+}
+
+/// The RFC 7638 SHA-256 thumbprint of a public key, base64url without padding: the hash of the
+/// required members only, in lexicographic order, without whitespace (RFC 7638 §3.2). Our
+/// signing keys' `kid` and a DPoP proof key's `cnf.jkt` (RFC 9449 §6) both use it.
+pub fn jwk_thumbprint(members: &ThumbprintMembers<'_>) -> String {
+    use base64::Engine as _;
+    let canonical = match members {
+        ThumbprintMembers::Rsa { n, e } => format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
+        ThumbprintMembers::Ec { crv, x, y } => {
+            format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}"#)
+        }
+        ThumbprintMembers::Okp { crv, x } => format!(r#"{{"crv":"{crv}","kty":"OKP","x":"{x}"}}"#),
+    };
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
 // === claim names ===
 
 /// Every claim name `claimMappings` may not set: the fixed claims trustbridge writes itself
@@ -148,6 +196,9 @@ pub const RESERVED_CLAIMS: [&str; 56] = [
     "src_iss",
     "src_sub",
     "src_cred",
+    // RFC 7800 / RFC 9449 §6 (proof of possession: `cnf.jkt`, the key the token is bound to;
+    // written only on tokens issued for a DPoP proof).
+    "cnf",
     // RFC 9068 §2.2.2 (authentication) and §2.2.3 (authorization: SCIM attributes, scope).
     "auth_time",
     "acr",
@@ -158,8 +209,6 @@ pub const RESERVED_CLAIMS: [&str; 56] = [
     // RFC 8693 §4 (delegation and impersonation).
     "act",
     "may_act",
-    // RFC 7800 / RFC 9449 (proof of possession: the key the token is bound to).
-    "cnf",
     // OpenID Connect claims verifiers treat as authentication evidence.
     "nonce",
     "sid",
@@ -197,10 +246,10 @@ pub const RESERVED_CLAIMS: [&str; 56] = [
 
 /// Names of the fixed claims, in the order they are serialized: the head of
 /// [`RESERVED_CLAIMS`]. A `claimMappings` entry with one of these names is never emitted.
-pub const FIXED_CLAIMS: [&str; 16] = fixed_claims();
+pub const FIXED_CLAIMS: [&str; 17] = fixed_claims();
 
-const fn fixed_claims() -> [&'static str; 16] {
-    let mut out = [""; 16];
+const fn fixed_claims() -> [&'static str; 17] {
+    let mut out = [""; 17];
     let mut i = 0;
     while i < out.len() {
         out[i] = RESERVED_CLAIMS[i];
@@ -252,7 +301,7 @@ mod tests {
         for claim in FIXED_CLAIMS.into_iter().chain(named_in_issue_12) {
             assert!(is_reserved_claim(claim), "{claim}");
         }
-        assert_eq!(FIXED_CLAIMS[..], RESERVED_CLAIMS[..16]);
+        assert_eq!(FIXED_CLAIMS[..], RESERVED_CLAIMS[..17]);
         assert!(!is_reserved_claim("repository"));
         assert!(
             !is_reserved_claim("Scope"),

@@ -6,12 +6,12 @@
 //! access token signed by trustbridge.
 //!
 //! Layout (dependencies point inward): [`policy`] (files → compiled set), [`issuers`] (keys and
-//! subject-token validation), [`exchange`] (the pure decision), [`tokens`] (signing),
-//! [`refusal`] (what a refused request is told), [`inventory`] (who exchanged when: the
-//! identity inventory, written off the request path), [`gateway`] (what handlers read), [`http`]
-//! (the wire), [`app`] (wiring), [`cli`] (the command line), [`admin`] (the operator console and
-//! read-only admin API), [`client`] (the CI helper behind `trustbridge token`; not used by
-//! `serve`).
+//! subject-token validation), [`exchange`] (the pure decision), [`dpop`] (proof-of-possession
+//! proofs, pure), [`tokens`] (signing), [`refusal`] (what a refused request is told),
+//! [`inventory`] (who exchanged when: the identity inventory, written off the request path),
+//! [`gateway`] (what handlers read), [`http`] (the wire), [`app`] (wiring), [`cli`] (the
+//! command line), [`admin`] (the operator console and read-only admin API), [`client`] (the CI
+//! helper behind `trustbridge token`; not used by `serve`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -23,6 +23,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod dpop;
 pub mod exchange;
 pub mod gateway;
 pub mod http;

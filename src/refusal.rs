@@ -82,6 +82,8 @@ pub enum OAuthError {
     UnsupportedGrantType,
     /// `unsupported_response_type`.
     UnsupportedResponseType,
+    /// `invalid_dpop_proof` (RFC 9449 §5): the request's DPoP proof was refused.
+    InvalidDpopProof,
     /// `slow_down`.
     SlowDown,
     /// `temporarily_unavailable`.
@@ -102,6 +104,7 @@ impl OAuthError {
             Self::UnauthorizedClient => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::SlowDown => "slow_down",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",

@@ -24,7 +24,7 @@ pub async fn openid_configuration(
     let doc = json!({
         "issuer": gw.settings().tenant_issuer(&tenant),
         "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
-        "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
+        "token_endpoint": gw.settings().token_endpoint(&tenant),
         "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
         "response_types_supported": ["token"],
         "subject_types_supported": ["public"],
@@ -35,6 +35,7 @@ pub async fn openid_configuration(
         "scopes_supported": [".default"],
         "claims_supported": crate::jose::FIXED_CLAIMS,
         "token_types_supported": [TOKEN_TYPE_ACCESS_TOKEN],
+        "dpop_signing_alg_values_supported": crate::dpop::ALGORITHMS.map(|a| a.as_str()),
     });
     Ok(HttpResponse::Ok()
         .insert_header((

@@ -21,9 +21,9 @@ use crate::exchange::explain::{self, Query};
 use crate::exchange::request::TOKEN_TYPE_ACCESS_TOKEN;
 use crate::exchange::{self, Denial, ExchangeRequest, GrantType, Situation};
 use crate::gateway::Gateway;
-use crate::http::client;
 use crate::http::error::{ApiError, HttpRefusal};
 use crate::http::extract::{self, ErrorIds, MAX_BODY_BYTES};
+use crate::http::{self, client};
 use crate::refusal::{Context, Refuse};
 use crate::state::guard::{SCOPE_IDENTITY, SCOPE_ISSUER};
 use crate::state::replay_key;
@@ -78,6 +78,11 @@ pub async fn token(
     };
     request.context.client_ip = client.ip;
     request.context.tls = client.tls;
+    let proof = match http::dpop::proof(&req, &gw, &tenant, arrived) {
+        Ok(proof) => proof,
+        Err(e) => return Err(finish_denied(&gw, &record, fail(&e), started, &[])),
+    };
+    request.context.proof_key = proof.as_ref().map(|p| p.jkt.clone());
     record.grant = request.grant.as_str();
     record.client_id = request.client_id.as_deref();
     record.resource = Some(&request.target.resource);
@@ -152,9 +157,16 @@ pub async fn token(
         }
     }
 
+    if let Some(proof) = &proof
+        && let Err(err) = http::dpop::remember(&gw, proof, now, refuse).await
+    {
+        return Err(finish_denied(&gw, &record, err, started, &[]));
+    }
+
     let jti = uuid::Uuid::new_v4().to_string();
     let issuer = gw.settings().tenant_issuer(&grant.tenant);
     let mut claims = AccessTokenClaims::for_grant(&grant, issuer, now, jti);
+    claims.cnf_jkt = proof.map(|p| p.jkt);
     // The key's end of life may shorten the token; `expires_in` reports the signed `exp`.
     let access_token = match gw.keys().sign_capped(&mut claims) {
         Ok(t) => t,
@@ -181,9 +193,15 @@ pub async fn token(
         .observe(started.elapsed().as_secs_f64());
 
     let expires_in = claims.exp.saturating_sub(claims.iat);
+    // RFC 9449 §5: a token bound to a proof key is a DPoP token.
+    let token_type = if claims.cnf_jkt.is_some() {
+        "DPoP"
+    } else {
+        "Bearer"
+    };
     let body = match request.grant {
         GrantType::ClientCredentials => json!({
-            "token_type": "Bearer",
+            "token_type": token_type,
             "expires_in": expires_in,
             "ext_expires_in": expires_in,
             "access_token": access_token,
@@ -191,7 +209,7 @@ pub async fn token(
         GrantType::TokenExchange => json!({
             "access_token": access_token,
             "issued_token_type": TOKEN_TYPE_ACCESS_TOKEN,
-            "token_type": "Bearer",
+            "token_type": token_type,
             "expires_in": expires_in,
         }),
     };

@@ -214,7 +214,7 @@ pub fn parse_jwks(bytes: &[u8]) -> Result<KeySet, JwksError> {
     };
     let keys: Vec<IssuerKey> = entries
         .iter()
-        .filter_map(parse_key)
+        .filter_map(parse_jwk)
         .take(MAX_KEYS)
         .collect();
     if keys.is_empty() {
@@ -227,8 +227,10 @@ fn b64(value: Option<&Value>) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(value?.as_str()?).ok()
 }
 
-/// One JWK, or `None` when it is not a usable signing key.
-fn parse_key(jwk: &Value) -> Option<IssuerKey> {
+/// One JWK, or `None` when it is not a usable signing key (not an object, `use` other than
+/// `sig`, an unsupported `kty` or curve, a symmetric `oct` key, bad base64 or sizes). Private
+/// members are ignored here: a caller that must refuse them (DPoP) checks them itself.
+pub fn parse_jwk(jwk: &Value) -> Option<IssuerKey> {
     let jwk = jwk.as_object()?;
     let string = |name: &str| match jwk.get(name) {
         None => Ok(None),

@@ -54,6 +54,9 @@ pub struct AccessTokenClaims {
     pub src_sub: String,
     /// Name of the federated credential that allowed the exchange.
     pub src_cred: String,
+    /// The RFC 7638 thumbprint of the DPoP proof key the token is bound to, written as
+    /// `cnf: {"jkt": ...}` (RFC 9449 §6); `None` (no `cnf`) for a bearer token.
+    pub cnf_jkt: Option<String>,
     /// Claims from the credential's claimMappings; entries named like a fixed claim are
     /// skipped when serializing.
     pub mapped: serde_json::Map<String, serde_json::Value>,
@@ -82,6 +85,7 @@ impl AccessTokenClaims {
             src_iss: grant.source_issuer.clone(),
             src_sub: grant.source_subject.clone(),
             src_cred: grant.credential.clone(),
+            cnf_jkt: None,
             mapped: grant.mapped_claims.clone(),
         }
     }
@@ -90,8 +94,8 @@ impl AccessTokenClaims {
 impl Serialize for AccessTokenClaims {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mapped = self.mapped.iter().filter(|(k, _)| !is_fixed_claim(k));
-        let mut map =
-            serializer.serialize_map(Some(FIXED_CLAIMS.len() + mapped.clone().count()))?;
+        let fixed = FIXED_CLAIMS.len() - usize::from(self.cnf_jkt.is_none());
+        let mut map = serializer.serialize_map(Some(fixed + mapped.clone().count()))?;
         // Keep in step with FIXED_CLAIMS (a test checks the order).
         map.serialize_entry("iss", &self.iss)?;
         map.serialize_entry("sub", &self.sub)?;
@@ -109,6 +113,9 @@ impl Serialize for AccessTokenClaims {
         map.serialize_entry("src_iss", &self.src_iss)?;
         map.serialize_entry("src_sub", &self.src_sub)?;
         map.serialize_entry("src_cred", &self.src_cred)?;
+        if let Some(jkt) = &self.cnf_jkt {
+            map.serialize_entry("cnf", &serde_json::json!({ "jkt": jkt }))?;
+        }
         for (name, value) in mapped {
             map.serialize_entry(name, value)?;
         }
@@ -173,6 +180,7 @@ pub(crate) mod tests {
             src_iss: "https://token.actions.githubusercontent.com".into(),
             src_sub: "repo:contoso/infra:ref:refs/heads/main".into(),
             src_cred: "infra-main".into(),
+            cnf_jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
             mapped,
         }
     }
@@ -197,7 +205,11 @@ pub(crate) mod tests {
         assert_eq!(value["idtyp"], "app");
         assert_eq!(value["roles"], json!(["Payments.Read"]));
         assert_eq!(value["repository"], "contoso/infra");
-        assert_eq!(value.as_object().unwrap().len(), 18);
+        assert_eq!(
+            value["cnf"],
+            json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+        );
+        assert_eq!(value.as_object().unwrap().len(), 19);
     }
 
     #[test]
@@ -214,7 +226,16 @@ pub(crate) mod tests {
         assert_eq!(value["sub"], "oid-1");
         assert_eq!(value["aud"], "api://payments");
         assert_eq!(value["ok"], true);
-        assert_eq!(value.as_object().unwrap().len(), 17);
+        assert_eq!(value.as_object().unwrap().len(), 18);
+    }
+
+    #[test]
+    fn bearer_tokens_carry_no_cnf() {
+        let mut claims = sample(serde_json::Map::new());
+        claims.cnf_jkt = None;
+        let value = serde_json::to_value(&claims).unwrap();
+        assert!(value.get("cnf").is_none(), "{value}");
+        assert_eq!(value.as_object().unwrap().len(), FIXED_CLAIMS.len() - 1);
     }
 
     #[test]

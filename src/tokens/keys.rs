@@ -215,26 +215,23 @@ impl PublicParams {
         }
     }
 
-    /// The RFC 7638 §3.2 canonical JSON: required members only, lexicographic order, no
-    /// whitespace. Every value is base64url or a fixed name, so nothing needs escaping.
-    fn canonical_json(&self) -> String {
+    /// RFC 7638 JWK thumbprint: base64url(SHA-256(canonical JSON)), computed by
+    /// [`jose::jwk_thumbprint`] (shared with DPoP proof keys).
+    pub(crate) fn thumbprint(&self) -> String {
+        use crate::jose::ThumbprintMembers as M;
         let b = |v: &[u8]| URL_SAFE_NO_PAD.encode(v);
         match self {
-            Self::Rsa { n, e } => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b(e), b(n)),
-            Self::Ec { crv, x, y } => format!(
-                r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#,
-                b(x),
-                b(y)
-            ),
-            Self::Okp { x } => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b(x)),
+            Self::Rsa { n, e } => jose::jwk_thumbprint(&M::Rsa { n: &b(n), e: &b(e) }),
+            Self::Ec { crv, x, y } => jose::jwk_thumbprint(&M::Ec {
+                crv,
+                x: &b(x),
+                y: &b(y),
+            }),
+            Self::Okp { x } => jose::jwk_thumbprint(&M::Okp {
+                crv: "Ed25519",
+                x: &b(x),
+            }),
         }
-    }
-
-    /// RFC 7638 JWK thumbprint: base64url(SHA-256(canonical JSON)).
-    pub(crate) fn thumbprint(&self) -> String {
-        let digest =
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.canonical_json().as_bytes());
-        URL_SAFE_NO_PAD.encode(digest.as_ref())
     }
 
     /// The algorithm a key of this type signs when nobody says otherwise.

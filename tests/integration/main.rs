@@ -9,6 +9,7 @@ mod console;
 mod conventions;
 mod disclosure;
 mod discovery;
+mod dpop;
 mod exchange;
 mod http2;
 mod inventory;

@@ -278,6 +278,15 @@ async fn python(script: &str, args: &[&str], ca: &TestCa, env: &[(&str, &str)]) 
     run_client(&sdk.python, &all, ca, env, &sdk_src()).await
 }
 
+/// Runs a Python script of `tests/sdk/` that talks to no server (it only builds or checks
+/// tokens, e.g. `dpop_proof.py`) and returns the JSON object it printed; panics if it fails.
+pub(crate) async fn python_offline(script: &str, args: &[&str]) -> Value {
+    let ca = TestCa::new();
+    let run = python(script, args, &ca, &[]).await;
+    assert!(run.success, "{script} failed: {}", run.stderr);
+    run.json
+}
+
 /// Runs a Node script of `tests/sdk/node/` next to its `node_modules`.
 async fn node(script: &str, args: &[&str], ca: &TestCa) -> Run {
     let sdk = sdk();
