@@ -87,7 +87,9 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         Some(path) => Some(crate::admin::auth::AdminToken::load(path)?),
         None => None,
     };
-    let audit = AuditLog::open(&settings.audit_log).map_err(StartupError::AuditLog)?;
+    let audit = AuditLog::open(&settings.audit_log, settings.audit_failure)
+        .map_err(StartupError::AuditLog)?;
+    audit.register_metrics(&registry)?;
     let metrics = ExchangeMetrics::register(&registry)?;
     let reload_metrics = ReloadMetrics::register(&registry)?;
     let state_metrics = StateMetrics::register(&registry)?;
@@ -225,13 +227,19 @@ pub fn server(
 /// 2. for `--shutdown-delay` the listener keeps accepting, so requests a load balancer sends
 ///    before it notices are still served;
 /// 3. the listener closes and in-flight requests get `--shutdown-grace` to finish;
-/// 4. the function returns `Ok` and the process exits 0.
+/// 4. the audit trail writes every event still queued (nothing granted is missing from it);
+/// 5. the function returns `Ok` and the process exits 0.
 ///
-/// Meanwhile the policy directory is watched and reloaded on change or SIGHUP.
+/// Meanwhile the policy directory is watched and reloaded on change or SIGHUP, and SIGHUP
+/// also reopens the audit file (log rotation).
 pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
     // Listen for SIGHUP before announcing anything: its default action ends the process.
     let hangup = store::hangup();
     actix_web::rt::spawn(policy_store(&gateway).watch(store::POLL_INTERVAL, hangup));
+    actix_web::rt::spawn(reopen_audit_on_hangup(
+        Arc::downgrade(&gateway),
+        store::hangup(),
+    ));
     let listener = TcpListener::bind(gateway.settings().listen)?;
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -277,7 +285,27 @@ pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
         }
         tracing::info!("shutdown complete");
     });
-    server.await
+    let served = server.await;
+    // Every worker has stopped: nothing is queued after this.
+    gateway.audit().close();
+    tracing::info!("audit trail drained");
+    served
+}
+
+/// Reopens the audit file on every SIGHUP (a second listener beside the policy reloader's:
+/// each receives every signal), until the gateway is dropped.
+async fn reopen_audit_on_hangup(
+    gateway: std::sync::Weak<Gateway>,
+    mut hangup: Option<store::Hangup>,
+) {
+    loop {
+        store::next_hangup(&mut hangup).await;
+        let Some(gateway) = gateway.upgrade() else {
+            return;
+        };
+        tracing::info!("SIGHUP: reopening the audit log");
+        gateway.audit().reopen();
+    }
 }
 
 async fn shutdown_signal() {

@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// Audit trail: `-` for stdout, or a file appended to [default: -].
     #[arg(long, env = "TRUSTBRIDGE_AUDIT_LOG")]
     pub audit_log: Option<String>,
+    /// While the audit trail cannot be written: `deny` refuses exchanges (503, not ready)
+    /// until it can, `continue` keeps granting [default: deny].
+    #[arg(long, env = "TRUSTBRIDGE_AUDIT_FAILURE")]
+    pub audit_failure: Option<String>,
     /// YAML file with the same settings (camelCase keys); flags and variables win.
     #[arg(long, env = "TRUSTBRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -155,6 +159,7 @@ impl ServeArgs {
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
             audit_log: self.audit_log.clone(),
+            audit_failure: self.audit_failure.clone(),
             redis_url: self.redis_url.clone(),
             redis_key_prefix: self.redis_key_prefix.clone(),
             rate_limit_identity: self.rate_limit_identity.clone(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::jose::SigningAlgorithm;
-use crate::telemetry::audit::AuditDestination;
+use crate::telemetry::audit::{AuditDestination, AuditFailure};
 use crate::telemetry::logging::LogFormat;
 
 /// Lifetime of issued tokens when neither the server, the service principal nor the
@@ -51,6 +51,8 @@ pub struct Settings {
     pub tls: Option<crate::tls::TlsFiles>,
     /// Where the audit trail goes (stdout by default).
     pub audit_log: AuditDestination,
+    /// Whether exchanges are refused while the audit trail cannot be written (default deny).
+    pub audit_failure: AuditFailure,
     /// Redis URL for state shared between replicas; `None` keeps it in memory.
     pub redis_url: Option<String>,
     /// Prefix of every Redis key (lets several deployments or test runs share a Redis).
@@ -104,6 +106,8 @@ pub struct Layer {
     pub tls_key: Option<PathBuf>,
     /// `--audit-log` (`-` for stdout, or a file).
     pub audit_log: Option<String>,
+    /// `--audit-failure` (`deny` or `continue`).
+    pub audit_failure: Option<String>,
     /// `--redis-url`.
     pub redis_url: Option<String>,
     /// `--redis-key-prefix`.
@@ -142,6 +146,7 @@ impl Layer {
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             audit_log: self.audit_log.or(lower.audit_log),
+            audit_failure: self.audit_failure.or(lower.audit_failure),
             redis_url: self.redis_url.or(lower.redis_url),
             redis_key_prefix: self.redis_key_prefix.or(lower.redis_key_prefix),
             rate_limit_identity: self.rate_limit_identity.or(lower.rate_limit_identity),
@@ -262,6 +267,15 @@ impl Settings {
             }
             Some(path) => AuditDestination::File(PathBuf::from(path)),
         };
+        let audit_failure = match layer.audit_failure.as_deref() {
+            None => AuditFailure::default(),
+            Some(text) => AuditFailure::parse(text).unwrap_or_else(|| {
+                problems.push(format!(
+                    "audit-failure: '{text}' is not one of deny, continue"
+                ));
+                AuditFailure::default()
+            }),
+        };
         let verbose_errors = layer.verbose_errors.unwrap_or(false);
         if verbose_errors && !listen.ip().is_loopback() {
             problems.push(format!(
@@ -288,6 +302,7 @@ impl Settings {
             workers: layer.workers.unwrap_or(0),
             tls,
             audit_log,
+            audit_failure,
             redis_url: scale.redis_url,
             redis_key_prefix: scale.redis_key_prefix,
             rate_limit_identity: scale.rate_limit_identity,

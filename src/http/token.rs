@@ -7,7 +7,8 @@
 //!
 //! Order matters for who can spend what: rate limits are counted only after the policy
 //! granted (a refused token consumes no one's budget), and one-time use is recorded last, just
-//! before signing. A refusal's audit explanation is the bounded one
+//! before signing. While the audit trail cannot be written (`--audit-failure deny`), a
+//! request the policy grants is refused with 503 before it spends any budget. A refusal's audit explanation is the bounded one
 //! (`exchange::explain::for_denial`); this handler must never call the full `explain`.
 
 use std::time::Instant;
@@ -26,6 +27,7 @@ use crate::http::extract::{self, ErrorIds, MAX_BODY_BYTES};
 use crate::refusal::{Context, Refuse};
 use crate::state::guard::{SCOPE_IDENTITY, SCOPE_ISSUER};
 use crate::state::replay_key;
+use crate::telemetry::audit::AuditUnavailable;
 use crate::telemetry::names;
 use crate::tokens::AccessTokenClaims;
 
@@ -115,6 +117,17 @@ pub async fn token(
             ));
         }
     };
+
+    // Fail closed: no token is issued while its audit line could not be written.
+    if !gw.audit().grants_allowed() {
+        return Err(finish_denied(
+            &gw,
+            &record,
+            refuse(&AuditUnavailable),
+            started,
+            &[],
+        ));
+    }
 
     // The issuer limit counts only exchanges the policy grants, per tenant: tokens a tenant's
     // policy refuses (anyone's token of a public issuer) spend nobody's budget.

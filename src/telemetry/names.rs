@@ -71,3 +71,12 @@ pub const RATE_LIMIT_FAIL_OPEN_TOTAL: &str = "trustbridge_rate_limit_fail_open_t
 pub const RATE_LIMITED_TOTAL: &str = "trustbridge_rate_limited_total";
 /// Counter: one-time-use subject tokens refused as replays.
 pub const REPLAYS_REFUSED_TOTAL: &str = "trustbridge_replays_refused_total";
+
+// === audit trail (registered by `telemetry::audit::AuditLog::register_metrics`) ===
+
+/// Gauge: 1 while the audit trail is being written, 0 after a write failed until one succeeds.
+pub const AUDIT_HEALTHY: &str = "trustbridge_audit_healthy";
+/// Counter: failed writes of the audit trail.
+pub const AUDIT_WRITE_ERRORS_TOTAL: &str = "trustbridge_audit_write_errors_total";
+/// Counter: audit events discarded (the trail failing and its retry buffer full, or closed).
+pub const AUDIT_EVENTS_DROPPED_TOTAL: &str = "trustbridge_audit_events_dropped_total";
