@@ -68,7 +68,8 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     // Superseded keys stay published as long as the longest token they may have signed.
     let keys =
         SigningKeys::load_or_create(&settings.keys, settings.signing_algorithm, clock.clone())?
-            .with_retention(settings.max_token_lifetime);
+            .with_retention(settings.max_token_lifetime)
+            .with_verify_issued(settings.verify_issued);
     let state = match &settings.redis_url {
         Some(url) => SharedState::redis(url, &settings.redis_key_prefix)?,
         None => SharedState::memory(),
@@ -90,6 +91,7 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     let audit = AuditLog::open(&settings.audit_log, settings.audit_failure)
         .map_err(StartupError::AuditLog)?;
     audit.register_metrics(&registry)?;
+    keys.register_metrics(&registry)?;
     let metrics = ExchangeMetrics::register(&registry)?;
     let reload_metrics = ReloadMetrics::register(&registry)?;
     let state_metrics = StateMetrics::register(&registry)?;

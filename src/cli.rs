@@ -91,6 +91,11 @@ pub struct ServeArgs {
     /// until it can, `continue` keeps granting [default: deny].
     #[arg(long, env = "TRUSTBRIDGE_AUDIT_FAILURE")]
     pub audit_failure: Option<String>,
+    /// Which issued tokens are verified again after signing: `all`, `sample` (every key's
+    /// first 64 tokens, then 1 in 64) or `load` (only the probes when a key is loaded and
+    /// when it starts signing) [default: sample].
+    #[arg(long, env = "TRUSTBRIDGE_VERIFY_ISSUED")]
+    pub verify_issued: Option<String>,
     /// YAML file with the same settings (camelCase keys); flags and variables win.
     #[arg(long, env = "TRUSTBRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -160,6 +165,7 @@ impl ServeArgs {
             tls_key: self.tls_key.clone(),
             audit_log: self.audit_log.clone(),
             audit_failure: self.audit_failure.clone(),
+            verify_issued: self.verify_issued.clone(),
             redis_url: self.redis_url.clone(),
             redis_key_prefix: self.redis_key_prefix.clone(),
             rate_limit_identity: self.rate_limit_identity.clone(),

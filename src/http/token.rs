@@ -29,7 +29,7 @@ use crate::state::guard::{SCOPE_IDENTITY, SCOPE_ISSUER};
 use crate::state::replay_key;
 use crate::telemetry::audit::AuditUnavailable;
 use crate::telemetry::names;
-use crate::tokens::AccessTokenClaims;
+use crate::tokens::{AccessTokenClaims, SignError};
 
 /// Most lines of explanation a denied exchange's audit record carries.
 const AUDIT_EXPLANATION_LINES: usize = 3;
@@ -164,6 +164,9 @@ pub async fn token(
     // The key's end of life may shorten the token; `expires_in` reports the signed `exp`.
     let access_token = match gw.keys().sign_capped(&mut claims) {
         Ok(t) => t,
+        Err(e @ SignError::KeyOutOfService(_)) => {
+            return Err(finish_denied(&gw, &record, refuse(&e), started, &[]));
+        }
         Err(e) => {
             let err = ApiError::internal(e, &ids);
             return Err(finish_denied(&gw, &record, err, started, &[]));

@@ -61,6 +61,9 @@ pub const RELOAD_UNCHANGED: &str = "unchanged";
 pub const RELOAD_REJECTED: &str = "rejected";
 /// Counter: reloads of the signing key directory after a change, by `outcome`.
 pub const SIGNING_KEY_RELOADS_TOTAL: &str = "trustbridge_signing_key_reloads_total";
+/// Counter: signing keys taken out of service by a failed self-check (probe or issued token).
+pub const SIGNING_KEY_SELF_CHECK_FAILURES_TOTAL: &str =
+    "trustbridge_signing_key_self_check_failures_total";
 /// Gauge: signing keys in the directory, by `state` (current, next, retiring, expired).
 pub const SIGNING_KEYS: &str = "trustbridge_signing_keys";
 /// Counter: shared state (Redis) failures, by `operation` (`replay`, `rate_limit`).
