@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, PRAGMA};
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
 use crate::exchange::audit::AuditRecord;
 use crate::exchange::explain::{self, Query};
@@ -183,29 +182,46 @@ pub async fn token(
         ])
         .inc();
     gw.metrics()
-        .duration
-        .with_label_values(&["granted"])
+        .duration_granted
         .observe(started.elapsed().as_secs_f64());
 
     let expires_in = claims.exp.saturating_sub(claims.iat);
+    // Serialised straight from the struct: no intermediate `Value` map per response.
     let body = match request.grant {
-        GrantType::ClientCredentials => json!({
-            "token_type": "Bearer",
-            "expires_in": expires_in,
-            "ext_expires_in": expires_in,
-            "access_token": access_token,
-        }),
-        GrantType::TokenExchange => json!({
-            "access_token": access_token,
-            "issued_token_type": TOKEN_TYPE_ACCESS_TOKEN,
-            "token_type": "Bearer",
-            "expires_in": expires_in,
-        }),
+        GrantType::ClientCredentials => TokenResponse {
+            access_token: &access_token,
+            expires_in,
+            ext_expires_in: Some(expires_in),
+            issued_token_type: None,
+            token_type: "Bearer",
+        },
+        GrantType::TokenExchange => TokenResponse {
+            access_token: &access_token,
+            expires_in,
+            ext_expires_in: None,
+            issued_token_type: Some(TOKEN_TYPE_ACCESS_TOKEN),
+            token_type: "Bearer",
+        },
     };
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .insert_header((PRAGMA, HeaderValue::from_static("no-cache")))
         .json(body))
+}
+
+/// The successful token response of either grant. Members in alphabetical order, as the
+/// `serde_json::Map` this replaced wrote them.
+#[derive(serde::Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    expires_in: u64,
+    /// Entra's extra member, client credentials only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ext_expires_in: Option<u64>,
+    /// RFC 8693, token exchange only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
+    token_type: &'static str,
 }
 
 /// Audits and counts a refused request, and hands the error back for the response.
@@ -218,7 +234,11 @@ fn finish_denied(
 ) -> ApiError {
     let refusal = err.refusal();
     gw.audit().write(record.denied(refusal, explanation));
-    let class = if refusal.fault { "error" } else { "denied" };
+    let duration = if refusal.fault {
+        &gw.metrics().duration_error
+    } else {
+        &gw.metrics().duration_denied
+    };
     gw.metrics()
         .exchanges
         .with_label_values(&[
@@ -227,9 +247,6 @@ fn finish_denied(
             record.issuer.unwrap_or(names::UNKNOWN_ISSUER),
         ])
         .inc();
-    gw.metrics()
-        .duration
-        .with_label_values(&[class])
-        .observe(started.elapsed().as_secs_f64());
+    duration.observe(started.elapsed().as_secs_f64());
     err
 }

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the exchange path, registered by [`ExchangeMetrics::register`].
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use crate::telemetry::names;
@@ -13,6 +13,12 @@ pub struct ExchangeMetrics {
     pub exchanges: IntCounterVec,
     /// Handling time by outcome class.
     pub duration: HistogramVec,
+    /// `duration` of granted exchanges, its label set resolved once at registration.
+    pub duration_granted: Histogram,
+    /// `duration` of denied exchanges (resolved once).
+    pub duration_denied: Histogram,
+    /// `duration` of exchanges the gateway failed (resolved once).
+    pub duration_error: Histogram,
     /// Readiness.
     pub ready: IntGauge,
     /// Policy objects by kind.
@@ -56,6 +62,9 @@ impl ExchangeMetrics {
         registry.register(Box::new(ready.clone()))?;
         registry.register(Box::new(policy_objects.clone()))?;
         Ok(Self {
+            duration_granted: duration.with_label_values(&[names::OUTCOME_GRANTED]),
+            duration_denied: duration.with_label_values(&["denied"]),
+            duration_error: duration.with_label_values(&["error"]),
             exchanges,
             duration,
             ready,
