@@ -631,14 +631,15 @@ fn summary(es256: &Fixture, reference: &Reference, scales: &[Scale]) {
     let rs256 = Fixture::new(SigningAlgorithm::RS256);
     let eddsa = Fixture::new(SigningAlgorithm::EdDSA);
 
+    let granted = decide();
     let audit_event = || {
-        let grant = decide();
+        let grant = &granted;
         let record = trustbridge::exchange::audit::AuditRecord {
             tenant: "contoso",
             grant: "client_credentials",
             ..Default::default()
         };
-        serde_json::to_vec(&record.granted(&grant, "jti")).expect("serialises")
+        serde_json::to_vec(&record.granted(grant, "jti")).expect("serialises")
     };
     let allocations = [
         (
