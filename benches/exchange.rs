@@ -5,7 +5,7 @@
 //!   `jwksFile` keys already cached, and by the pure `peek` + `verify`;
 //! - `decide`: `exchange::decide` for the bundled-policy shape;
 //! - `sign`: `SigningKeys::sign` of an access token (ES256, and RS256 / EdDSA for comparison),
-//!   including the self-check verification after signing;
+//!   with the sampled self-check after signing (`--verify-issued sample`, the default);
 //! - `pipeline`: form parse + validate + decide + claims + sign, as the token handler does;
 //! - `reference`: the crypto-bound floor, bare aws-lc-rs RS256 verify + ES256 sign with keys
 //!   parsed once, over a message the size of a real signing input;
@@ -14,13 +14,19 @@
 //!   the bounded audit explanation, as the token handler runs them; issue 12), and the load time
 //!   of a generated 10,000-credential policy directory.
 //!
+//! The binary counts heap allocations (a counting global allocator around the system one), and
+//! the summary prints allocations per call of each step and of the whole pipeline, with the
+//! audit event the handler builds for a grant (issue 13).
+//!
 //! After criterion's report a summary table is printed from a separate timing loop (median of
 //! batches), with the ratio reference / pipeline: the share of the crypto-bound rate the core
 //! reaches. Set `BENCH_QUICK=1` to shorten every measurement (a smoke run).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
@@ -38,6 +44,52 @@ use trustbridge::jose::SigningAlgorithm;
 use trustbridge::policy::PolicySet;
 use trustbridge::tokens::keys::PrivateKey;
 use trustbridge::tokens::{AccessTokenClaims, SigningKeys, StoredKey};
+
+// === counting allocator ===
+
+/// The system allocator, counting allocations (and reallocations) so the summary can report
+/// allocations per exchange.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to `System`; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Heap allocations per call of `f` (after one warm-up call), on this thread's work only when
+/// nothing else runs (the summary runs alone).
+fn allocations_per_call<R>(mut f: impl FnMut() -> R) -> f64 {
+    black_box(f());
+    const CALLS: u64 = 200;
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..CALLS {
+        black_box(f());
+    }
+    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / CALLS as f64
+}
 
 const NOW: u64 = 1_900_000_000;
 const ISS: &str = "https://issuer.bench.invalid";
@@ -581,6 +633,35 @@ fn summary(es256: &Fixture, reference: &Reference, scales: &[Scale]) {
     let rs256 = Fixture::new(SigningAlgorithm::RS256);
     let eddsa = Fixture::new(SigningAlgorithm::EdDSA);
 
+    let granted = decide();
+    let audit_event = || {
+        let grant = &granted;
+        let record = trustbridge::exchange::audit::AuditRecord {
+            tenant: "contoso",
+            grant: "client_credentials",
+            ..Default::default()
+        };
+        serde_json::to_vec(&record.granted(grant, "jti")).expect("serialises")
+    };
+    let allocations = [
+        (
+            "validate (IssuerRegistry, warm cache)",
+            allocations_per_call(|| es256.validate()),
+        ),
+        ("decide", allocations_per_call(decide)),
+        (
+            "sign ES256 (SigningKeys::sign)",
+            allocations_per_call(|| es256.signing.sign(&claims).expect("signs")),
+        ),
+        (
+            "audit event of a grant (built + serialised)",
+            allocations_per_call(audit_event),
+        ),
+        (
+            "pipeline ES256 (parse+validate+decide+sign+JSON)",
+            allocations_per_call(|| es256.pipeline()),
+        ),
+    ];
     let rows: Vec<(&str, Duration)> = vec![
         (
             "validate (IssuerRegistry, warm cache)",
@@ -592,7 +673,7 @@ fn summary(es256: &Fixture, reference: &Reference, scales: &[Scale]) {
         ),
         ("decide", time_per_call(decide)),
         (
-            "sign ES256 (SigningKeys::sign, self-check included)",
+            "sign ES256 (SigningKeys::sign, sampled self-check)",
             time_per_call(|| es256.signing.sign(&claims).expect("signs")),
         ),
         (
@@ -608,11 +689,11 @@ fn summary(es256: &Fixture, reference: &Reference, scales: &[Scale]) {
             }),
         ),
         (
-            "sign EdDSA (SigningKeys::sign, self-check included)",
+            "sign EdDSA (SigningKeys::sign, sampled self-check)",
             time_per_call(|| eddsa.signing.sign(&claims).expect("signs")),
         ),
         (
-            "sign RS256 (SigningKeys::sign, self-check included)",
+            "sign RS256 (SigningKeys::sign, sampled self-check)",
             time_per_call(|| rs256.signing.sign(&claims).expect("signs")),
         ),
         (
@@ -659,6 +740,12 @@ fn summary(es256: &Fixture, reference: &Reference, scales: &[Scale]) {
         "ratio pipeline / reference (rate): {:.2}",
         reference_pair.as_secs_f64() / pipeline.as_secs_f64()
     );
+
+    println!();
+    println!("== heap allocations per call ==");
+    for (name, n) in allocations {
+        println!("{name:<55} {n:>9.1}");
+    }
 
     println!();
     println!("== policy scale: exchange::decide per credential count ==");

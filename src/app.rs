@@ -73,7 +73,8 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     // Superseded keys stay published as long as the longest token they may have signed.
     let keys =
         SigningKeys::load_or_create(&settings.keys, settings.signing_algorithm, clock.clone())?
-            .with_retention(settings.max_token_lifetime);
+            .with_retention(settings.max_token_lifetime)
+            .with_verify_issued(settings.verify_issued);
     let state = match &settings.redis {
         Some(options) => SharedState::redis_with(options, &settings.redis_key_prefix)?,
         None => SharedState::memory(),
@@ -92,7 +93,10 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
         Some(path) => Some(crate::admin::auth::AdminToken::load(path)?),
         None => None,
     };
-    let audit = AuditLog::open(&settings.audit_log).map_err(StartupError::AuditLog)?;
+    let audit = AuditLog::open(&settings.audit_log, settings.audit_failure)
+        .map_err(StartupError::AuditLog)?;
+    audit.register_metrics(&registry)?;
+    keys.register_metrics(&registry)?;
     let metrics = ExchangeMetrics::register(&registry)?;
     crate::telemetry::metrics::register_process(&registry)?;
     let reload_metrics = ReloadMetrics::register(&registry)?;
@@ -288,13 +292,19 @@ pub fn server(
 /// 2. for `--shutdown-delay` the listener keeps accepting, so requests a load balancer sends
 ///    before it notices are still served;
 /// 3. the listener closes and in-flight requests get `--shutdown-grace` to finish;
-/// 4. the function returns `Ok` and the process exits 0.
+/// 4. the audit trail writes every event still queued (nothing granted is missing from it);
+/// 5. the function returns `Ok` and the process exits 0.
 ///
-/// Meanwhile the policy directory is watched and reloaded on change or SIGHUP.
+/// Meanwhile the policy directory is watched and reloaded on change or SIGHUP, and SIGHUP
+/// also reopens the audit file (log rotation).
 pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
     // Listen for SIGHUP before announcing anything: its default action ends the process.
     let hangup = store::hangup();
     actix_web::rt::spawn(policy_store(&gateway).watch(store::POLL_INTERVAL, hangup));
+    actix_web::rt::spawn(reopen_audit_on_hangup(
+        Arc::downgrade(&gateway),
+        store::hangup(),
+    ));
     let listener = TcpListener::bind(gateway.settings().listen)?;
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -340,7 +350,27 @@ pub async fn run(gateway: Arc<Gateway>) -> std::io::Result<()> {
         }
         tracing::info!("shutdown complete");
     });
-    server.await
+    let served = server.await;
+    // Every worker has stopped: nothing is queued after this.
+    gateway.audit().close();
+    tracing::info!("audit trail drained");
+    served
+}
+
+/// Reopens the audit file on every SIGHUP (a second listener beside the policy reloader's:
+/// each receives every signal), until the gateway is dropped.
+async fn reopen_audit_on_hangup(
+    gateway: std::sync::Weak<Gateway>,
+    mut hangup: Option<store::Hangup>,
+) {
+    loop {
+        store::next_hangup(&mut hangup).await;
+        let Some(gateway) = gateway.upgrade() else {
+            return;
+        };
+        tracing::info!("SIGHUP: reopening the audit log");
+        gateway.audit().reopen();
+    }
 }
 
 async fn shutdown_signal() {

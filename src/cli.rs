@@ -119,6 +119,15 @@ pub struct ServeArgs {
     /// Audit trail: `-` for stdout, or a file appended to [default: -].
     #[arg(long, env = "TRUSTBRIDGE_AUDIT_LOG")]
     pub audit_log: Option<String>,
+    /// While the audit trail cannot be written: `deny` refuses exchanges (503, not ready)
+    /// until it can, `continue` keeps granting [default: deny].
+    #[arg(long, env = "TRUSTBRIDGE_AUDIT_FAILURE")]
+    pub audit_failure: Option<String>,
+    /// Which issued tokens are verified again after signing: `all`, `sample` (every key's
+    /// first 64 tokens, then 1 in 64) or `load` (only the probes when a key is loaded and
+    /// when it starts signing) [default: sample].
+    #[arg(long, env = "TRUSTBRIDGE_VERIFY_ISSUED")]
+    pub verify_issued: Option<String>,
     /// YAML file with the same settings (camelCase keys); flags and variables win.
     #[arg(long, env = "TRUSTBRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -218,6 +227,8 @@ impl ServeArgs {
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
             audit_log: self.audit_log.clone(),
+            audit_failure: self.audit_failure.clone(),
+            verify_issued: self.verify_issued.clone(),
             redis_url: self.redis_url.clone(),
             redis_key_prefix: self.redis_key_prefix.clone(),
             redis_ca_file: self.redis_ca_file.clone(),

@@ -12,8 +12,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::jose::SigningAlgorithm;
-use crate::telemetry::audit::AuditDestination;
+use crate::telemetry::audit::{AuditDestination, AuditFailure};
 use crate::telemetry::logging::LogFormat;
+use crate::tokens::VerifyIssued;
 
 /// Lifetime of issued tokens when neither the server, the service principal nor the
 /// credential says otherwise (DESIGN.md §5: one hour).
@@ -62,6 +63,10 @@ pub struct Settings {
     pub tls: Option<crate::tls::TlsFiles>,
     /// Where the audit trail goes (stdout by default).
     pub audit_log: AuditDestination,
+    /// Whether exchanges are refused while the audit trail cannot be written (default deny).
+    pub audit_failure: AuditFailure,
+    /// Which issued tokens are verified again after signing (default: a sample).
+    pub verify_issued: VerifyIssued,
     /// Redis for state shared between replicas (URL, TLS and password files); `None` keeps
     /// it in memory.
     pub redis: Option<crate::state::redis::RedisOptions>,
@@ -128,6 +133,10 @@ pub struct Layer {
     pub tls_key: Option<PathBuf>,
     /// `--audit-log` (`-` for stdout, or a file).
     pub audit_log: Option<String>,
+    /// `--audit-failure` (`deny` or `continue`).
+    pub audit_failure: Option<String>,
+    /// `--verify-issued` (`all`, `sample` or `load`).
+    pub verify_issued: Option<String>,
     /// `--redis-url`.
     pub redis_url: Option<String>,
     /// `--redis-key-prefix`.
@@ -182,6 +191,8 @@ impl Layer {
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             audit_log: self.audit_log.or(lower.audit_log),
+            audit_failure: self.audit_failure.or(lower.audit_failure),
+            verify_issued: self.verify_issued.or(lower.verify_issued),
             redis_url: self.redis_url.or(lower.redis_url),
             redis_key_prefix: self.redis_key_prefix.or(lower.redis_key_prefix),
             redis_ca_file: self.redis_ca_file.or(lower.redis_ca_file),
@@ -312,6 +323,24 @@ impl Settings {
             }
             Some(path) => AuditDestination::File(PathBuf::from(path)),
         };
+        let audit_failure = match layer.audit_failure.as_deref() {
+            None => AuditFailure::default(),
+            Some(text) => AuditFailure::parse(text).unwrap_or_else(|| {
+                problems.push(format!(
+                    "audit-failure: '{text}' is not one of deny, continue"
+                ));
+                AuditFailure::default()
+            }),
+        };
+        let verify_issued = match layer.verify_issued.as_deref() {
+            None => VerifyIssued::default(),
+            Some(text) => VerifyIssued::parse(text).unwrap_or_else(|| {
+                problems.push(format!(
+                    "verify-issued: '{text}' is not one of all, sample, load"
+                ));
+                VerifyIssued::default()
+            }),
+        };
         let verbose_errors = layer.verbose_errors.unwrap_or(false);
         if verbose_errors && !listen.ip().is_loopback() {
             problems.push(format!(
@@ -359,6 +388,8 @@ impl Settings {
             workers: layer.workers.unwrap_or(0),
             tls,
             audit_log,
+            audit_failure,
+            verify_issued,
             redis: scale.redis,
             redis_key_prefix: scale.redis_key_prefix,
             rate_limit_identity: scale.rate_limit_identity,
@@ -577,6 +608,31 @@ mod tests {
         assert!(errs[1].starts_with("public-url"));
         assert!(errs[2].contains("HS256"));
         assert!(errs[3].contains("max-token-lifetime"));
+    }
+
+    #[test]
+    fn audit_failure_and_verify_issued_default_to_the_safe_choices() {
+        let s = Settings::resolve(Layer::default()).expect("valid");
+        assert_eq!(s.audit_failure, AuditFailure::Deny);
+        assert_eq!(s.verify_issued, VerifyIssued::Sample);
+        let s = Settings::resolve(Layer {
+            audit_failure: Some("continue".into()),
+            verify_issued: Some("all".into()),
+            ..Layer::default()
+        })
+        .expect("valid");
+        assert_eq!(s.audit_failure, AuditFailure::Continue);
+        assert_eq!(s.verify_issued, VerifyIssued::All);
+        let errs = Settings::resolve(Layer {
+            audit_failure: Some("ignore".into()),
+            verify_issued: Some("never".into()),
+            ..Layer::default()
+        })
+        .unwrap_err()
+        .0;
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("audit-failure"), "{errs:?}");
+        assert!(errs[1].starts_with("verify-issued"), "{errs:?}");
     }
 
     #[test]

@@ -186,9 +186,10 @@ impl Gateway {
         &self.inventory
     }
 
-    /// Whether `/readyz` answers ready.
+    /// Whether `/readyz` answers ready: not shutting down, and the audit trail accepts grants
+    /// (it is being written, or `--audit-failure continue`).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.audit.grants_allowed()
     }
 
     /// Turns readiness on or off (`/readyz` and `trustbridge_ready` together).

@@ -1,5 +1,23 @@
 //! trustbridge's own tokens: signing keys kept in a key directory, RFC 9068 access-token
 //! claims, signing (and verifying what was signed before it leaves), and the published JWKS.
+//!
+//! # The post-signing self-check (`--verify-issued`)
+//!
+//! A signature computed by a faulty key or a faulty computation (a bit flip in RSA-CRT, a bad
+//! ECDSA nonce) can leak the private key to whoever receives it (docs/threat-model.md). Such
+//! faults are persistent (a corrupted key in memory, bad hardware, a miscompiled or mismatched
+//! key) far more often than one-off, so they are caught by checking every key when it is
+//! loaded and when it starts signing, and then a sample of what it signs:
+//! - every key signs and verifies a probe message when it is parsed (load and reload);
+//! - the first token a key signs runs that probe again (the key became current);
+//! - [`VerifyIssued::Sample`] (the default) verifies the first [`VERIFY_FIRST`] tokens each key
+//!   signs, then one in [`VERIFY_EVERY`]; `all` verifies every token; `load` only the probes.
+//!
+//! A failed check takes the key out of service for the life of the loaded set: it signs no
+//! more (exchanges answer 503 `temporarily_unavailable` until another key is usable: a
+//! rotation or a directory reload, whose load probe decides again), an error is logged and
+//! `trustbridge_signing_key_self_check_failures_total` counts. The token that failed is
+//! never returned.
 
 pub mod claims;
 pub mod keys;
@@ -9,6 +27,7 @@ pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -62,6 +81,71 @@ pub enum SignError {
     /// The signed token did not verify against the published keys.
     #[error("signed token failed self-verification: {0}")]
     SelfCheck(String),
+    /// The key that would sign failed a self-check and is out of service.
+    #[error("signing key {0} failed a self-check and is out of service")]
+    KeyOutOfService(String),
+}
+
+impl crate::refusal::Refuse for SignError {
+    /// A key out of service is an outage (503, retry); any other signing failure is a bug.
+    fn refusal(&self, _: crate::refusal::Context) -> crate::refusal::Refusal {
+        use crate::refusal::Refusal;
+        match self {
+            Self::KeyOutOfService(_) => Refusal::unavailable(
+                "signing_key_unavailable",
+                "the service cannot issue tokens right now; retry later",
+            )
+            .with_detail(self.to_string())
+            .as_fault(),
+            Self::Crypto(_) | Self::SelfCheck(_) => Refusal::server_error(),
+        }
+    }
+}
+
+/// Which issued tokens are verified again after signing (`--verify-issued`); see the module
+/// docs for the fault model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyIssued {
+    /// Every token.
+    All,
+    /// Each key's first [`VERIFY_FIRST`] tokens, then one in [`VERIFY_EVERY`].
+    #[default]
+    Sample,
+    /// Only the probes: when a key is loaded and when it starts signing.
+    Load,
+}
+
+/// Tokens each key signs that [`VerifyIssued::Sample`] verifies before it starts sampling.
+pub const VERIFY_FIRST: u64 = 64;
+/// After [`VERIFY_FIRST`], [`VerifyIssued::Sample`] verifies one token in this many.
+pub const VERIFY_EVERY: u64 = 64;
+
+impl VerifyIssued {
+    /// Parses `all`, `sample` or `load`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "all" => Some(Self::All),
+            "sample" => Some(Self::Sample),
+            "load" => Some(Self::Load),
+            _ => None,
+        }
+    }
+
+    /// Whether the `n`th token (from 0) a key signs is verified.
+    pub fn verifies(self, n: u64) -> bool {
+        match self {
+            Self::All => true,
+            Self::Sample => n < VERIFY_FIRST || n.is_multiple_of(VERIFY_EVERY),
+            Self::Load => false,
+        }
+    }
+}
+
+/// What the self-check knows of one loaded key.
+#[derive(Debug, Default)]
+struct KeyHealth {
+    signed: AtomicU64,
+    out_of_service: AtomicBool,
 }
 
 /// The signing keys of a key directory, with the clock that decides which of them signs and
@@ -76,13 +160,47 @@ pub struct SigningKeys {
     dir: Option<PathBuf>,
     retention: Duration,
     clock: Arc<dyn Clock>,
+    verify: VerifyIssued,
+    self_check_failures: prometheus::IntCounter,
 }
 
-/// One loaded version of the directory.
+/// One loaded version of the directory, with the self-check state of each key (same order).
 #[derive(Debug)]
 struct Loaded {
     keys: Vec<StoredKey>,
+    health: Vec<KeyHealth>,
     fingerprint: Option<[u8; 32]>,
+}
+
+impl Loaded {
+    /// `keys`, each probed once more: one that fails starts out of service (a key read from
+    /// a file was probed when parsed; this also covers keys built in memory).
+    fn new(keys: Vec<StoredKey>, fingerprint: Option<[u8; 32]>) -> Self {
+        let health = keys
+            .iter()
+            .map(|k| {
+                let health = KeyHealth::default();
+                if let Err(e) = k.key.probe() {
+                    tracing::error!(kid = k.key.kid(), error = %e, "signing key failed its load probe; it will not sign");
+                    health.out_of_service.store(true, Ordering::Release);
+                }
+                health
+            })
+            .collect();
+        Self {
+            keys,
+            health,
+            fingerprint,
+        }
+    }
+}
+
+fn self_check_counter() -> prometheus::IntCounter {
+    prometheus::IntCounter::new(
+        crate::telemetry::names::SIGNING_KEY_SELF_CHECK_FAILURES_TOTAL,
+        "Signing keys taken out of service by a failed self-check (probe or issued token).",
+    )
+    .expect("a constant, valid metric name")
 }
 
 /// What [`SigningKeys::refresh`] did.
@@ -110,10 +228,12 @@ impl SigningKeys {
         let keys = store::load_or_create(dir, alg, clock.now())?;
         let fingerprint = store::fingerprint(dir).ok();
         Ok(Self {
-            keys: ArcSwap::from_pointee(Loaded { keys, fingerprint }),
+            keys: ArcSwap::from_pointee(Loaded::new(keys, fingerprint)),
             dir: Some(dir.to_path_buf()),
             retention: DEFAULT_RETENTION,
             clock,
+            verify: VerifyIssued::default(),
+            self_check_failures: self_check_counter(),
         })
     }
 
@@ -126,13 +246,12 @@ impl SigningKeys {
             return Err(KeyStoreError::NoActiveKey("<in memory>".into()));
         }
         Ok(Self {
-            keys: ArcSwap::from_pointee(Loaded {
-                keys,
-                fingerprint: None,
-            }),
+            keys: ArcSwap::from_pointee(Loaded::new(keys, None)),
             dir: None,
             retention: DEFAULT_RETENTION,
             clock,
+            verify: VerifyIssued::default(),
+            self_check_failures: self_check_counter(),
         })
     }
 
@@ -141,6 +260,32 @@ impl SigningKeys {
     pub fn with_retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
         self
+    }
+
+    /// Sets which issued tokens are verified again after signing (default: a sample).
+    pub fn with_verify_issued(mut self, verify: VerifyIssued) -> Self {
+        self.verify = verify;
+        self
+    }
+
+    /// Registers `trustbridge_signing_key_self_check_failures_total` in `registry`.
+    ///
+    /// # Errors
+    /// When a metric of the same name is already registered there.
+    pub fn register_metrics(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.self_check_failures.clone()))
+    }
+
+    /// The `kid`s of loaded keys a failed self-check took out of service.
+    pub fn out_of_service(&self) -> Vec<String> {
+        let loaded = self.keys.load();
+        loaded
+            .keys
+            .iter()
+            .zip(&loaded.health)
+            .filter(|(_, h)| h.out_of_service.load(Ordering::Acquire))
+            .map(|(k, _)| k.key.kid().to_owned())
+            .collect()
     }
 
     /// Re-reads the key directory when its content changed since the last load, and swaps in
@@ -164,10 +309,8 @@ impl SigningKeys {
             keys.count = keys.len(),
             "signing key directory changed; keys reloaded"
         );
-        self.keys.store(Arc::new(Loaded {
-            keys,
-            fingerprint: Some(fingerprint),
-        }));
+        self.keys
+            .store(Arc::new(Loaded::new(keys, Some(fingerprint))));
         Ok(Refresh::Reloaded)
     }
 
@@ -262,17 +405,63 @@ impl SigningKeys {
     }
 
     /// Signs like [`Self::sign`], lowering `claims.exp` first to the signing key's end of life
-    /// when a successor is scheduled (so the caller can report the true `expires_in`).
+    /// when a successor is scheduled (so the caller can report the true `expires_in`). The
+    /// result is verified against the published keys as `--verify-issued` says (see the
+    /// module docs); a failed check takes the key out of service.
     ///
     /// # Errors
     /// [`SignError::Crypto`] when no key is active (clock set back) or the backend refuses;
-    /// [`SignError::SelfCheck`] when the signed token does not verify against the JWKS.
+    /// [`SignError::SelfCheck`] when the signed token does not verify against the JWKS (or
+    /// the key fails its first-use probe); [`SignError::KeyOutOfService`] when the active key
+    /// failed a check earlier.
     pub fn sign_capped(&self, claims: &mut AccessTokenClaims) -> Result<String, SignError> {
         let now = self.clock.now();
         let loaded = self.keys.load();
         let (current, end_of_life) = rotation::signer(&loaded.keys, now, self.retention)
             .ok_or_else(|| SignError::Crypto("no signing key is active at this time".into()))?;
+        let health = loaded
+            .keys
+            .iter()
+            .position(|k| std::ptr::eq(k, current))
+            .and_then(|i| loaded.health.get(i))
+            .ok_or_else(|| SignError::Crypto("signing key state is missing".into()))?;
+        if health.out_of_service.load(Ordering::Acquire) {
+            return Err(SignError::KeyOutOfService(current.key.kid().to_owned()));
+        }
         claims.exp = rotation::cap_expiry(claims.exp, end_of_life);
+        let n = health.signed.fetch_add(1, Ordering::Relaxed);
+        let checked = if n == 0 {
+            // The key just became current here: probe it before its first token.
+            current
+                .key
+                .probe()
+                .map_err(|e| SignError::SelfCheck(e.to_string()))
+                .and_then(|()| self.sign_checked(&loaded, current, claims, now))
+        } else if self.verify.verifies(n) {
+            self.sign_checked(&loaded, current, claims, now)
+        } else {
+            return current.key.sign_jwt(ACCESS_TOKEN_TYP, claims);
+        };
+        if let Err(SignError::SelfCheck(why)) = &checked
+            && !health.out_of_service.swap(true, Ordering::AcqRel)
+        {
+            self.self_check_failures.inc();
+            tracing::error!(
+                kid = current.key.kid(),
+                error = %why,
+                "signing key failed its self-check and is out of service; no token is issued until another key is usable"
+            );
+        }
+        checked
+    }
+
+    fn sign_checked(
+        &self,
+        loaded: &Loaded,
+        current: &StoredKey,
+        claims: &AccessTokenClaims,
+        now: std::time::SystemTime,
+    ) -> Result<String, SignError> {
         let published = rotation::published(&loaded.keys, now, self.retention);
         signer::sign_and_check(
             &current.key,

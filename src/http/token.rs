@@ -7,14 +7,14 @@
 //!
 //! Order matters for who can spend what: rate limits are counted only after the policy
 //! granted (a refused token consumes no one's budget), and one-time use is recorded last, just
-//! before signing. A refusal's audit explanation is the bounded one
+//! before signing. While the audit trail cannot be written (`--audit-failure deny`), a
+//! request the policy grants is refused with 503 before it spends any budget. A refusal's audit explanation is the bounded one
 //! (`exchange::explain::for_denial`); this handler must never call the full `explain`.
 
 use std::time::Instant;
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, PRAGMA};
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
 use crate::exchange::audit::AuditRecord;
 use crate::exchange::explain::{self, Query};
@@ -27,8 +27,9 @@ use crate::http::{self, client};
 use crate::refusal::{Context, Refuse};
 use crate::state::guard::{SCOPE_IDENTITY, SCOPE_ISSUER};
 use crate::state::replay_key;
+use crate::telemetry::audit::AuditUnavailable;
 use crate::telemetry::names;
-use crate::tokens::AccessTokenClaims;
+use crate::tokens::{AccessTokenClaims, SignError};
 
 /// Most lines of explanation a denied exchange's audit record carries.
 const AUDIT_EXPLANATION_LINES: usize = 3;
@@ -128,6 +129,17 @@ pub async fn token(
         }
     };
 
+    // Fail closed: no token is issued while its audit line could not be written.
+    if !gw.audit().grants_allowed() {
+        return Err(finish_denied(
+            &gw,
+            &record,
+            refuse(&AuditUnavailable),
+            started,
+            &[],
+        ));
+    }
+
     // The issuer limit counts only exchanges the policy grants, per tenant: tokens a tenant's
     // policy refuses (anyone's token of a public issuer) spend nobody's budget.
     let guard = gw.guard();
@@ -170,6 +182,9 @@ pub async fn token(
     // The key's end of life may shorten the token; `expires_in` reports the signed `exp`.
     let access_token = match gw.keys().sign_capped(&mut claims) {
         Ok(t) => t,
+        Err(e @ SignError::KeyOutOfService(_)) => {
+            return Err(finish_denied(&gw, &record, refuse(&e), started, &[]));
+        }
         Err(e) => {
             let err = ApiError::internal(e, &ids);
             return Err(finish_denied(&gw, &record, err, started, &[]));
@@ -188,8 +203,7 @@ pub async fn token(
         ])
         .inc();
     gw.metrics()
-        .duration
-        .with_label_values(&["granted"])
+        .duration_granted
         .observe(started.elapsed().as_secs_f64());
 
     let expires_in = claims.exp.saturating_sub(claims.iat);
@@ -199,19 +213,22 @@ pub async fn token(
     } else {
         "Bearer"
     };
+    // Serialised straight from the struct: no intermediate `Value` map per response.
     let body = match request.grant {
-        GrantType::ClientCredentials => json!({
-            "token_type": token_type,
-            "expires_in": expires_in,
-            "ext_expires_in": expires_in,
-            "access_token": access_token,
-        }),
-        GrantType::TokenExchange => json!({
-            "access_token": access_token,
-            "issued_token_type": TOKEN_TYPE_ACCESS_TOKEN,
-            "token_type": token_type,
-            "expires_in": expires_in,
-        }),
+        GrantType::ClientCredentials => TokenResponse {
+            access_token: &access_token,
+            expires_in,
+            ext_expires_in: Some(expires_in),
+            issued_token_type: None,
+            token_type,
+        },
+        GrantType::TokenExchange => TokenResponse {
+            access_token: &access_token,
+            expires_in,
+            ext_expires_in: None,
+            issued_token_type: Some(TOKEN_TYPE_ACCESS_TOKEN),
+            token_type,
+        },
     };
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
@@ -242,6 +259,21 @@ fn client_of(req: &HttpRequest, trusted: &[crate::cidr::Cidr]) -> client::Client
     )
 }
 
+/// The successful token response of either grant. Members in alphabetical order, as the
+/// `serde_json::Map` this replaced wrote them.
+#[derive(serde::Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    expires_in: u64,
+    /// Entra's extra member, client credentials only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ext_expires_in: Option<u64>,
+    /// RFC 8693, token exchange only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
+    token_type: &'static str,
+}
+
 /// Audits and counts a refused request, and hands the error back for the response.
 fn finish_denied(
     gw: &Gateway,
@@ -255,7 +287,11 @@ fn finish_denied(
     if let Some(usage) = crate::inventory::denied(record, &gw.policies()) {
         gw.inventory().note(usage);
     }
-    let class = if refusal.fault { "error" } else { "denied" };
+    let duration = if refusal.fault {
+        &gw.metrics().duration_error
+    } else {
+        &gw.metrics().duration_denied
+    };
     gw.metrics()
         .exchanges
         .with_label_values(&[
@@ -264,9 +300,6 @@ fn finish_denied(
             record.issuer.unwrap_or(names::UNKNOWN_ISSUER),
         ])
         .inc();
-    gw.metrics()
-        .duration
-        .with_label_values(&[class])
-        .observe(started.elapsed().as_secs_f64());
+    duration.observe(started.elapsed().as_secs_f64());
     err
 }

@@ -283,7 +283,8 @@ pub fn hangup() -> Option<Hangup> {
     }
 }
 
-async fn next_hangup(hangup: &mut Option<Hangup>) {
+/// Waits for the next SIGHUP on `hangup`; forever when there is none.
+pub async fn next_hangup(hangup: &mut Option<Hangup>) {
     #[cfg(unix)]
     if let Some(signal) = hangup
         && signal.recv().await.is_some()

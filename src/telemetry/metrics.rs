@@ -3,7 +3,8 @@
 //! `process_*` metrics: CPU, resident memory, open file descriptors, start time).
 
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use crate::telemetry::names;
@@ -15,6 +16,12 @@ pub struct ExchangeMetrics {
     pub exchanges: IntCounterVec,
     /// Handling time by outcome class.
     pub duration: HistogramVec,
+    /// `duration` of granted exchanges, its label set resolved once at registration.
+    pub duration_granted: Histogram,
+    /// `duration` of denied exchanges (resolved once).
+    pub duration_denied: Histogram,
+    /// `duration` of exchanges the gateway failed (resolved once).
+    pub duration_error: Histogram,
     /// Readiness.
     pub ready: IntGauge,
     /// Policy objects by kind.
@@ -75,6 +82,9 @@ impl ExchangeMetrics {
         registry.register(Box::new(ready.clone()))?;
         registry.register(Box::new(policy_objects.clone()))?;
         Ok(Self {
+            duration_granted: duration.with_label_values(&[names::OUTCOME_GRANTED]),
+            duration_denied: duration.with_label_values(&["denied"]),
+            duration_error: duration.with_label_values(&["error"]),
             exchanges,
             duration,
             ready,

@@ -82,6 +82,9 @@ pub const RELOAD_UNCHANGED: &str = "unchanged";
 pub const RELOAD_REJECTED: &str = "rejected";
 /// Counter: reloads of the signing key directory after a change, by `outcome`.
 pub const SIGNING_KEY_RELOADS_TOTAL: &str = "trustbridge_signing_key_reloads_total";
+/// Counter: signing keys taken out of service by a failed self-check (probe or issued token).
+pub const SIGNING_KEY_SELF_CHECK_FAILURES_TOTAL: &str =
+    "trustbridge_signing_key_self_check_failures_total";
 /// Gauge: signing keys in the directory, by `state` (current, next, retiring, expired).
 pub const SIGNING_KEYS: &str = "trustbridge_signing_keys";
 /// Counter: shared state (Redis) failures, by `operation` (`replay`, `rate_limit`).
@@ -112,3 +115,12 @@ pub const AGE_30D: &str = "30d";
 pub const AGE_90D: &str = "90d";
 /// `age` label: never used.
 pub const AGE_NEVER: &str = "never";
+
+// === audit trail (registered by `telemetry::audit::AuditLog::register_metrics`) ===
+
+/// Gauge: 1 while the audit trail is being written, 0 after a write failed until one succeeds.
+pub const AUDIT_HEALTHY: &str = "trustbridge_audit_healthy";
+/// Counter: failed writes of the audit trail.
+pub const AUDIT_WRITE_ERRORS_TOTAL: &str = "trustbridge_audit_write_errors_total";
+/// Counter: audit events discarded (the trail failing and its retry buffer full, or closed).
+pub const AUDIT_EVENTS_DROPPED_TOTAL: &str = "trustbridge_audit_events_dropped_total";

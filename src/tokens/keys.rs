@@ -95,6 +95,9 @@ pub struct PrivateKey {
     verifier: ParsedPublicKey,
     decoding: DecodingKey,
     jwk: Value,
+    /// Test seam: while set, every signature comes out corrupted (a faulty computation).
+    #[cfg(test)]
+    fault: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The private half as an aws-lc-rs key pair, with what its algorithm needs to sign.
@@ -403,6 +406,8 @@ impl PrivateKey {
             pkcs8_der: der,
             decoding,
             jwk,
+            #[cfg(test)]
+            fault: None,
         };
         key.probe()?;
         Ok(key)
@@ -410,11 +415,14 @@ impl PrivateKey {
 
     /// Signs and verifies a fixed message, so a key whose private and published halves
     /// disagree (or that the signer cannot use) is refused at load, not at the first exchange.
-    fn probe(&self) -> Result<(), KeyError> {
+    /// Run again when a key starts signing (see [`crate::tokens`]).
+    ///
+    /// # Errors
+    /// [`KeyError::SelfTest`] when the probe signature does not verify.
+    pub(crate) fn probe(&self) -> Result<(), KeyError> {
         let message = b"trustbridge key self-test";
         let signature = self
-            .signer
-            .sign(message)
+            .raw_signature(message)
             .map_err(|e| KeyError::SelfTest(e.to_string()))?;
         if !self.verify_signature(message, &signature) {
             return Err(KeyError::SelfTest("probe signature did not verify".into()));
@@ -476,7 +484,7 @@ impl PrivateKey {
         URL_SAFE_NO_PAD.encode_string(&header, &mut token);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&claims, &mut token);
-        let signature = self.signer.sign(token.as_bytes())?;
+        let signature = self.raw_signature(token.as_bytes())?;
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
         Ok(token)
@@ -488,7 +496,32 @@ impl PrivateKey {
     /// # Errors
     /// [`SignError::Crypto`] if the backend refuses.
     pub fn sign_raw(&self, message: &[u8]) -> Result<String, SignError> {
-        Ok(URL_SAFE_NO_PAD.encode(self.signer.sign(message)?))
+        Ok(URL_SAFE_NO_PAD.encode(self.raw_signature(message)?))
+    }
+
+    /// The raw signature of `message` by the private half (every signing path goes here).
+    fn raw_signature(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        #[allow(unused_mut)]
+        let mut signature = self.signer.sign(message)?;
+        #[cfg(test)]
+        if let Some(fault) = &self.fault
+            && fault.load(std::sync::atomic::Ordering::SeqCst)
+            && let Some(byte) = signature.last_mut()
+        {
+            *byte ^= 1;
+        }
+        Ok(signature)
+    }
+
+    /// Test hook: signatures come out corrupted while `fault` is set, as from a faulty
+    /// computation, to exercise the self-checks that must take the key out of service.
+    #[cfg(test)]
+    pub(crate) fn with_fault(
+        mut self,
+        fault: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Self {
+        self.fault = Some(fault);
+        self
     }
 
     /// Test hook: this key's private half with `other`'s published half, to exercise the

@@ -148,10 +148,23 @@ fn a_token_that_does_not_verify_is_never_returned() {
         .unwrap()
         .with_public_half_of(&other);
     let keys = SigningKeys::from_keys(vec![StoredKey::in_memory(broken, T0, T0)], clock()).unwrap();
+    // Caught by the load probe now (issue 13): the key never signs at all.
     assert!(matches!(
         keys.sign(&sample(Default::default())),
-        Err(SignError::SelfCheck(_))
+        Err(SignError::KeyOutOfService(_))
     ));
+    // Were it in service, the check of its first token would refuse it.
+    let other = PrivateKey::generate(SigningAlgorithm::ES256).unwrap();
+    let broken = PrivateKey::generate(SigningAlgorithm::ES256)
+        .unwrap()
+        .with_public_half_of(&other);
+    let why = signer::sign_and_check(
+        &broken,
+        ACCESS_TOKEN_TYP,
+        &sample(Default::default()),
+        [&broken],
+    );
+    assert!(matches!(why, Err(SignError::SelfCheck(_))));
 }
 
 // === reload and rotation ===
@@ -328,4 +341,114 @@ mod reload {
         assert_eq!(metrics.keys.with_label_values(&["next"]).get(), 1);
         assert_eq!(metrics.keys.with_label_values(&["retiring"]).get(), 0);
     }
+}
+
+// === post-signing self-check (issue 13) ===
+
+fn faulty_key(fault: &Arc<std::sync::atomic::AtomicBool>) -> PrivateKey {
+    PrivateKey::generate(SigningAlgorithm::ES256)
+        .unwrap()
+        .with_fault(fault.clone())
+}
+
+fn fault() -> Arc<std::sync::atomic::AtomicBool> {
+    Arc::new(std::sync::atomic::AtomicBool::new(false))
+}
+
+fn set(fault: &std::sync::atomic::AtomicBool) {
+    fault.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[test]
+fn a_key_that_fails_its_load_probe_is_never_used() {
+    let broken = fault();
+    let key = faulty_key(&broken);
+    set(&broken);
+    let kid = key.kid().to_owned();
+    let keys = SigningKeys::from_keys(vec![StoredKey::in_memory(key, T0, T0)], clock()).unwrap();
+    assert_eq!(keys.out_of_service(), std::slice::from_ref(&kid));
+    match keys.sign(&sample(Default::default())) {
+        Err(SignError::KeyOutOfService(k)) => assert_eq!(k, kid),
+        other => panic!("expected KeyOutOfService, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_key_that_faults_after_load_is_caught_and_taken_out_of_service() {
+    let broken = fault();
+    let keys = SigningKeys::from_keys(
+        vec![StoredKey::in_memory(faulty_key(&broken), T0, T0)],
+        clock(),
+    )
+    .unwrap();
+    let registry = prometheus::Registry::new();
+    keys.register_metrics(&registry).unwrap();
+    for _ in 0..3 {
+        keys.sign(&sample(Default::default())).unwrap();
+    }
+    set(&broken);
+    // The faulty token is checked (one of the first VERIFY_FIRST) and never returned ...
+    assert!(matches!(
+        keys.sign(&sample(Default::default())),
+        Err(SignError::SelfCheck(_))
+    ));
+    // ... and the key signs no more, even were the fault to go away.
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(
+        keys.sign(&sample(Default::default())),
+        Err(SignError::KeyOutOfService(_))
+    ));
+    assert_eq!(keys.self_check_failures.get(), 1);
+    let refusal = crate::refusal::Refuse::refusal(
+        &SignError::KeyOutOfService("k".into()),
+        crate::refusal::Context::default(),
+    );
+    assert_eq!(
+        (refusal.error.as_str(), refusal.status.code()),
+        ("temporarily_unavailable", 503)
+    );
+}
+
+#[test]
+fn a_key_is_probed_when_it_becomes_current() {
+    let clock = clock();
+    let broken = fault();
+    let first = PrivateKey::generate(SigningAlgorithm::ES256).unwrap();
+    let next = faulty_key(&broken);
+    let keys = SigningKeys::from_keys(
+        vec![
+            StoredKey::in_memory(first, T0, T0),
+            StoredKey::in_memory(next, T0, T0 + 100),
+        ],
+        clock.clone(),
+    )
+    .unwrap()
+    .with_verify_issued(VerifyIssued::Load);
+    keys.sign(&sample(Default::default())).unwrap();
+    // It broke while waiting to activate: its first signature is preceded by a probe, even
+    // when issued tokens are not verified.
+    set(&broken);
+    clock.advance(Duration::from_secs(100));
+    assert!(matches!(
+        keys.sign(&sample(Default::default())),
+        Err(SignError::SelfCheck(_))
+    ));
+    assert_eq!(keys.out_of_service().len(), 1);
+}
+
+#[test]
+fn the_sample_verifies_the_first_tokens_then_one_in_sixty_four() {
+    let sampled: Vec<u64> = (0..200)
+        .filter(|n| VerifyIssued::Sample.verifies(*n))
+        .collect();
+    let expected: Vec<u64> = (0..VERIFY_FIRST)
+        .chain([64, 128, 192])
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(sampled, expected);
+    assert!((0..200).all(|n| VerifyIssued::All.verifies(n)));
+    assert!((0..200).all(|n| !VerifyIssued::Load.verifies(n)));
+    assert_eq!(VerifyIssued::parse("sample"), Some(VerifyIssued::Sample));
+    assert_eq!(VerifyIssued::parse("some"), None);
 }

@@ -509,6 +509,68 @@ async fn audit_mode_credentials_are_logged_but_never_grant() {
     assert_eq!(denied[0]["client_id"], "canary-bot");
 }
 
+#[cfg(target_os = "linux")]
+#[actix_web::test]
+async fn an_unwritable_audit_trail_stops_grants_until_it_is_writable_again() {
+    // The audit path is a symlink to /dev/full (every write fails with ENOSPC); replacing it
+    // with a real file is the repair the writer's retry (reopen by path) picks up.
+    let clock = clock();
+    let issuer = TestIssuer::start(clock.clone()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit = dir.path().join("audit.jsonl");
+    std::os::unix::fs::symlink("/dev/full", &audit).expect("symlink");
+    let path = audit.display().to_string();
+    let gw = TestGateway::start_tweaked("basic", &[("ISSUER", &issuer.url)], clock, |l| {
+        l.audit_log = Some(path);
+    })
+    .await;
+    let mut claims = issuer.claims(MAIN, "api://trustbridge");
+    claims["repository"] = json!("contoso/infra");
+    let exchange = || async {
+        gw.client_credentials(APP_ID, &issuer.mint(&claims), "api://payments/.default")
+            .await
+    };
+
+    // The first grant's line fails to write: it is kept for retry, and grants stop.
+    let (status, first) = exchange().await;
+    assert_eq!(status, 200, "{first}");
+    gw.gateway.audit().sync();
+    let (status, body) = exchange().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert_eq!(gw.get_text("/readyz").await.0, 503);
+    assert_eq!(
+        metric(&gw, "trustbridge_audit_healthy").await,
+        "trustbridge_audit_healthy 0"
+    );
+    assert!(
+        crate::support::logs::text().contains("audit trail cannot be written"),
+        "an error is logged"
+    );
+
+    // Repaired: the writer reopens the path, writes what it kept, and grants resume.
+    std::fs::remove_file(&audit).expect("unlink");
+    std::fs::write(&audit, "").expect("create");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while gw.get_text("/readyz").await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "grants never resumed");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, second) = exchange().await;
+    assert_eq!(status, 200, "{second}");
+    gw.gateway.audit().sync();
+    let trail = std::fs::read_to_string(&audit).expect("audit file");
+    for token in [&first, &second] {
+        let (_, issued) = decode_parts(token["access_token"].as_str().expect("token"));
+        let jti = issued["jti"].as_str().expect("jti");
+        assert!(
+            trail.contains(jti),
+            "granted jti {jti} missing from the trail"
+        );
+    }
+    assert!(trail.contains(r#""reason":"audit_unavailable""#), "{trail}");
+}
+
 // === hot reload ===
 
 async fn metric(gw: &TestGateway, line_start: &str) -> String {

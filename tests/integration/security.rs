@@ -152,6 +152,7 @@ impl Env {
             self.remember(issued);
         }
         // Operational logs (tracing, captured in memory) and the audit trail (a file) both count.
+        self.gw.gateway.audit().sync();
         let audit = std::fs::read_to_string(&self.gw.audit_path)
             .expect("the audit log of the test gateway");
         assert!(

@@ -232,3 +232,75 @@ async fn the_grace_period_bounds_a_stuck_request() {
         signalled.elapsed()
     );
 }
+
+#[actix_web::test]
+async fn nothing_granted_is_missing_from_the_audit_trail_after_sigterm_under_load() {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let issuer = TestIssuer::start(clock).await;
+    let root = fixture_root("scale", &[("ISSUER", &issuer.url)]);
+    let audit = root.path().join("audit.jsonl");
+    let audit_arg = audit.display().to_string();
+    let mut gw = start(
+        root.path(),
+        &["--audit-log", &audit_arg, "--shutdown-grace", "10s"],
+    );
+    let port = gw.port;
+    let main = "repo:contoso/infra:ref:refs/heads/main";
+    let requests: Vec<_> = (0..400)
+        .map(|_| {
+            token_request(
+                port,
+                &issuer.mint(&issuer.claims(main, "api://trustbridge")),
+            )
+        })
+        .collect();
+
+    // Many clients at once; SIGTERM lands while they are still sending.
+    let mut clients = Vec::new();
+    for chunk in requests.chunks(25) {
+        let chunk = chunk.to_vec();
+        clients.push(actix_web::rt::task::spawn_blocking(move || {
+            let mut jtis = Vec::new();
+            for (head, body) in chunk {
+                if let Some((200, text)) = exchange(port, &head, &body, None) {
+                    let answer: serde_json::Value = serde_json::from_str(&text).expect("json");
+                    let token = answer["access_token"].as_str().expect("token").to_owned();
+                    let (_, claims) = crate::support::decode_parts(&token);
+                    jtis.push(claims["jti"].as_str().expect("jti").to_owned());
+                }
+            }
+            jtis
+        }));
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    sigterm(&gw.child);
+    let mut received = Vec::new();
+    for client in clients {
+        received.extend(client.await.expect("client"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "did not exit");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(!received.is_empty(), "no exchange completed before SIGTERM");
+
+    let trail = std::fs::read_to_string(&audit).expect("audit trail");
+    let audited: std::collections::HashSet<String> = trail
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("audit line is JSON"))
+        .filter(|e| e["decision.outcome"] == "granted")
+        .filter_map(|e| e["token.jti"].as_str().map(str::to_owned))
+        .collect();
+    let missing: Vec<&String> = received.iter().filter(|j| !audited.contains(*j)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} granted tokens missing from the audit trail",
+        missing.len(),
+        received.len()
+    );
+}

@@ -131,8 +131,9 @@ impl TestGateway {
         self.root.path().join("policies")
     }
 
-    /// Every audit record written so far, parsed.
+    /// Every audit record written so far, parsed (after the writer has caught up).
     pub fn audit_records(&self) -> Vec<Value> {
+        self.gateway.audit().sync();
         std::fs::read_to_string(&self.audit_path)
             .unwrap_or_default()
             .lines()
