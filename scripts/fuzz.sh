@@ -19,7 +19,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(jws form jwks discovery policy cel)
+  targets=(jws form jwks discovery policy cel dpop forwarded)
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 

@@ -26,6 +26,8 @@ fn main() {
         ("discovery", discovery_seeds()),
         ("policy", policy_seeds(&repo)),
         ("cel", cel_seeds(&repo)),
+        ("dpop", dpop_seeds()),
+        ("forwarded", forwarded_seeds()),
     ] {
         let dir = root.join("corpus").join(target);
         fs::create_dir_all(&dir).expect("create corpus dir");
@@ -245,4 +247,43 @@ fn cel_seeds(repo: &Path) -> Vec<Vec<u8>> {
         .map(str::to_string),
     );
     seeds.into_iter().map(String::into_bytes).collect()
+}
+
+/// Valid proofs of each algorithm the endpoint accepts, and near misses.
+fn dpop_seeds() -> Vec<Vec<u8>> {
+    use trustbridge::jose::SigningAlgorithm;
+    let mut seeds: Vec<Vec<u8>> = [SigningAlgorithm::ES256, SigningAlgorithm::EdDSA]
+        .into_iter()
+        .map(|alg| trustbridge_fuzz::dpop_seed(alg, "seed-jti").into_bytes())
+        .collect();
+    for seed in &seeds {
+        let expected = trustbridge::dpop::Expected {
+            htm: "POST",
+            htu: trustbridge_fuzz::DPOP_HTU,
+            now: std::time::UNIX_EPOCH + std::time::Duration::from_secs(trustbridge_fuzz::NOW),
+            window: std::time::Duration::from_secs(60),
+        };
+        let proof = std::str::from_utf8(seed).expect("ascii");
+        assert!(
+            trustbridge::dpop::verify(proof, &expected).is_ok(),
+            "a dpop seed must reach a verified proof"
+        );
+    }
+    seeds.push(b"eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6Im5vbmUifQ.e30.".to_vec());
+    seeds.push(b"a.b.c".to_vec());
+    seeds
+}
+
+/// Forwarding chains: RFC 7239 with quoting and ports, X-Forwarded-For lists, junk.
+fn forwarded_seeds() -> Vec<Vec<u8>> {
+    [
+        "for=192.0.2.60;proto=https;by=203.0.113.43\n\n",
+        "for=\"[2001:db8:cafe::17]:4711\", for=10.0.0.7\n\nhttps",
+        "\n198.51.100.7, 10.2.3.4, 10.9.9.9\nhttp",
+        "for=unknown\n203.0.113.9\n",
+        "for=_hidden;proto=http, for=\"10.1.1.1\"\n, ,\n",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
 }

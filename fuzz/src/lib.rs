@@ -298,3 +298,63 @@ pub fn sign_raw(key: &PrivateKey, header: &str, payload: &str) -> String {
     let signature = key.sign_raw(input.as_bytes()).expect("fixture keys sign");
     format!("{input}.{signature}")
 }
+
+/// The token endpoint every DPoP target proof is checked against.
+pub const DPOP_HTU: &str = "https://tb.fuzz.example/contoso/oauth2/v2.0/token";
+
+/// A `DPoP` header value through `dpop::verify`: whatever verifies names the endpoint, is
+/// fresh within the window and yields a thumbprint of the proof key (never an empty binding).
+pub fn dpop(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let expected = trustbridge::dpop::Expected {
+        htm: "POST",
+        htu: DPOP_HTU,
+        now: UNIX_EPOCH + Duration::from_secs(NOW),
+        window: Duration::from_secs(60),
+    };
+    if let Ok(proof) = trustbridge::dpop::verify(text, &expected) {
+        assert_eq!(proof.jkt.len(), 43, "a SHA-256 thumbprint in base64url");
+        assert!(!proof.jti.is_empty());
+        assert!(proof.iat + 60 >= NOW && proof.iat <= NOW + 60);
+    }
+}
+
+/// A valid DPoP proof for [`DPOP_HTU`] at [`NOW`], signed by a fresh key of `alg`, with the
+/// `jti` given: the seed the fuzzer mutates.
+pub fn dpop_seed(alg: SigningAlgorithm, jti: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    let key = PrivateKey::generate(alg).expect("key generation");
+    let header = json!({"typ": "dpop+jwt", "alg": alg.as_str(), "jwk": key.public_jwk()});
+    let claims = json!({"htm": "POST", "htu": DPOP_HTU, "iat": NOW, "jti": jti});
+    let input = format!("{}.{}", b64(&header), b64(&claims));
+    let signature = key.sign_raw(input.as_bytes()).expect("signing");
+    format!("{input}.{signature}")
+}
+
+/// `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto` values (one per line, in that order)
+/// through `http::client::resolve` from a trusted proxy: no panic, and the address recorded in
+/// the audit trail stays bounded whatever the chain holds.
+pub fn forwarded(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut lines = text.split('\n');
+    let forwarded: Vec<&str> = lines.next().into_iter().collect();
+    let xff: Vec<&str> = lines.next().into_iter().collect();
+    let proto = lines.next();
+    let trusted: Vec<trustbridge::cidr::Cidr> = ["10.0.0.0/8", "fd00::/8"]
+        .iter()
+        .map(|c| c.parse().expect("fixed CIDR"))
+        .collect();
+    let peer: std::net::SocketAddr = "10.1.2.3:443".parse().expect("fixed peer");
+    let client =
+        trustbridge::http::client::resolve(Some(peer), &trusted, &forwarded, &xff, proto, false);
+    if let Some(address) = &client.address {
+        assert!(address.len() <= 64, "unbounded caller address {address:?}");
+    }
+}

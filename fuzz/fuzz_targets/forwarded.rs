@@ -1,0 +1,3 @@
+//! Forwarded / X-Forwarded-For chains → http::client::resolve.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| trustbridge_fuzz::forwarded(data));
