@@ -9,8 +9,8 @@
 //! API's `GET /admin/v1/graph`), Graphviz DOT or Mermaid (`trustbridge policy graph`). It only
 //! describes what the policies say; it must not decide anything (that is `exchange::decide`).
 //!
-//! Locations are a file and a 1-based `---` document index, as [`Origin`] keeps them; `line`
-//! stays `null` until the loader records line numbers.
+//! Locations are a file and a 1-based `---` document index, as [`Origin`] keeps them, and the
+//! line [`locate`] finds from the files' text (`null` when the file cannot be read).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -124,7 +124,7 @@ pub struct Node {
     pub file: String,
     /// 1-based document index in the file.
     pub document: usize,
-    /// Line of the declaration; `None` until the loader records lines.
+    /// Line of the declaration (its field in the document); `None` when the file is unreadable.
     pub line: Option<usize>,
     /// Field path inside the document (credentials: `federatedCredentials[0]`).
     pub path: String,
@@ -171,6 +171,16 @@ pub struct Graph {
     pub edges: Vec<Edge>,
     /// Every `policy check` finding (each also attached to the nodes it concerns).
     pub findings: Vec<Finding>,
+}
+
+/// Fills each node's `line` from the policy files' text (see
+/// [`crate::policy::load::source_map`]): the line of the node's field in its document, or the
+/// document's first line. Nodes of files the map does not hold keep `None`.
+pub fn locate(graph: &mut Graph, sources: &crate::policy::load::source_map::SourceMap) {
+    for node in &mut graph.nodes {
+        let location = format!("{}#{}", node.file, node.document);
+        node.line = sources.locate(&location, &node.path).map(|p| p.line);
+    }
 }
 
 /// The graph of `set`, with the findings of [`lint::lint`] attached.

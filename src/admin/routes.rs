@@ -8,6 +8,7 @@
 //! loopback, so a web page cannot reach it through DNS rebinding. The console's static assets
 //! hold no data and need no token. Every response carries the console's strict CSP.
 
+use crate::policy::load::source_map::SourceMap;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -130,7 +131,13 @@ fn auth_header(req: &HttpRequest) -> Option<&[u8]> {
 
 /// `GET /admin/v1/graph`.
 async fn graph_json(gw: web::Data<Gateway>) -> HttpResponse {
-    HttpResponse::Ok().json(graph::build(&gw.policies()))
+    let mut built = graph::build(&gw.policies());
+    // Line numbers come from the files' text, read off the worker (a small directory).
+    let dir = gw.settings().policies.clone();
+    if let Ok(sources) = web::block(move || SourceMap::read(&dir)).await {
+        graph::locate(&mut built, &sources);
+    }
+    HttpResponse::Ok().json(built)
 }
 
 /// `GET /admin/v1/identities?unusedFor=30d`: every declared identity and every recorded one,

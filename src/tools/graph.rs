@@ -2,6 +2,7 @@
 //! directory, offline, for PR comments and docs. The same graph the admin API serves
 //! ([`crate::admin::graph`]), loaded by the same [`crate::policy::load_dir`] as `serve`.
 
+use crate::policy::load::source_map::SourceMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -12,7 +13,9 @@ use crate::admin::graph::{self, Format};
 pub fn run(dir: &Path, format: Format, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match crate::policy::load_dir(dir) {
         Ok(set) => {
-            let _ = out.write_all(graph::build(&set).render(format).as_bytes());
+            let mut built = graph::build(&set);
+            graph::locate(&mut built, &SourceMap::read(dir));
+            let _ = out.write_all(built.render(format).as_bytes());
             0
         }
         Err(errors) => {

@@ -86,6 +86,18 @@ async fn graph_lists_every_identity_with_where_it_is_declared() {
             "{n}"
         );
         assert!(n["document"].as_u64().is_some_and(|d| d >= 1), "{n}");
+        // The line is read from the file: the declaration's own text is there.
+        let file = std::fs::read_to_string(n["file"].as_str().expect("file")).expect("policy file");
+        let line = n["line"].as_u64().expect("a line number") as usize;
+        let text = file.lines().nth(line - 1).expect("the line exists");
+        if n["kind"] == "issuer" || n["kind"] == "application" {
+            let name = n["name"].as_str().expect("name");
+            assert!(
+                text.contains("kind:") || text.contains(name),
+                "line {line} of {}: {text:?} for {n}",
+                n["file"]
+            );
+        }
     }
     let template = nodes
         .iter()
