@@ -12,7 +12,7 @@
 pub mod auth;
 pub mod console;
 pub mod explain;
-pub mod graph;
+
 pub mod routes;
 
 use std::net::TcpListener;

@@ -313,7 +313,7 @@ pub enum PolicyCommand {
         dir: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
-        format: crate::admin::graph::Format,
+        format: crate::policy::graph::Format,
         /// Settings.
         #[command(flatten, next_help_heading = SETTINGS_HEADING)]
         settings: ServeArgs,

@@ -9,6 +9,7 @@
 pub mod cel;
 mod compile;
 pub mod glob;
+pub mod graph;
 pub mod index;
 pub mod lint;
 pub mod load;

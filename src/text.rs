@@ -14,6 +14,26 @@ pub fn shown(value: &str, max_chars: usize) -> String {
     out
 }
 
+/// Longest value echoed back from a token or a request in a description.
+pub const MAX_ECHO: usize = 120;
+
+/// A token- or caller-supplied value made safe to echo in a description: [`shown`] at
+/// [`MAX_ECHO`] characters.
+pub fn echo(value: &str) -> String {
+    shown(value, MAX_ECHO)
+}
+
+/// At most five values, each [`echo`]ed and quoted, as `['a', 'b', …]`.
+pub fn list(values: &[String]) -> String {
+    let quoted: Vec<String> = values
+        .iter()
+        .take(5)
+        .map(|v| format!("'{}'", echo(v)))
+        .collect();
+    let more = if values.len() > 5 { ", …" } else { "" };
+    format!("[{}{more}]", quoted.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::shown;

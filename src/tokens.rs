@@ -33,7 +33,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::clock::Clock;
-use crate::jose::SigningAlgorithm;
+use crate::jose::{SigningAlgorithm, VerifyIssued};
 
 pub use claims::AccessTokenClaims;
 pub use keys::{KeyError, PrivateKey};
@@ -98,45 +98,6 @@ impl crate::refusal::Refuse for SignError {
             .with_detail(self.to_string())
             .as_fault(),
             Self::Crypto(_) | Self::SelfCheck(_) => Refusal::server_error(),
-        }
-    }
-}
-
-/// Which issued tokens are verified again after signing (`--verify-issued`); see the module
-/// docs for the fault model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum VerifyIssued {
-    /// Every token.
-    All,
-    /// Each key's first [`VERIFY_FIRST`] tokens, then one in [`VERIFY_EVERY`].
-    #[default]
-    Sample,
-    /// Only the probes: when a key is loaded and when it starts signing.
-    Load,
-}
-
-/// Tokens each key signs that [`VerifyIssued::Sample`] verifies before it starts sampling.
-pub const VERIFY_FIRST: u64 = 64;
-/// After [`VERIFY_FIRST`], [`VerifyIssued::Sample`] verifies one token in this many.
-pub const VERIFY_EVERY: u64 = 64;
-
-impl VerifyIssued {
-    /// Parses `all`, `sample` or `load`.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "all" => Some(Self::All),
-            "sample" => Some(Self::Sample),
-            "load" => Some(Self::Load),
-            _ => None,
-        }
-    }
-
-    /// Whether the `n`th token (from 0) a key signs is verified.
-    pub fn verifies(self, n: u64) -> bool {
-        match self {
-            Self::All => true,
-            Self::Sample => n < VERIFY_FIRST || n.is_multiple_of(VERIFY_EVERY),
-            Self::Load => false,
         }
     }
 }

@@ -17,11 +17,12 @@ use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use crate::admin::console;
 use crate::admin::explain::{self, ExplainInput, Signature};
-use crate::admin::{console, graph};
 use crate::gateway::Gateway;
 use crate::http::{extract, health};
 use crate::issuers::validate::peek;
+use crate::policy::graph;
 use crate::telemetry::recent::Filter;
 use crate::tools::token_from_claims;
 

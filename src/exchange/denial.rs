@@ -9,8 +9,8 @@
 //! requested roles), sanitised. It must never read a configured value, so anyone holding a
 //! token of a trusted public issuer cannot map the policy by probing (issue 12, flaw 6).
 
-use crate::exchange::decide::{echo, list};
 use crate::refusal::{self, Context, OAuthError, Refusal, Refuse};
+use crate::text::{echo, list};
 
 /// How far a credential got before it failed to match, in evaluation order. When several
 /// credentials fail, the one that got furthest explains the denial best.

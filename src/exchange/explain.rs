@@ -17,13 +17,13 @@ use std::fmt;
 
 use crate::exchange::decide::{
     self, Identity, Situation, check_audience, check_condition, check_issuer, check_network,
-    check_proof, check_subject, echo, granted_roles, identities_in, identity_by_client_id, indexed,
-    list,
+    check_proof, check_subject, granted_roles, identities_in, identity_by_client_id, indexed,
 };
 use crate::exchange::request::{ExchangeRequest, GrantType, Target};
 use crate::issuers::ValidatedToken;
 use crate::policy::PolicySet;
 use crate::policy::model::{CredentialMode, FederatedCredential, ManagedIdentityName, SubjectRule};
+use crate::text::{echo, list};
 
 /// What is being asked: the tenant, and optionally the identity and the resource.
 #[derive(Debug, Clone, Copy)]

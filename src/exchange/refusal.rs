@@ -9,9 +9,9 @@
 
 use std::borrow::Cow;
 
-use crate::exchange::decide::echo;
 use crate::issuers::ValidationError;
 use crate::refusal::{self, Context, Refusal, Refuse};
+use crate::text::echo;
 
 /// What a client is told about a refused token: fixed text plus values from the token itself
 /// (sanitised), never a configured limit, key detail, URL or path.

@@ -1,3 +1,4 @@
+use crate::jose::VERIFY_FIRST;
 use std::sync::Arc;
 use std::time::Duration;
 

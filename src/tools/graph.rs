@@ -1,12 +1,12 @@
 //! `trustbridge policy graph [DIR] --format dot|mermaid|json`: the trust graph of a policy
 //! directory, offline, for PR comments and docs. The same graph the admin API serves
-//! ([`crate::admin::graph`]), loaded by the same [`crate::policy::load_dir`] as `serve`.
+//! ([`crate::policy::graph`]), loaded by the same [`crate::policy::load_dir`] as `serve`.
 
 use crate::policy::load::source_map::SourceMap;
 use std::io::Write;
 use std::path::Path;
 
-use crate::admin::graph::{self, Format};
+use crate::policy::graph::{self, Format};
 
 /// Prints the graph of `dir` in `format`; returns 0, or 1 when the policies do not load
 /// (every problem is printed, as `policy check` does).

@@ -232,15 +232,15 @@ async fn console_shows_the_graph_explains_a_denial_and_lists_fresh_decisions() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    let graph = trustbridge::admin::graph::build(&gw.gateway.policies());
+    let graph = trustbridge::policy::graph::build(&gw.gateway.policies());
     let identities: Vec<&str> = graph
         .nodes
         .iter()
         .filter(|n| {
             matches!(
                 n.kind,
-                trustbridge::admin::graph::NodeKind::ServicePrincipal
-                    | trustbridge::admin::graph::NodeKind::ManagedIdentity
+                trustbridge::policy::graph::NodeKind::ServicePrincipal
+                    | trustbridge::policy::graph::NodeKind::ManagedIdentity
             )
         })
         .map(|n| n.id.as_str())
