@@ -36,7 +36,7 @@ use aws_lc_rs::signature::{
 };
 use criterion::Criterion;
 use serde_json::{Map, Value, json};
-use trustbridge::clock::{Clock, ManualClock, unix_seconds};
+use trustbridge::clock::{Clock, ManualClock};
 use trustbridge::exchange::{self, ExchangeRequest, Limits, Situation, explain};
 use trustbridge::issuers::jwks::parse_jwks;
 use trustbridge::issuers::{FetchSettings, IssuerRegistry, validate};
@@ -249,27 +249,12 @@ appRoleAssignments:
     }
 
     fn claims(&self, grant: &exchange::Grant) -> AccessTokenClaims {
-        let iat = unix_seconds(self.clock.now());
-        AccessTokenClaims {
-            iss: format!("http://127.0.0.1:8080/{}/v2.0", grant.tenant),
-            sub: grant.object_id.clone(),
-            aud: grant.resource.clone(),
-            iat,
-            nbf: iat,
-            exp: iat + grant.lifetime.as_secs(),
-            jti: uuid::Uuid::new_v4().to_string(),
-            client_id: grant.client_id.clone(),
-            azp: grant.client_id.clone(),
-            oid: grant.object_id.clone(),
-            tid: grant.tenant_id.clone(),
-            roles: grant.roles.clone(),
-            idtyp: "app",
-            src_iss: grant.source_issuer.clone(),
-            src_sub: grant.source_subject.clone(),
-            src_cred: grant.credential.clone(),
-            cnf_jkt: None,
-            mapped: grant.mapped_claims.clone(),
-        }
+        AccessTokenClaims::for_grant(
+            grant,
+            format!("http://127.0.0.1:8080/{}/v2.0", grant.tenant),
+            self.clock.now(),
+            uuid::Uuid::new_v4().to_string(),
+        )
     }
 
     /// What the token handler does between reading the body and writing the response.
