@@ -555,3 +555,21 @@ fn serve(args: &ServeArgs) -> i32 {
         }
     }
 }
+
+/// The runtime of a subcommand that makes one HTTP call (`token`, `identities`): current
+/// thread, I/O and timers on. `None` after saying why on `err`.
+pub(crate) fn one_shot_runtime(
+    command: &str,
+    err: &mut dyn Write,
+) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            let _ = writeln!(err, "trustbridge {command}: runtime: {e}");
+            None
+        }
+    }
+}

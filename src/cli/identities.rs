@@ -75,15 +75,8 @@ pub fn run(cmd: &IdentitiesCommand, out: &mut dyn Write, err: &mut dyn Write) ->
             }
         },
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = writeln!(err, "trustbridge identities: runtime: {e}");
-            return 1;
-        }
+    let Some(runtime) = super::one_shot_runtime("identities", err) else {
+        return 1;
     };
     let body = runtime.block_on(fetch(
         &args.admin_url,

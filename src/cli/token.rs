@@ -81,15 +81,8 @@ pub fn run(
             return super::EXIT_USAGE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = writeln!(err, "trustbridge token: runtime: {e}");
-            return 1;
-        }
+    let Some(runtime) = super::one_shot_runtime("token", err) else {
+        return 1;
     };
     let token = runtime.block_on(async {
         let http = client::http_client(timeout)?;
