@@ -343,52 +343,48 @@ fn parse_and_check(source: &str, request: bool) -> Result<IdedExpr, CompileError
     Ok(program)
 }
 
+/// The direct subexpressions of `expr`, in source order: the one place that knows the shape
+/// of every node, for the walkers that treat every child alike.
+fn children(expr: &IdedExpr) -> Vec<&IdedExpr> {
+    fn entry(entry: &EntryExpr) -> Vec<&IdedExpr> {
+        match entry {
+            EntryExpr::StructField(f) => vec![&f.value],
+            EntryExpr::MapEntry(e) => vec![&e.key, &e.value],
+        }
+    }
+    match &expr.expr {
+        Expr::Unspecified | Expr::Literal(_) | Expr::Ident(_) => Vec::new(),
+        Expr::Call(call) => call
+            .target
+            .iter()
+            .map(|t| &**t)
+            .chain(call.args.iter())
+            .collect(),
+        Expr::Comprehension(comp) => vec![
+            &comp.iter_range,
+            &comp.accu_init,
+            &comp.loop_cond,
+            &comp.loop_step,
+            &comp.result,
+        ],
+        Expr::List(list) => list.elements.iter().collect(),
+        Expr::Map(map) => map.entries.iter().flat_map(|e| entry(&e.expr)).collect(),
+        Expr::Select(select) => vec![&select.operand],
+        Expr::Struct(s) => s.entries.iter().flat_map(|e| entry(&e.expr)).collect(),
+    }
+}
+
 /// Depth of the tree below `expr`, counting from `depth`; stops descending past the limit so
 /// that measuring a hostile tree is as cheap as refusing it.
 fn ast_depth(expr: &IdedExpr, depth: usize) -> usize {
     if depth > usize::from(MAX_NESTING) {
         return depth;
     }
-    let below = |e: &IdedExpr| ast_depth(e, depth + 1);
-    let entry_depth = |entry: &EntryExpr| match entry {
-        EntryExpr::StructField(f) => below(&f.value),
-        EntryExpr::MapEntry(e) => below(&e.key).max(below(&e.value)),
-    };
-    match &expr.expr {
-        Expr::Unspecified | Expr::Literal(_) | Expr::Ident(_) => depth,
-        Expr::Call(call) => call
-            .target
-            .iter()
-            .map(|t| below(t))
-            .chain(call.args.iter().map(below))
-            .max()
-            .unwrap_or(depth),
-        Expr::Comprehension(comp) => [
-            &comp.iter_range,
-            &comp.accu_init,
-            &comp.loop_cond,
-            &comp.loop_step,
-            &comp.result,
-        ]
+    children(expr)
         .into_iter()
-        .map(below)
+        .map(|e| ast_depth(e, depth + 1))
         .max()
-        .unwrap_or(depth),
-        Expr::List(list) => list.elements.iter().map(below).max().unwrap_or(depth),
-        Expr::Map(map) => map
-            .entries
-            .iter()
-            .map(|e| entry_depth(&e.expr))
-            .max()
-            .unwrap_or(depth),
-        Expr::Select(select) => below(&select.operand),
-        Expr::Struct(s) => s
-            .entries
-            .iter()
-            .map(|e| entry_depth(&e.expr))
-            .max()
-            .unwrap_or(depth),
-    }
+        .unwrap_or(depth)
 }
 
 // === cost ===
@@ -527,34 +523,7 @@ fn unknown_request_field(expr: &IdedExpr) -> Option<String> {
     {
         return Some(field);
     }
-    let entry = |entry: &EntryExpr| match entry {
-        EntryExpr::StructField(f) => unknown_request_field(&f.value),
-        EntryExpr::MapEntry(e) => {
-            unknown_request_field(&e.key).or_else(|| unknown_request_field(&e.value))
-        }
-    };
-    match &expr.expr {
-        Expr::Unspecified | Expr::Literal(_) | Expr::Ident(_) => None,
-        Expr::Call(call) => call
-            .target
-            .iter()
-            .map(|t| unknown_request_field(t))
-            .chain(call.args.iter().map(unknown_request_field))
-            .find_map(|found| found),
-        Expr::Comprehension(comp) => [
-            &comp.iter_range,
-            &comp.accu_init,
-            &comp.loop_cond,
-            &comp.loop_step,
-            &comp.result,
-        ]
-        .into_iter()
-        .find_map(unknown_request_field),
-        Expr::List(list) => list.elements.iter().find_map(unknown_request_field),
-        Expr::Map(map) => map.entries.iter().find_map(|e| entry(&e.expr)),
-        Expr::Select(select) => unknown_request_field(&select.operand),
-        Expr::Struct(s) => s.entries.iter().find_map(|e| entry(&e.expr)),
-    }
+    children(expr).into_iter().find_map(unknown_request_field)
 }
 
 // === free identifiers ===
