@@ -107,6 +107,8 @@ struct Fixture {
     signing: SigningKeys,
     token: String,
     body: String,
+    /// Whether the credential is bound to the request (see [`Fixture::with_controls`]).
+    controls: bool,
 }
 
 fn subject_claims(sub: &str, issuer: &str) -> Map<String, Value> {
@@ -132,6 +134,21 @@ fn subject_claims(sub: &str, issuer: &str) -> Map<String, Value> {
 
 impl Fixture {
     fn new(signing_alg: SigningAlgorithm) -> Self {
+        Self::with_controls(signing_alg, false)
+    }
+
+    /// With `controls`, the credential is also bound to the request (issue 15): an
+    /// `allowedNetworks` list and a CEL condition on `request.ip` and `request.time`, and every
+    /// request carries a client address inside them.
+    fn with_controls(signing_alg: SigningAlgorithm, controls: bool) -> Self {
+        let controls_yaml = if controls {
+            "    allowedNetworks: [10.0.0.0/8, 198.51.100.0/24, 2001:db8::/32]\n    \
+             condition: >-\n      \
+             cidr('198.51.100.0/24').containsIP(request.ip) &&\n      \
+             request.time > timestamp('2020-01-01T00:00:00Z')\n"
+        } else {
+            ""
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let source = PrivateKey::generate(SigningAlgorithm::RS256).expect("issuer key");
         std::fs::write(
@@ -165,7 +182,7 @@ federatedCredentials:
   - name: infra-main
     issuer: bench
     audiences: [api://trustbridge]
-    subject: {SUBJECT}
+{controls_yaml}    subject: {SUBJECT}
     claimMappings:
       repository: claims.repository
     maxTokenLifetime: 15m
@@ -227,6 +244,7 @@ appRoleAssignments:
             signing,
             token,
             body,
+            controls,
         };
         // Warm the key cache: every later validation finds the keys in memory.
         fixture.validate();
@@ -245,7 +263,13 @@ appRoleAssignments:
     }
 
     fn request(&self) -> ExchangeRequest {
-        ExchangeRequest::parse("contoso", self.body.as_bytes()).expect("request parses")
+        let mut request =
+            ExchangeRequest::parse("contoso", self.body.as_bytes()).expect("request parses");
+        if self.controls {
+            // What the handler fills in from the trusted proxy's X-Forwarded-For.
+            request.context.client_ip = Some([198, 51, 100, 7].into());
+        }
+        request
     }
 
     fn claims(&self, grant: &exchange::Grant) -> AccessTokenClaims {
@@ -617,6 +641,19 @@ fn summary(es256: &Fixture, reference: &Reference, scales: &[Scale]) {
     let claims = es256.claims(&decide());
     let rs256 = Fixture::new(SigningAlgorithm::RS256);
     let eddsa = Fixture::new(SigningAlgorithm::EdDSA);
+    let controls = Fixture::with_controls(SigningAlgorithm::ES256, true);
+    let controls_request = controls.request();
+    let controls_validated = controls.validate();
+    let decide_controls = || {
+        exchange::decide(
+            &controls_validated,
+            &controls_request,
+            &controls.policies,
+            &Limits::default(),
+            controls.clock.now(),
+        )
+        .expect("granted with request controls")
+    };
 
     let granted = decide();
     let audit_event = || {
@@ -634,6 +671,10 @@ fn summary(es256: &Fixture, reference: &Reference, scales: &[Scale]) {
             allocations_per_call(|| es256.validate()),
         ),
         ("decide", allocations_per_call(decide)),
+        (
+            "decide with request controls",
+            allocations_per_call(decide_controls),
+        ),
         (
             "sign ES256 (SigningKeys::sign)",
             allocations_per_call(|| es256.signing.sign(&claims).expect("signs")),
@@ -657,6 +698,10 @@ fn summary(es256: &Fixture, reference: &Reference, scales: &[Scale]) {
             time_per_call(|| es256.validate_pure()),
         ),
         ("decide", time_per_call(decide)),
+        (
+            "decide with request controls (networks + request CEL)",
+            time_per_call(decide_controls),
+        ),
         (
             "sign ES256 (SigningKeys::sign, sampled self-check)",
             time_per_call(|| es256.signing.sign(&claims).expect("signs")),
@@ -684,6 +729,10 @@ fn summary(es256: &Fixture, reference: &Reference, scales: &[Scale]) {
         (
             "pipeline ES256 (parse+validate+decide+sign)",
             time_per_call(|| es256.pipeline()),
+        ),
+        (
+            "pipeline ES256 with request controls",
+            time_per_call(|| controls.pipeline()),
         ),
         ("pipeline EdDSA", time_per_call(|| eddsa.pipeline())),
         ("pipeline RS256", time_per_call(|| rs256.pipeline())),
@@ -724,6 +773,14 @@ fn summary(es256: &Fixture, reference: &Reference, scales: &[Scale]) {
     println!(
         "ratio pipeline / reference (rate): {:.2}",
         reference_pair.as_secs_f64() / pipeline.as_secs_f64()
+    );
+    let with_controls = rows
+        .iter()
+        .find(|(name, _)| name.starts_with("pipeline ES256 with request controls"))
+        .map_or(Duration::MAX, |(_, took)| *took);
+    println!(
+        "request controls (issue 15): the pipeline costs {:+.1}% with them",
+        100.0 * (with_controls.as_secs_f64() / pipeline.as_secs_f64() - 1.0)
     );
 
     println!();

@@ -1,8 +1,9 @@
 -- wrk script of scripts/bench-load.sh: POST each pre-minted token request body once.
 --
--- Arguments (after `--`): <bodies file> <wrk threads> <tenant>. Thread k of n sends lines
--- k, k+n, k+2n, ... of the file, so no line is sent twice in a run unless the pool runs out;
--- then it wraps around and counts the repeats, which done() reports.
+-- Arguments (after `--`): <bodies file> <wrk threads> <tenant> [X-Forwarded-For value].
+-- Thread k of n sends lines k, k+n, k+2n, ... of the file, so no line is sent twice in a run
+-- unless the pool runs out; then it wraps around and counts the repeats, which done() reports.
+-- With a fourth argument every request carries it as X-Forwarded-For (the controls run).
 
 local threads = {}
 local next_id = 0
@@ -14,9 +15,12 @@ function setup(thread)
 end
 
 function init(args)
-  local file, nthreads, tenant = args[1], tonumber(args[2]), args[3]
+  local file, nthreads, tenant, forwarded = args[1], tonumber(args[2]), args[3], args[4]
   local path = "/" .. tenant .. "/oauth2/v2.0/token"
   local headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+  if forwarded and forwarded ~= "" then
+    headers["X-Forwarded-For"] = forwarded
+  end
   requests = {}
   local i = 0
   for line in io.lines(file) do

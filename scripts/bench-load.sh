@@ -33,7 +33,8 @@
 # Knobs (environment): DURATION (s per run, default 10), CONCURRENCY (default "32 128"),
 # POOL (tokens minted, default 250000), PLACEMENTS (default "A B"), SIGNING (issued-token
 # algorithm, default ES256), PORT (default 18080), BENCH_DIR (default <target>/bench-load),
-# OPEN_LOOP (default 1; 0 skips step 5), OPEN_CONNS (oha connections, default 32).
+# OPEN_LOOP (default 1; 0 skips step 5), OPEN_CONNS (oha connections, default 32), CONTROLS
+# (default 1; 0 skips the request-controls run of issue 15).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -45,6 +46,7 @@ SIGNING=${SIGNING:-ES256}
 PORT=${PORT:-18080}
 OPEN_LOOP=${OPEN_LOOP:-1}
 OPEN_CONNS=${OPEN_CONNS:-32}
+CONTROLS=${CONTROLS:-1}
 TARGET=${CARGO_TARGET_DIR:-target}
 BENCH_DIR=${BENCH_DIR:-$TARGET/bench-load}
 TOOLS=$TARGET/tools
@@ -56,6 +58,8 @@ CLK_TCK=$(getconf CLK_TCK)
 TARGET_RATIO=0.90
 TARGET_P99_MS=2
 TARGET_RSS_MIB=32
+# Issue 15: the request controls may cost at most this much more server CPU per exchange.
+TARGET_CONTROLS=5
 
 log() { printf '%s\n' "$*" >&2; }
 
@@ -116,24 +120,57 @@ stop_server() {
 }
 trap stop_server EXIT
 
-# start_server <trustbridge|bare> <placement>: the same pinning and worker count for both.
+# The controls run (issue 15): the bundled policies with deploy-bot's credential also bound to
+# the request: an allowedNetworks list and a CEL condition on request.ip and request.time; the
+# server believes X-Forwarded-For from 127.0.0.1, and wrk sends one naming the client.
+CONTROLS_POLICIES=$BENCH_DIR/controls-policies
+CONTROLS_CLIENT=198.51.100.7
+make_controls_policies() {
+  rm -rf "$CONTROLS_POLICIES"
+  cp -r policies "$CONTROLS_POLICIES"
+  python3 - "$CONTROLS_POLICIES/contoso.yaml" <<'EOF'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+anchor = "    subject: repo:contoso/infra:ref:refs/heads/main"
+assert anchor in text, "the bundled deploy-bot credential moved: update bench-load.sh"
+controls = (
+    "    allowedNetworks: [10.0.0.0/8, 198.51.100.0/24, 2001:db8::/32]\n"
+    "    condition: >-\n"
+    "      cidr('198.51.100.0/24').containsIP(request.ip) &&\n"
+    "      request.time > timestamp('2020-01-01T00:00:00Z')\n"
+)
+text = text.replace(anchor, controls + anchor, 1)
+open(path, "w").write(text)
+EOF
+  "$BIN" policy check "$CONTROLS_POLICIES" >/dev/null
+}
+
+# start_server <trustbridge|bare|controls> <placement>: the same pinning and worker count for
+# every kind.
 start_server() {
-  local pin=() workers=0
+  local pin=() workers=0 policies=policies extra=() warm_headers=()
   if [ "$2" = A ]; then pin=(taskset -c 0); workers=1; fi
+  if [ "$1" = controls ]; then
+    policies=$CONTROLS_POLICIES
+    extra=(--trusted-proxies 127.0.0.1/32)
+    warm_headers=(-H "X-Forwarded-For: $CONTROLS_CLIENT")
+  fi
   if [ "$1" = bare ]; then
     "${pin[@]}" "$BARE" "127.0.0.1:$PORT" "$JWKS" "$workers" >"$BENCH_DIR/bare.log" 2>&1 &
   else
     rm -rf "$BENCH_DIR/keys"
-    "${pin[@]}" "$BIN" serve --listen "127.0.0.1:$PORT" --policies policies \
+    "${pin[@]}" "$BIN" serve --listen "127.0.0.1:$PORT" --policies "$policies" \
       --data-dir "$BENCH_DIR/data" --keys "$BENCH_DIR/keys" --signing-algorithm "$SIGNING" \
-      --workers "$workers" --log-format json --admin-listen off >"$BENCH_DIR/server.log" 2>&1 &
+      --workers "$workers" --log-format json --admin-listen off "${extra[@]}" \
+      >"$BENCH_DIR/server.log" 2>&1 &
   fi
   SERVER_PID=$!
   # One exchange with a token outside the pool, retried until the server listens and is ready
   # (000: nothing listening yet; 503: not ready): loads the issuer keys, checks the setup.
   local status=000
   for _ in $(seq 1 100); do
-    status=$(curl -s -o "$BENCH_DIR/warmup.json" -w '%{http_code}' \
+    status=$(curl -s -o "$BENCH_DIR/warmup.json" -w '%{http_code}' "${warm_headers[@]}" \
       "http://127.0.0.1:$PORT/$TENANT/oauth2/v2.0/token" --data @"$WARMUP" || true)
     case $status in 000 | 503) sleep 0.1 ;; *) break ;; esac
   done
@@ -152,10 +189,12 @@ run_wrk() {
   local server=$1 placement=$2 conns=$3 ref=$4 wrk_cmd
   start_server "$server" "$placement"
   if [ "$placement" = A ]; then wrk_cmd=(taskset -c 1 wrk -t1); else wrk_cmd=(wrk -t"$CORES"); fi
-  local threads=${wrk_cmd[-1]#-t} before after rss out line
+  local threads=${wrk_cmd[-1]#-t} before after rss out line forwarded=""
+  if [ "$server" = controls ]; then forwarded=$CONTROLS_CLIENT; fi
   before=$(cpu_ticks "$SERVER_PID")
   out=$("${wrk_cmd[@]}" -c"$conns" -d"${DURATION}s" --timeout 5s \
-    -s scripts/bench-load.lua "http://127.0.0.1:$PORT" -- "$BODIES" "$threads" "$TENANT")
+    -s scripts/bench-load.lua "http://127.0.0.1:$PORT" -- "$BODIES" "$threads" "$TENANT" \
+    "$forwarded")
   after=$(cpu_ticks "$SERVER_PID")
   rss=$(peak_rss_kib "$SERVER_PID")
   stop_server
@@ -194,7 +233,9 @@ printf 'crypto-bound reference: %s exchanges/s on one core, %s on %s cores\n\n' 
 printf '%-9s %5s %-11s %12s %9s %9s %9s %7s %6s %8s %8s %7s %6s\n' placement conns server \
   "exchanges/s" p50_ms p99_ms p99.9_ms errors cpu_% cpu_us/x rss_MiB vs_ref repeat
 
+if [ "$CONTROLS" = 1 ]; then make_controls_policies; fi
 COMPARE=()
+CONTROLS_ROWS=()
 declare -A PEAK
 for placement in $PLACEMENTS; do
   if [ "$placement" = A ]; then ref=$REF_ONE; else ref=$REF_ALL; fi
@@ -203,6 +244,15 @@ for placement in $PLACEMENTS; do
     run_wrk trustbridge "$placement" "$conns" "$ref"
     read -r tb_rate tb_p99 tb_cpu tb_rss <<<"$R_RATE $R_P99 $R_CPU_US $R_RSS"
     if [ "$tb_rate" -gt "${PEAK[$placement]}" ]; then PEAK[$placement]=$tb_rate; fi
+    if [ "$CONTROLS" = 1 ]; then
+      run_wrk controls "$placement" "$conns" "$ref"
+      CONTROLS_ROWS+=("$(awk -v p="$placement" -v c="$conns" -v tr="$tb_rate" -v cr="$R_RATE" \
+          -v tp="$tb_p99" -v cp="$R_P99" -v tc="$tb_cpu" -v cc="$R_CPU_US" -v want="$TARGET_CONTROLS" 'BEGIN {
+        slower = 0; if (tc > 0) slower = 100 * (cc - tc) / tc;
+        ok = "FAIL"; if (slower <= want) ok = "pass";
+        printf "%-9s %5d %10d %10d %7.2f %7.2f %8.1f %8.1f %+8.1f%% %-5s\n",
+          p, c, tr, cr, tp, cp, tc, cc, slower, ok }')")
+    fi
     run_wrk bare "$placement" "$conns" "$ref"
     COMPARE+=("$(awk -v p="$placement" -v c="$conns" -v tr="$tb_rate" -v br="$R_RATE" \
         -v tp="$tb_p99" -v bp="$R_P99" -v tc="$tb_cpu" -v bc="$R_CPU_US" -v tm="$tb_rss" \
@@ -220,6 +270,14 @@ printf '\n== trustbridge against the bare server, same run (target tb/bare >= %s
 printf '%-9s %5s %10s %10s %7s %-5s %7s %8s %7s %9s %7s %-5s %8s %7s\n' placement conns tb/s \
   bare/s tb/bare "" tb_p99 bare_p99 tb_us/x bare_us/x tb_MiB "" bare_MiB tb/ref
 printf '%s\n' "${COMPARE[@]}"
+
+if [ "$CONTROLS" = 1 ]; then
+  printf '\n== request controls (issue 15): allowedNetworks + a request CEL condition + trusted proxies, same run (target: at most %s%% more CPU per exchange) ==\n' \
+    "$TARGET_CONTROLS"
+  printf '%-9s %5s %10s %10s %7s %7s %8s %8s %9s %-5s\n' placement conns tb/s ctl/s tb_p99 \
+    ctl_p99 tb_us/x ctl_us/x cpu_diff ""
+  printf '%s\n' "${CONTROLS_ROWS[@]}"
+fi
 
 if [ "$OPEN_LOOP" = 1 ]; then
   printf '\n== open loop: trustbridge at half its peak, oha -q --latency-correction, %s connections (target p99 <= %s ms) ==\n' \

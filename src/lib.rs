@@ -27,6 +27,7 @@ pub mod dpop;
 pub mod exchange;
 pub mod gateway;
 pub mod http;
+pub mod ids;
 pub mod inventory;
 pub mod issuers;
 pub mod jose;

@@ -175,7 +175,7 @@ pub async fn token(
         return Err(finish_denied(&gw, &record, err, started, &[]));
     }
 
-    let jti = uuid::Uuid::new_v4().to_string();
+    let jti = crate::ids::uuid_v4().to_string();
     let issuer = gw.settings().tenant_issuer(&grant.tenant);
     let mut claims = AccessTokenClaims::for_grant(&grant, issuer, now, jti);
     claims.cnf_jkt = proof.map(|p| p.jkt);

@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,8 @@ use super::*;
 struct Buffer {
     bytes: Arc<Mutex<Vec<u8>>>,
     fail: Arc<AtomicBool>,
+    /// Successful `write` calls.
+    writes: Arc<AtomicUsize>,
 }
 
 impl Buffer {
@@ -25,6 +27,7 @@ impl Write for Buffer {
             return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
         }
         self.bytes.lock().unwrap().extend_from_slice(buf);
+        self.writes.fetch_add(1, Ordering::SeqCst);
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -77,6 +80,39 @@ fn each_event_is_one_json_line_with_its_fields_in_order() {
 }
 
 #[cfg(unix)]
+#[test]
+fn lines_queued_while_the_writer_lingers_share_one_write() {
+    let buffer = Buffer::default();
+    // Long enough that the nine later lines are queued before the writer wakes from it.
+    let options = WriterOptions {
+        linger: Duration::from_millis(500),
+        ..quick()
+    };
+    let log = AuditLog::to_writer_with(Box::new(buffer.clone()), AuditFailure::Deny, options);
+    for n in 0..10 {
+        log.write(event(n));
+    }
+    log.sync();
+    assert_eq!(buffer.text().lines().count(), 10);
+    assert_eq!(
+        buffer.writes.load(Ordering::SeqCst),
+        1,
+        "one batch, one write"
+    );
+
+    // Without a linger the writer still works (each wake-up writes what is queued).
+    let buffer = Buffer::default();
+    let options = WriterOptions {
+        linger: Duration::ZERO,
+        ..quick()
+    };
+    let log = AuditLog::to_writer_with(Box::new(buffer.clone()), AuditFailure::Deny, options);
+    log.write(event(0));
+    eventually("the line is written without a sync", || {
+        buffer.text().lines().count() == 1
+    });
+}
+
 #[test]
 fn audit_files_are_private_to_their_owner() {
     use std::os::unix::fs::PermissionsExt;
