@@ -22,7 +22,8 @@
 # with the most inclusive instructions per exchange, for docs/performance.md.
 #
 # Knobs: N (default 2000), WARMUP (default 200), CONNS (default 4), PORT (default 18090),
-# KINDS (default "trustbridge controls bare"), PROFILE (default 0), TOP (default 40).
+# KINDS (default "trustbridge controls bare"), PROFILE (default 0), TOP (default 40), TB_BIN
+# (another trustbridge binary to measure, e.g. a build of an earlier commit).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -51,7 +52,7 @@ TARGET=${CARGO_TARGET_DIR:-target}
 DIR=$TARGET/bench-instructions
 log "building release binary and helpers"
 cargo build --release --quiet --bin trustbridge --example mint --example bare_server
-BIN=$TARGET/release/trustbridge
+BIN=${TB_BIN:-$TARGET/release/trustbridge}
 BARE=$TARGET/release/examples/bare_server
 
 mkdir -p "$DIR"

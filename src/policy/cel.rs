@@ -113,6 +113,10 @@ pub struct Expression {
     /// Whether the expression names `request` (only conditions may): evaluations of the others
     /// never build it.
     reads_request: bool,
+    /// The top-level claims the expression reads, when it reads them only by name
+    /// (`claims.x`, `claims["x"]`, `has(claims.x)`): an evaluation converts only those to CEL
+    /// values. `None` when it uses `claims` any other way: every claim is converted.
+    reads_claims: Option<Arc<[String]>>,
 }
 
 impl fmt::Debug for Expression {
@@ -163,10 +167,13 @@ impl Expression {
         let mut unknown = Vec::new();
         free_identifiers(&program, &mut Vec::new(), &mut unknown, false);
         let reads_request = unknown.iter().any(|name| name == REQUEST);
+        let mut names = Vec::new();
+        let reads_claims = claims_read_by_name(&program, &mut names).then(|| names.into());
         Ok(Self {
             source: source.to_string(),
             program: Arc::new(program),
             reads_request,
+            reads_claims,
         })
     }
 
@@ -258,7 +265,15 @@ impl Expression {
         request: Option<&RequestVars>,
     ) -> Result<Value, EvalError> {
         let mut budget = MAX_CLAIM_VALUES;
-        let claims = object_to_cel(claims, 0, &mut budget)?;
+        let claims = match &self.reads_claims {
+            // The whole token is held to the same bounds either way; only the claims the
+            // expression names become CEL values.
+            Some(names) => {
+                measure_object(claims, 0, &mut budget)?;
+                named_claims_to_cel(claims, names)?
+            }
+            None => object_to_cel(claims, 0, &mut budget)?,
+        };
         let request = match request {
             Some(vars) if self.reads_request => Some(request_to_cel(vars)),
             _ => None,
@@ -467,6 +482,50 @@ fn is_claim(expr: &IdedExpr, names: &[&str]) -> bool {
                         if names.contains(&k.inner())))
         }
         _ => false,
+    }
+}
+
+/// Whether every use of `claims` in `expr` names one top-level claim (`claims.x`, `claims["x"]`
+/// with a string literal, `has(claims.x)`); collects those names into `names`. False when
+/// `claims` is used whole, indexed by a computed key, or possibly rebound by a macro variable.
+fn claims_read_by_name(expr: &IdedExpr, names: &mut Vec<String>) -> bool {
+    use cel::common::ast::LiteralValue;
+    let is_claims = |e: &IdedExpr| matches!(&e.expr, Expr::Ident(n) if n == CLAIMS);
+    let mut note = |name: &str| {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    };
+    match &expr.expr {
+        Expr::Ident(name) => name != CLAIMS,
+        Expr::Select(select) if is_claims(&select.operand) => {
+            note(&select.field);
+            true
+        }
+        Expr::Call(call) if call.func_name == cel::common::ast::operators::INDEX => {
+            match call.args.as_slice() {
+                [target, key] if is_claims(target) => match &key.expr {
+                    Expr::Literal(LiteralValue::String(k)) => {
+                        note(k.inner());
+                        true
+                    }
+                    _ => false,
+                },
+                _ => children(expr)
+                    .into_iter()
+                    .all(|child| claims_read_by_name(child, names)),
+            }
+        }
+        Expr::Comprehension(comp)
+            if comp.iter_var == CLAIMS
+                || comp.accu_var == CLAIMS
+                || comp.iter_var2.as_deref() == Some(CLAIMS) =>
+        {
+            false
+        }
+        _ => children(expr)
+            .into_iter()
+            .all(|child| claims_read_by_name(child, names)),
     }
 }
 

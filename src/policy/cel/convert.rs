@@ -20,6 +20,50 @@ pub(super) fn object_to_cel(
     Ok(Value::Map(Map { map: Arc::new(map) }))
 }
 
+/// Checks `object` against the bounds [`object_to_cel`] applies (depth, number of values),
+/// with the same errors, without building anything.
+pub(super) fn measure_object(
+    object: &serde_json::Map<String, Json>,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<(), EvalError> {
+    if depth > MAX_CLAIMS_DEPTH {
+        return Err(too_deep());
+    }
+    object
+        .values()
+        .try_for_each(|v| measure(v, depth + 1, budget))
+}
+
+fn measure(value: &Json, depth: usize, budget: &mut usize) -> Result<(), EvalError> {
+    if depth > MAX_CLAIMS_DEPTH {
+        return Err(too_deep());
+    }
+    *budget = budget
+        .checked_sub(1)
+        .ok_or_else(|| EvalError(format!("claims hold more than {MAX_CLAIM_VALUES} values")))?;
+    match value {
+        Json::Array(items) => items.iter().try_for_each(|i| measure(i, depth + 1, budget)),
+        Json::Object(object) => measure_object(object, depth, budget),
+        _ => Ok(()),
+    }
+}
+
+/// The claims named in `names` (those present) as a CEL map; the token was measured first.
+pub(super) fn named_claims_to_cel(
+    claims: &serde_json::Map<String, Json>,
+    names: &[String],
+) -> Result<Value, EvalError> {
+    let mut budget = MAX_CLAIM_VALUES;
+    let mut map = std::collections::HashMap::with_capacity(names.len());
+    for name in names {
+        if let Some(v) = claims.get(name) {
+            map.insert(Key::from(name.as_str()), json_to_cel(v, 1, &mut budget)?);
+        }
+    }
+    Ok(Value::Map(Map { map: Arc::new(map) }))
+}
+
 pub(super) fn json_to_cel(
     value: &Json,
     depth: usize,

@@ -562,3 +562,115 @@ fn net_values_have_no_json_form_and_never_panic() {
     let e = Expression::compile("cidr('10.0.0.0/8').containsIP('x')").unwrap();
     assert!(e.eval_bool(&k8s_claims()).is_err());
 }
+
+// === only the claims an expression names are converted ===
+
+/// `expr` evaluated the way it was before named-claim conversion: every claim converted.
+fn converting_every_claim(expr: &Expression) -> Expression {
+    Expression {
+        reads_claims: None,
+        ..expr.clone()
+    }
+}
+
+#[test]
+fn expressions_know_which_claims_they_read_by_name() {
+    let table: [(&str, Option<&[&str]>); 10] = [
+        ("claims.sub == 'x'", Some(&["sub"])),
+        (
+            "has(claims.repository) ? claims.repository : 'unknown'",
+            Some(&["repository"]),
+        ),
+        (
+            r#"claims["kubernetes.io"].namespace.startsWith("team-")"#,
+            Some(&["kubernetes.io"]),
+        ),
+        (
+            "claims.groups.exists(g, g == 'ops') && claims.sub != ''",
+            Some(&["groups", "sub"]),
+        ),
+        ("'a' == 'a'", Some(&[])),
+        // Whole, computed or rebound: every claim is converted.
+        ("size(claims) > 2", None),
+        ("claims[claims.sub] == 1", None),
+        ("claims.exists(k, k == 'sub')", None),
+        ("[claims.sub].exists(claims, claims == 'x')", None),
+        ("claims.all(k, k != '')", None),
+    ];
+    for (source, want) in table {
+        let expr = Expression::compile(source).unwrap();
+        let got: Option<Vec<&str>> = expr
+            .reads_claims
+            .as_ref()
+            .map(|names| names.iter().map(String::as_str).collect());
+        assert_eq!(got.as_deref(), want, "{source}");
+    }
+}
+
+#[test]
+fn named_claim_conversion_changes_no_outcome() {
+    let sources = [
+        "claims.sub == 'system:serviceaccount:team-a:builder'",
+        "has(claims.missing)",
+        "claims.missing == 'x'",
+        r#"claims["kubernetes.io"].serviceaccount.name == "builder""#,
+        "claims.groups.exists(g, g == 'ops')",
+        "claims.run_number + 1 == 43",
+        "claims.big > 0u",
+        "claims.ratio < 1.0",
+        "claims.nothing == null",
+        "claims.admin",
+        "claims.sub",
+        "size(claims) > 2",
+    ];
+    let deep = {
+        let mut v = json!("leaf");
+        for _ in 0..MAX_CLAIMS_DEPTH + 2 {
+            v = json!([v]);
+        }
+        v
+    };
+    let tokens = [
+        k8s_claims(),
+        claims(json!({"sub": "x"})),
+        claims(json!({})),
+        // Bounds apply to the whole token, named or not.
+        claims(json!({"sub": "x", "unrelated": vec![0u8; MAX_CLAIM_VALUES]})),
+        claims(json!({"sub": "x", "unrelated": deep})),
+    ];
+    for source in sources {
+        let expr = Expression::compile(source).unwrap();
+        let reference = converting_every_claim(&expr);
+        for token in &tokens {
+            let got = expr.eval_json(token).map_err(|e| e.0);
+            let want = reference.eval_json(token).map_err(|e| e.0);
+            assert_eq!(got, want, "{source} over {token:?}");
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn named_claim_conversion_agrees_on_generated_tokens(
+        sub in "[a-z:]{0,12}",
+        groups in proptest::collection::vec("[a-z]{1,4}", 0..4),
+        n in any::<i64>(),
+        extra in proptest::option::of("[a-z]{0,6}"),
+    ) {
+        let mut token = claims(json!({"sub": sub, "groups": groups, "n": n}));
+        if let Some(extra) = extra {
+            token.insert("extra".into(), json!({"v": extra}));
+        }
+        for source in [
+            "claims.sub.startsWith('a') || claims.groups.exists(g, g == 'ab')",
+            "has(claims.extra) && claims.extra.v == claims.sub",
+            "claims.n > 0 ? claims.sub : 'neg'",
+            "claims['extra'].v",
+        ] {
+            let expr = Expression::compile(source).unwrap();
+            let got = expr.eval_json(&token).map_err(|e| e.0);
+            let want = converting_every_claim(&expr).eval_json(&token).map_err(|e| e.0);
+            prop_assert_eq!(got, want, "{}", source);
+        }
+    }
+}
