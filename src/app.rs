@@ -262,9 +262,12 @@ pub fn server(
     }
     let grace = gateway.settings().shutdown_grace.as_secs();
     let data = web::Data::from(gateway);
+    // Shared by every worker: each tenant's discovery document is rendered once.
+    let documents = web::Data::new(crate::http::discovery::Documents::default());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(documents.clone())
             .configure(crate::http::routes::configure)
     })
     .workers(workers)

@@ -1,8 +1,9 @@
 //! Federation trust policies: YAML files operators keep in git, parsed (`raw`), then compiled
 //! (`compile`) into an immutable [`PolicySet`].
 //!
-//! Loading reports every problem at once, each with its file, document index and field path, so
-//! an operator fixes a pull request in one round. `serve` and the `policy` subcommands share
+//! Loading reports every problem at once, each at its `file:line:column` (the file's document
+//! index when the text cannot place it) with its field path, so an operator fixes a pull
+//! request in one round. `serve` and the `policy` subcommands share
 //! [`load_dir`]. [`lint`] flags what loads but is probably wrong; [`store`] reloads a running
 //! gateway's set with last-known-good.
 
@@ -21,6 +22,7 @@ pub mod store;
 
 use std::fmt;
 
+pub use load::source_map::{Position, SourceMap};
 pub use load::{load_dir, load_texts};
 pub use set::PolicySet;
 
@@ -34,21 +36,37 @@ pub fn document_schema() -> schemars::Schema {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// `policies/ci.yaml#3`, or the file alone when the whole file is unreadable, or empty for
-    /// problems of the directory itself.
+    /// problems of the directory itself. The document stays here (it orders problems) even
+    /// when [`Problem::position`] places it.
     pub location: String,
     /// Field path inside the document (`federatedCredentials[0].issuer`), possibly empty.
     pub path: String,
     /// What is wrong, and where useful how to fix it.
     pub message: String,
+    /// `file:line:column` of the field (or document), when the loader could place it in the
+    /// text it read; shown instead of `location` then.
+    pub position: Option<Position>,
+}
+
+impl Problem {
+    /// Where the problem is, as shown: `file:line:column` when known, else `file#N` (or the
+    /// file, or nothing for the directory).
+    pub fn shown_location(&self) -> String {
+        match &self.position {
+            Some(position) => position.to_string(),
+            None => self.location.clone(),
+        }
+    }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.location.is_empty(), self.path.is_empty()) {
+        let location = self.shown_location();
+        match (location.is_empty(), self.path.is_empty()) {
             (true, true) => write!(f, "{}", self.message),
             (true, false) => write!(f, "{}: {}", self.path, self.message),
-            (false, true) => write!(f, "{}: {}", self.location, self.message),
-            (false, false) => write!(f, "{} {}: {}", self.location, self.path, self.message),
+            (false, true) => write!(f, "{location}: {}", self.message),
+            (false, false) => write!(f, "{location} {}: {}", self.path, self.message),
         }
     }
 }

@@ -8,7 +8,6 @@
 //! loopback, so a web page cannot reach it through DNS rebinding. The console's static assets
 //! hold no data and need no token. Every response carries the console's strict CSP.
 
-use crate::policy::load::source_map::SourceMap;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -132,12 +131,11 @@ fn auth_header(req: &HttpRequest) -> Option<&[u8]> {
 
 /// `GET /admin/v1/graph`.
 async fn graph_json(gw: web::Data<Gateway>) -> HttpResponse {
-    let mut built = graph::build(&gw.policies());
-    // Line numbers come from the files' text, read off the worker (a small directory).
-    let dir = gw.settings().policies.clone();
-    if let Ok(sources) = web::block(move || SourceMap::read(&dir)).await {
-        graph::locate(&mut built, &sources);
-    }
+    let policies = gw.policies();
+    let mut built = graph::build(&policies);
+    // Lines from the text the serving set was loaded from: the files may since hold an edit
+    // that a reload refused.
+    graph::locate(&mut built, policies.sources());
     HttpResponse::Ok().json(built)
 }
 

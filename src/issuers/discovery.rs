@@ -36,10 +36,15 @@ pub enum DiscoveryError {
 
 /// The two fields trustbridge needs from a discovery document.
 ///
-/// Not `openidconnect::CoreProviderMetadata`: that type requires `authorization_endpoint`,
-/// `response_types_supported` and friends, which Kubernetes, EKS and GKE service-account
-/// issuers omit. Unknown fields are ignored; openidconnect's URL newtypes keep the original
-/// string, so the `issuer` comparison below really is byte for byte.
+/// Not `openidconnect::CoreProviderMetadata` (which trustbridge's own discovery document is
+/// built as, see `http::discovery`): its `authorization_endpoint`,
+/// `response_types_supported`, `subject_types_supported` and
+/// `id_token_signing_alg_values_supported` are required, not `Option`s, and Kubernetes, EKS and
+/// GKE service-account issuers omit some of them, so such a document would not parse at all.
+/// Its algorithm lists would also drop names it does not know rather than fail. Reading two
+/// fields keeps every issuer readable and nothing unchecked: unknown fields are ignored, and
+/// openidconnect's URL newtypes keep the original string, so the `issuer` comparison below
+/// really is byte for byte.
 #[derive(Debug, Deserialize)]
 struct DiscoveryDocument {
     issuer: IssuerUrl,

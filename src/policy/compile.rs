@@ -144,6 +144,7 @@ impl Compiler {
             location: origin.to_string(),
             path: path.into(),
             message: message.into(),
+            position: None,
         });
     }
 

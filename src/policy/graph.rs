@@ -88,6 +88,8 @@ pub struct Finding {
     pub severity: &'static str,
     /// `file#document`.
     pub location: String,
+    /// `file:line:column` of the field in the text the set was loaded from, when found.
+    pub position: Option<String>,
     /// Field path inside the document, possibly empty.
     pub path: String,
     /// What is wrong.
@@ -102,6 +104,7 @@ impl From<&Warning> for Finding {
             code: w.lint.code(),
             severity: "warning",
             location: w.location.clone(),
+            position: w.position.as_ref().map(ToString::to_string),
             path: w.path.clone(),
             message: w.message.clone(),
             fix: w.fix.clone(),

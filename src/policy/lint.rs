@@ -11,6 +11,7 @@ use std::fmt;
 
 use crate::policy::PolicySet;
 use crate::policy::glob::SubjectPattern;
+use crate::policy::load::source_map::Position;
 use crate::policy::model::{
     CredentialMode, FederatedCredential, Issuer, ManagedIdentityName, SubjectRule,
 };
@@ -68,6 +69,19 @@ pub struct Warning {
     pub message: String,
     /// How to fix it.
     pub fix: String,
+    /// `file:line:column` of the field (or document) in the text the set was loaded from;
+    /// shown instead of `location` when known.
+    pub position: Option<Position>,
+}
+
+impl Warning {
+    /// Where the warning is, as shown: `file:line:column` when known, else `file#N`.
+    pub fn shown_location(&self) -> String {
+        match &self.position {
+            Some(position) => position.to_string(),
+            None => self.location.clone(),
+        }
+    }
 }
 
 impl fmt::Display for Warning {
@@ -80,7 +94,7 @@ impl fmt::Display for Warning {
         write!(
             f,
             "{}{path}: warning[{}]: {}\n    fix: {}",
-            self.location,
+            self.shown_location(),
             self.lint.code(),
             self.message,
             self.fix
@@ -93,7 +107,8 @@ pub const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 /// The issuer URL of GitLab.com CI, shared by every GitLab namespace.
 pub const GITLAB_ISSUER: &str = "https://gitlab.com";
 
-/// Every warning for `set`, in document order.
+/// Every warning for `set`, in document order, each placed at `file:line:column` in the text
+/// the set was loaded from.
 pub fn lint(set: &PolicySet) -> Vec<Warning> {
     let credentials = credentials(set);
     let mut out = Vec::new();
@@ -114,6 +129,9 @@ pub fn lint(set: &PolicySet) -> Vec<Warning> {
             .then(a.path.cmp(&b.path))
             .then(a.lint.cmp(&b.lint))
     });
+    for w in &mut out {
+        w.position = set.sources().locate(&w.location, &w.path);
+    }
     out
 }
 
@@ -192,6 +210,7 @@ fn warn(
         path,
         message,
         fix,
+        position: None,
     });
 }
 
@@ -571,6 +590,7 @@ fn unassigned(set: &PolicySet, out: &mut Vec<Warning>) {
                      the credentials",
                     app.name
                 ),
+                position: None,
             });
         }
         if !app.identifier_uris.is_empty()
@@ -589,6 +609,7 @@ fn unassigned(set: &PolicySet, out: &mut Vec<Warning>) {
                 fix: "assign its roles in a ServicePrincipal's or ManagedIdentity's \
                       appRoleAssignments, or remove the application"
                     .to_string(),
+                position: None,
             });
         }
     }
@@ -604,6 +625,7 @@ fn no_roles(location: String, who: String) -> Warning {
              is refused (not assigned)"
         ),
         fix: "add `appRoleAssignments: [{resource: <identifierUri>, roles: [...]}]`".to_string(),
+        position: None,
     }
 }
 

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::policy::PolicySet;
 use crate::policy::compile::{BrokenDeclaration, RawPolicySet, ReferencedFiles, SourcedDocument};
+use crate::policy::load::source_map::{Position, SourceMap};
 use crate::policy::model::Origin;
 use crate::policy::raw::{Document, KINDS};
 use crate::policy::{LoadErrors, Problem};
@@ -40,8 +41,9 @@ pub const MAX_DOCUMENTS_PER_FILE: usize = 10_000;
 /// compile, ...).
 pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadErrors> {
     let mut problems = Vec::new();
-    let raw = read_dir(dir, &mut problems);
-    compile(raw, problems)
+    let mut sources = SourceMap::default();
+    let raw = read_dir(dir, &mut sources, &mut problems);
+    compile(raw, sources, problems)
 }
 
 /// Loads and compiles policy files given in memory as `(file name, text)` pairs, in the given
@@ -54,6 +56,7 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadErrors> {
 /// [`LoadErrors`] with every problem, as for [`load_dir`] minus the file-system ones.
 pub fn load_texts(files: &[(&str, &str)]) -> Result<PolicySet, LoadErrors> {
     let mut problems = Vec::new();
+    let mut sources = SourceMap::default();
     let mut raw = RawPolicySet::default();
     let mut hasher = Sha256::new();
     for (name, text) in files {
@@ -65,27 +68,44 @@ pub fn load_texts(files: &[(&str, &str)]) -> Result<PolicySet, LoadErrors> {
                     "file is {} bytes; policy files may be at most {MAX_FILE_BYTES}",
                     text.len()
                 ),
+                position: None,
             });
             continue;
         }
         read_text(Path::new(name), text, &mut hasher, &mut raw, &mut problems);
+        sources.insert(Path::new(name).display().to_string(), (*text).to_string());
     }
     raw.content_hash = hex(hasher);
-    compile(raw, problems)
+    compile(raw, sources, problems)
 }
 
 /// Compiles `raw`, merging its problems with those found while reading. The files its Issuers
-/// name are probed first, so that compiling does no I/O.
-fn compile(mut raw: RawPolicySet, mut problems: Vec<Problem>) -> Result<PolicySet, LoadErrors> {
+/// name are probed first, so that compiling does no I/O. Problems are placed at
+/// `file:line:column` in `sources` (the texts just read, so never a second read); the set
+/// keeps `sources` for what places lints and declarations later.
+fn compile(
+    mut raw: RawPolicySet,
+    sources: SourceMap,
+    mut problems: Vec<Problem>,
+) -> Result<PolicySet, LoadErrors> {
     raw.files = referenced_files(&raw.documents);
     match PolicySet::try_from(raw) {
-        Ok(set) if problems.is_empty() => Ok(set),
-        Ok(_) => Err(LoadErrors(sorted(problems))),
+        Ok(set) if problems.is_empty() => Ok(set.with_sources(sources)),
+        Ok(_) => Err(LoadErrors(placed(sorted(problems), &sources))),
         Err(LoadErrors(more)) => {
             problems.extend(more);
-            Err(LoadErrors(sorted(problems)))
+            Err(LoadErrors(placed(sorted(problems), &sources)))
         }
     }
+}
+
+/// Fills each problem's `position` (unless the parser gave one) where its document (and
+/// field) can be found in `sources`.
+fn placed(mut problems: Vec<Problem>, sources: &SourceMap) -> Vec<Problem> {
+    for p in problems.iter_mut().filter(|p| p.position.is_none()) {
+        p.position = sources.locate(&p.location, &p.path);
+    }
+    problems
 }
 
 /// Probes the files Issuers name, each resolved against its policy file's directory: which
@@ -124,7 +144,7 @@ fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
     problems
 }
 
-fn read_dir(dir: &Path, problems: &mut Vec<Problem>) -> RawPolicySet {
+fn read_dir(dir: &Path, sources: &mut SourceMap, problems: &mut Vec<Problem>) -> RawPolicySet {
     let mut raw = RawPolicySet::default();
     let mut hasher = Sha256::new();
     for path in policy_files(dir, problems) {
@@ -132,6 +152,7 @@ fn read_dir(dir: &Path, problems: &mut Vec<Problem>) -> RawPolicySet {
             continue;
         };
         read_text(&path, &text, &mut hasher, &mut raw, problems);
+        sources.insert(path.display().to_string(), text);
     }
     raw.content_hash = hex(hasher);
     raw
@@ -180,6 +201,7 @@ pub(crate) fn policy_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<PathB
         location: String::new(),
         path: String::new(),
         message,
+        position: None,
     };
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -230,6 +252,7 @@ fn read_file(path: &Path, problems: &mut Vec<Problem>) -> Option<String> {
         location: path.display().to_string(),
         path: String::new(),
         message,
+        position: None,
     };
     match fs::metadata(path) {
         Ok(meta) if meta.len() > MAX_FILE_BYTES => {
@@ -282,12 +305,20 @@ fn read_documents(path: &Path, text: &str, raw: &mut RawPolicySet, problems: &mu
             Ok(value) => value,
             Err(e) => {
                 // After a syntax error the parser cannot find the next document reliably (and
-                // the iterator would repeat the error forever), so stop reading this file.
-                problems.push(problem(
+                // the iterator would repeat the error forever), so stop reading this file. The
+                // parser knows exactly where it stopped: that is the position, not the
+                // document's first line.
+                let mut syntax = problem(
                     &origin,
                     "",
                     format!("invalid YAML: {e} (the rest of the file was not read)"),
-                ));
+                );
+                syntax.position = e.location().map(|at| Position {
+                    file: path.display().to_string(),
+                    line: at.line(),
+                    column: at.column(),
+                });
+                problems.push(syntax);
                 return;
             }
         };
@@ -401,6 +432,7 @@ fn problem(origin: &Origin, path: impl Into<String>, message: impl Into<String>)
         location: origin.to_string(),
         path: path.into(),
         message: message.into(),
+        position: None,
     }
 }
 

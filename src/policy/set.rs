@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::policy::index::CredentialIndex;
+use crate::policy::load::source_map::SourceMap;
 use crate::policy::model::{
     Application, CredentialMode, Issuer, ManagedIdentity, ManagedIdentityName, ServicePrincipal,
     Tenant,
@@ -43,6 +44,8 @@ pub struct PolicySet {
     audit_credentials: usize,
     /// The credential lookup index, built once with the set.
     credential_index: CredentialIndex,
+    /// The text of the files loaded, to place lints and declarations at `file:line:column`.
+    sources: Arc<SourceMap>,
 }
 
 /// The compiled documents a [`PolicySet`] is assembled from, each kind in load order.
@@ -133,7 +136,22 @@ impl PolicySet {
             content_hash,
             audit_credentials,
             credential_index,
+            sources: Arc::default(),
         }
+    }
+
+    /// The set with `sources`, the texts it was loaded from (the loader attaches them).
+    pub(crate) fn with_sources(self, sources: SourceMap) -> Self {
+        Self {
+            sources: Arc::new(sources),
+            ..self
+        }
+    }
+
+    /// The text of the files this set was loaded from, to show where a document or field is
+    /// (`file:line:column`) as it was when loaded, whatever the files hold now.
+    pub fn sources(&self) -> &SourceMap {
+        &self.sources
     }
 
     /// The index of this set's federated credentials (by tenant, issuer and subject).

@@ -4,8 +4,8 @@
 //! not load (or has warnings under `--strict`), [`EXIT_WARNINGS`] 2 when it loads with
 //! warnings only.
 //!
-//! Every problem and warning is printed at `file:line:column` (the loader's `file#N` document
-//! and field path, placed by [`SourceMap`]); `--format sarif` writes SARIF 2.1.0 for
+//! Every problem and warning is printed at `file:line:column` (placed by the loader and by
+//! `lint` in the text they read, so nothing is read twice); `--format sarif` writes SARIF 2.1.0 for
 //! code-scanning tools (see [`sarif`]).
 
 pub mod sarif;
@@ -16,7 +16,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::policy::lint::{self, Warning};
-use crate::policy::load::source_map::{Position, SourceMap};
+use crate::policy::load::source_map::Position;
 use crate::policy::{LoadErrors, PolicySet, Problem};
 
 /// The set loads and has no warnings.
@@ -57,8 +57,7 @@ pub fn run(dir: &Path, options: Options, out: &mut dyn Write) -> i32 {
         (Ok(_), false) if options.strict => EXIT_ERRORS,
         (Ok(_), false) => EXIT_WARNINGS,
     };
-    let sources = SourceMap::read(dir);
-    let (errors, warnings) = place(&sources, &loaded, warnings);
+    let (errors, warnings) = place(&loaded, warnings);
     // Output errors (a closed pipe) cannot change the verdict; the exit code carries it.
     let _ = match options.format {
         Format::Text => text(dir, &loaded, &errors, &warnings, out),
@@ -77,33 +76,33 @@ pub struct Placed<T> {
     pub position: Option<Position>,
 }
 
+/// Pairs each problem and warning with the position the loader (or lint) found, its
+/// `location` replaced by that position when there is one.
 fn place(
-    sources: &SourceMap,
     loaded: &Result<PolicySet, LoadErrors>,
     warnings: Vec<Warning>,
 ) -> (Vec<Placed<Problem>>, Vec<Placed<Warning>>) {
     let errors = match loaded {
         Err(LoadErrors(problems)) => problems
             .iter()
-            .map(|p| {
-                let position = sources.locate(&p.location, &p.path);
-                let mut item = p.clone();
-                if let Some(pos) = &position {
-                    item.location = pos.to_string();
-                }
-                Placed { item, position }
+            .map(|p| Placed {
+                item: Problem {
+                    location: p.shown_location(),
+                    ..p.clone()
+                },
+                position: p.position.clone(),
             })
             .collect(),
         Ok(_) => Vec::new(),
     };
     let warnings = warnings
         .into_iter()
-        .map(|mut w| {
-            let position = sources.locate(&w.location, &w.path);
-            if let Some(pos) = &position {
-                w.location = pos.to_string();
-            }
-            Placed { item: w, position }
+        .map(|w| Placed {
+            position: w.position.clone(),
+            item: Warning {
+                location: w.shown_location(),
+                ..w
+            },
         })
         .collect();
     (errors, warnings)

@@ -2,7 +2,6 @@
 //! directory, offline, for PR comments and docs. The same graph the admin API serves
 //! ([`crate::policy::graph`]), loaded by the same [`crate::policy::load_dir`] as `serve`.
 
-use crate::policy::load::source_map::SourceMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -14,7 +13,7 @@ pub fn run(dir: &Path, format: Format, out: &mut dyn Write, err: &mut dyn Write)
     match crate::policy::load_dir(dir) {
         Ok(set) => {
             let mut built = graph::build(&set);
-            graph::locate(&mut built, &SourceMap::read(dir));
+            graph::locate(&mut built, set.sources());
             let _ = out.write_all(built.render(format).as_bytes());
             0
         }

@@ -75,7 +75,61 @@ fn serve_with_bad_configuration_exits_64_before_binding() {
         .expect("run");
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("x.yaml#1"), "{stderr}");
+    // file:line:column of the field (issue #16), not the document number.
+    assert!(stderr.contains("x.yaml:3:1 issuer: "), "{stderr}");
+    assert!(!stderr.contains("x.yaml#1"), "{stderr}");
+}
+
+/// A policy directory whose only problem is `issuer` on line 3 of `x.yaml`.
+fn broken_policies(root: &std::path::Path) -> std::path::PathBuf {
+    let broken = root.join("policies");
+    std::fs::create_dir(&broken).expect("mkdir");
+    std::fs::write(
+        broken.join("x.yaml"),
+        "# a comment first\nkind: Issuer\nname: a\nissuer: http://insecure.example\n",
+    )
+    .expect("write");
+    broken
+}
+
+#[test]
+fn policy_test_and_explain_place_load_errors_at_line_and_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = broken_policies(dir.path());
+    let claims = dir.path().join("claims.json");
+    std::fs::write(
+        &claims,
+        r#"{"iss":"http://insecure.example","sub":"s","aud":"x"}"#,
+    )
+    .expect("write");
+    let runs = [
+        vec!["policy".into(), "test".into(), broken.display().to_string()],
+        vec![
+            "policy".into(),
+            "explain".into(),
+            "--policies".into(),
+            broken.display().to_string(),
+            "--claims".into(),
+            claims.display().to_string(),
+            "--tenant".into(),
+            "contoso".into(),
+        ],
+    ];
+    for args in runs {
+        let out = Command::new(BIN)
+            .args(&args)
+            .env("TRUSTBRIDGE_DATA_DIR", dir.path())
+            .output()
+            .expect("run");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_ne!(out.status.code(), Some(0), "{args:?}: {text}");
+        assert!(text.contains("x.yaml:4:1 issuer: "), "{args:?}: {text}");
+        assert!(!text.contains("x.yaml#1"), "{args:?}: {text}");
+    }
 }
 
 #[test]

@@ -54,6 +54,59 @@ async fn discovery_document_is_complete_and_consistent() {
     }
 }
 
+/// An openidconnect client's discovery (`CoreProviderMetadata::discover_async`) against the
+/// real gateway: it parses the document with its required fields and types, checks that
+/// `issuer` is the issuer it asked for, and fetches and parses the JWKS at `jwks_uri`.
+#[actix_web::test]
+async fn an_openidconnect_client_discovers_the_tenant_issuer() {
+    use openidconnect::core::{CoreJwsSigningAlgorithm, CoreProviderMetadata};
+    use openidconnect::{IssuerUrl, JsonWebKey};
+
+    let gw = setup().await;
+    let http = crate::support::http();
+    // openidconnect is built without an HTTP client here; this one is the tests' reqwest.
+    let client = |request: openidconnect::HttpRequest| {
+        let http = http.clone();
+        async move {
+            let response = http.get(request.uri().to_string()).send().await?;
+            let mut built =
+                openidconnect::http::Response::builder().status(response.status().as_u16());
+            if let Some(content_type) = response.headers().get("content-type") {
+                built = built.header("content-type", content_type.as_bytes());
+            }
+            let body = response.bytes().await?.to_vec();
+            Ok::<_, reqwest::Error>(built.body(body).expect("response parts are valid"))
+        }
+    };
+    let issuer = format!("{}/contoso/v2.0", gw.url);
+    let metadata = CoreProviderMetadata::discover_async(
+        IssuerUrl::new(issuer.clone()).expect("issuer URL"),
+        &client,
+    )
+    .await
+    .expect("an openidconnect client accepts the document");
+    assert_eq!(metadata.issuer().as_str(), issuer);
+    assert_eq!(
+        metadata.jwks_uri().as_str(),
+        format!("{}/contoso/discovery/v2.0/keys", gw.url)
+    );
+    assert_eq!(
+        metadata.id_token_signing_alg_values_supported(),
+        &vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]
+    );
+    let keys = metadata.jwks().keys();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].key_id().is_some());
+
+    // Another tenant's issuer is not this one: the client refuses the mismatch.
+    let wrong = IssuerUrl::new(format!("{}/contoso/v2.0/", gw.url)).expect("issuer URL");
+    assert!(
+        CoreProviderMetadata::discover_async(wrong, &client)
+            .await
+            .is_err()
+    );
+}
+
 #[actix_web::test]
 async fn jwks_keys_carry_kid_alg_and_use_only() {
     let gw = setup().await;

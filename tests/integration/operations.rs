@@ -622,15 +622,17 @@ async fn reload_picks_up_an_edit_and_keeps_the_last_good_set_on_a_broken_one() {
     assert_eq!(granted[1]["policy.hash"], hash.as_str());
 
     // A broken edit is refused; the last good set keeps serving and /readyz stays ready.
-    std::fs::write(&file, format!("{original}\n---\nkind: Tenant\nnme: typo\n")).expect("write");
+    let broken = format!("{original}\n---\nkind: Tenant\nnme: typo\n");
+    std::fs::write(&file, &broken).expect("write");
     let ReloadOutcome::Rejected { problems } = store.reload(Trigger::Manual) else {
         panic!("broken set accepted")
     };
+    // Named by file:line:column (issue #16), the line of the misspelt key.
+    let line = 1 + broken.lines().position(|l| l == "nme: typo").expect("line");
+    let at = format!("policies.yaml:{line}:1 nme: ");
     assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("policies.yaml#11") && p.contains("nme")),
-        "{problems:?}"
+        problems.iter().any(|p| p.contains(&at)),
+        "{at} in {problems:?}"
     );
     assert_eq!(gw.gateway.policies().content_hash(), hash);
     assert_eq!(exchange(token(prod)).await, 200);
@@ -733,7 +735,22 @@ async fn sighup_reloads_the_running_binary() {
         .expect("get")
         .status()
         .as_u16();
+
+    // A broken edit: the refusal is logged with the field's file:line:column.
+    std::fs::write(
+        policies.join("p.yaml"),
+        "kind: Tenant\nname: contoso\n---\nkind: Tenant\nnme: fabrikam\n",
+    )
+    .expect("write");
+    let killed = Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill");
+    let refused = wait_for("policy reload refused");
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(status, 200, "the SIGHUP reload serves the new tenant");
+    assert!(killed.success());
+    assert!(refused.contains("p.yaml:5:1 nme: "), "{refused}");
+    assert!(!refused.contains("p.yaml#2"), "{refused}");
 }

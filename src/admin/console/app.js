@@ -217,6 +217,7 @@
     for (const f of node.findings) {
       const d = el("div", { class: "finding" });
       d.appendChild(el("strong", {}, "⚠ " + f.code));
+      if (f.position) d.appendChild(el("div", {}, "at " + f.position));
       d.appendChild(el("div", {}, f.message));
       d.appendChild(el("div", {}, "fix: " + f.fix));
       box.appendChild(d);

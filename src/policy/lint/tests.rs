@@ -297,15 +297,24 @@ fn the_bundled_policies_are_clean() {
 
 #[test]
 fn warnings_display_with_location_path_code_and_fix() {
-    let w = lints(&app(
+    let extra = app(
         "bot",
         "    issuer: cluster\n    audiences: [sts.amazonaws.com]\n    subject: s",
-    ));
-    let text = w[0].to_string();
-    assert!(
-        text.contains("p.yaml#6 federatedCredentials[0].audiences[0]: warning[shared-audience]"),
-        "{text}"
     );
+    let w = lints(&extra);
+    let text = w[0].to_string();
+    // Shown at file:line:column (issue #16); the document number stays in `location`.
+    let file = format!("{BASE}---\n{extra}");
+    let line = 1 + file
+        .lines()
+        .position(|l| l.contains("audiences: [sts.amazonaws.com]"))
+        .expect("line");
+    let at = format!(":{line}:5 federatedCredentials[0].audiences[0]: warning[shared-audience]");
+    assert!(
+        text.contains(&at) && text.contains("p.yaml:"),
+        "{at} in {text}"
+    );
+    assert!(w[0].location.ends_with("p.yaml#6"), "{}", w[0].location);
     assert!(text.contains("\n    fix: "), "{text}");
 }
 

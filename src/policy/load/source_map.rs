@@ -1,5 +1,6 @@
 //! `file:line:column` for a problem or lint that names a document (`policies/ci.yaml#3`) and a
-//! field path (`federatedCredentials[0].issuer`), for `policy check` (text, JSON, SARIF).
+//! field path (`federatedCredentials[0].issuer`): what every load error, lint and graph node
+//! shows (`serve` logs, `policy check|test|explain|graph`, the admin API and console).
 //!
 //! The loader deserializes documents through `serde_yaml_ng::Value`, which keeps no positions,
 //! so this maps positions back from the text: document boundaries are the `---` / `...` lines
@@ -11,7 +12,7 @@
 //! It never decides anything: a wrong guess only moves an annotation, never a verdict.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::ops::Range;
 
 /// A position in a policy file, 1-based.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,32 +31,74 @@ impl std::fmt::Display for Position {
     }
 }
 
-/// The text of every policy file of a directory, by the name the loader gives it.
-#[derive(Debug, Clone, Default)]
+/// The text of every policy file of a set, by the name the loader gives it, with each file's
+/// line and document boundaries found once (placing a problem then costs one document's lines,
+/// not the file's).
+///
+/// The loader builds it from the texts it read (no second read, and positions always match
+/// the text that was loaded); a loaded [`PolicySet`](crate::policy::PolicySet) keeps it so
+/// lints, the graph and `policy explain` place what they show.
+#[derive(Clone, Default)]
 pub struct SourceMap {
-    files: BTreeMap<String, String>,
+    files: BTreeMap<String, SourceFile>,
+}
+
+/// Names the files only: their text may be large, and is not for logs.
+impl std::fmt::Debug for SourceMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.files.keys()).finish()
+    }
+}
+
+#[derive(Clone)]
+struct SourceFile {
+    text: String,
+    /// Byte range of each line, without its `\n` or `\r\n` (as [`str::lines`] splits).
+    lines: Vec<Range<usize>>,
+    /// `[start, end)` line ranges of each document.
+    documents: Vec<(usize, usize)>,
+}
+
+impl SourceFile {
+    fn new(text: String) -> Self {
+        let mut lines = Vec::new();
+        let mut offset = 0;
+        for piece in text.split_inclusive('\n') {
+            let line = piece.strip_suffix('\n').unwrap_or(piece);
+            let line = if piece.ends_with('\n') {
+                line.strip_suffix('\r').unwrap_or(line)
+            } else {
+                line
+            };
+            lines.push(offset..offset + line.len());
+            offset += piece.len();
+        }
+        let documents = {
+            let all: Vec<&str> = lines.iter().map(|r| &text[r.clone()]).collect();
+            documents(&all)
+        };
+        SourceFile {
+            text,
+            lines,
+            documents,
+        }
+    }
 }
 
 impl SourceMap {
-    /// Reads the policy files of `dir` exactly as [`super::load_dir`] finds them; unreadable
-    /// files are left out (their problems already say so).
-    pub fn read(dir: &Path) -> SourceMap {
-        let mut ignored = Vec::new();
-        let files = super::policy_files(dir, &mut ignored)
-            .into_iter()
-            .filter_map(|path| {
-                let text = super::read_file(&path, &mut ignored)?;
-                Some((path.display().to_string(), text))
-            })
-            .collect();
-        SourceMap { files }
-    }
-
-    /// A map over texts already in hand, keyed by file name.
+    /// A map over texts already in hand, keyed by file name as the loader names it.
     pub fn from_texts(files: impl IntoIterator<Item = (String, String)>) -> SourceMap {
         SourceMap {
-            files: files.into_iter().collect(),
+            files: files
+                .into_iter()
+                .map(|(name, text)| (name, SourceFile::new(text)))
+                .collect(),
         }
+    }
+
+    /// Adds (or replaces) one file.
+    pub(crate) fn insert(&mut self, name: String, text: String) {
+        self.files.insert(name, SourceFile::new(text));
     }
 
     /// Where `location` (`file#N`) and the field `path` inside that document are; `None` when
@@ -63,13 +106,16 @@ impl SourceMap {
     pub fn locate(&self, location: &str, path: &str) -> Option<Position> {
         let (file, document) = location.rsplit_once('#')?;
         let document: usize = document.parse().ok()?;
-        let text = self.files.get(file)?;
-        let lines: Vec<&str> = text.lines().collect();
-        let (start, end) = *documents(&lines).get(document.checked_sub(1)?)?;
-        let (line, column) = follow(&lines, start, end, path);
+        let source = self.files.get(file)?;
+        let (start, end) = *source.documents.get(document.checked_sub(1)?)?;
+        let lines: Vec<&str> = source.lines[start..end]
+            .iter()
+            .map(|r| &source.text[r.clone()])
+            .collect();
+        let (line, column) = follow(&lines, 0, lines.len(), path);
         Some(Position {
             file: file.to_string(),
-            line: line + 1,
+            line: start + line + 1,
             column: column + 1,
         })
     }

@@ -1174,3 +1174,90 @@ fn load_texts_matches_load_dir() {
         "{problems:?}"
     );
 }
+
+// === file:line:column (issue #16) ===
+
+/// Every problem the loader reports is placed in the text it read: the field's line and
+/// column, shown instead of the document number (which stays in `location` for ordering).
+#[test]
+fn problems_are_shown_at_file_line_column() {
+    let broken = "kind: Tenant\nname: a\n---\n# why\nkind: Application\nname: b\nfederatedCredentials:\n  - name: c\n    issuer: nope\n    audiences: [x]\n    subject: s\n";
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &[("00-base.yaml", BASE), ("z.yaml", broken)]);
+    let LoadErrors(found) = load_dir(dir.path()).unwrap_err();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let p = &found[0];
+    assert!(p.location.ends_with("z.yaml#2"), "{p:?}");
+    let position = p.position.as_ref().expect("placed");
+    assert!(position.file.ends_with("z.yaml"), "{position:?}");
+    assert_eq!((position.line, position.column), (9, 5));
+    let shown = p.to_string();
+    assert!(
+        shown.starts_with(&format!(
+            "{}:9:5 federatedCredentials[0].issuer: ",
+            dir.path().join("z.yaml").display()
+        )),
+        "{shown}"
+    );
+    assert!(!shown.contains('#'), "{shown}");
+}
+
+/// A YAML syntax error is placed where the parser stopped, not at its document's start.
+#[test]
+fn yaml_syntax_errors_are_placed_where_the_parser_stopped() {
+    let broken = "kind: Tenant\nname: a\n---\nkind: Tenant\nname: [unclosed\n";
+    let LoadErrors(found) = load_texts(&[("y.yaml", broken)]).unwrap_err();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let position = found[0].position.as_ref().expect("placed");
+    assert_eq!(position.file, "y.yaml");
+    assert!(position.line >= 5, "{position:?}");
+    assert!(found[0].to_string().starts_with("y.yaml:"), "{}", found[0]);
+}
+
+/// Where nothing places a problem (the directory itself, a whole file), it keeps its
+/// location: the file, or nothing.
+#[test]
+fn problems_without_a_document_keep_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let LoadErrors(found) = load_dir(dir.path()).unwrap_err();
+    assert_eq!(found[0].position, None);
+    assert!(
+        found[0].to_string().starts_with("policy directory"),
+        "{}",
+        found[0]
+    );
+
+    write(dir.path(), &[("00-base.yaml", BASE)]);
+    std::fs::write(dir.path().join("bin.yaml"), [0xff, 0xfe, b'\n']).unwrap();
+    let LoadErrors(found) = load_dir(dir.path()).unwrap_err();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].position, None);
+    assert!(
+        found[0].to_string().starts_with(&format!(
+            "{}: not UTF-8",
+            dir.path().join("bin.yaml").display()
+        )),
+        "{}",
+        found[0]
+    );
+}
+
+/// A loaded set keeps the text it was loaded from: what it shows stays right after the files
+/// change or go (a refused reload must not move the serving set's positions).
+#[test]
+fn a_set_places_its_documents_in_the_text_it_was_loaded_from() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &[("00-base.yaml", BASE)]);
+    let set = load_dir(dir.path()).unwrap();
+    std::fs::remove_file(dir.path().join("00-base.yaml")).unwrap();
+    let location = format!("{}#5", dir.path().join("00-base.yaml").display());
+    let at = set
+        .sources()
+        .locate(&location, "federatedCredentials[0].issuer")
+        .expect("placed");
+    let line = BASE
+        .lines()
+        .position(|l| l == "    issuer: github")
+        .expect("line");
+    assert_eq!((at.line, at.column), (line + 1, 5));
+}

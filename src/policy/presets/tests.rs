@@ -352,7 +352,7 @@ fn trailing_slash_twins_are_refused() {
         "kind: Issuer\nname: a\nissuer: https://idp.example\n---\nkind: Issuer\nname: b\nissuer: https://idp.example/\n",
     );
     assert_eq!(found.len(), 1, "{found:#?}");
-    assert!(found[0].contains("p.yaml#2 issuer:"), "{found:#?}");
+    assert!(found[0].contains("p.yaml:7:1 issuer:"), "{found:#?}");
     assert!(found[0].contains("only by a trailing slash"), "{found:#?}");
     assert!(found[0].contains("\"https://idp.example\""), "{found:#?}");
     // Azure v1 issuers end with a slash; alone they are fine.
