@@ -202,15 +202,28 @@ async fn handle(
     let guard = gw.guard();
     let limit = gw.settings().rate_limit_issuer;
     let bucket = format!("{}/{}", grant.tenant, validated.issuer_name);
-    let state = |op: &'static str| tracing::info_span!(target: traces::TARGET, "state", op);
+    // A `state` span per call that reaches the backend (an unset limit makes none).
+    let state = |op: &'static str, calls: bool| {
+        if calls {
+            tracing::info_span!(target: traces::TARGET, "state", op)
+        } else {
+            tracing::Span::none()
+        }
+    };
     let limited = guard.rate_limit(SCOPE_ISSUER, &bucket, limit, now);
-    if let Err(r) = limited.instrument(state("rate_limit_issuer")).await {
+    if let Err(r) = limited
+        .instrument(state("rate_limit_issuer", limit.is_some()))
+        .await
+    {
         return Err(finish_denied(&gw, &record, refuse(&r), started, &[]));
     }
     let limit = gw.settings().rate_limit_identity;
     let bucket = format!("{}/{}", grant.tenant, grant.object_id);
     let limited = guard.rate_limit(SCOPE_IDENTITY, &bucket, limit, now);
-    if let Err(r) = limited.instrument(state("rate_limit_identity")).await {
+    if let Err(r) = limited
+        .instrument(state("rate_limit_identity", limit.is_some()))
+        .await
+    {
         return Err(finish_denied(&gw, &record, refuse(&r), started, &[]));
     }
     if grant.one_time_use {
@@ -225,14 +238,14 @@ async fn handle(
         );
         let until = validated.exp.saturating_add(leeway);
         let used = guard.one_time_use(&key, until, now);
-        if let Err(r) = used.instrument(state("one_time_use")).await {
+        if let Err(r) = used.instrument(state("one_time_use", true)).await {
             return Err(finish_denied(&gw, &record, refuse(&r), started, &[]));
         }
     }
 
     if let Some(proof) = &proof
         && let Err(err) = http::dpop::remember(&gw, proof, now, refuse)
-            .instrument(state("dpop_replay"))
+            .instrument(state("dpop_replay", true))
             .await
     {
         return Err(finish_denied(&gw, &record, err, started, &[]));

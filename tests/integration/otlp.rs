@@ -376,6 +376,12 @@ async fn exchanges_export_linked_spans_under_the_callers_trace_and_no_token() {
             .iter()
             .any(|s| attr(&s.attributes, "op") == Some("rate_limit_identity"))
     );
+    assert!(
+        state
+            .iter()
+            .all(|s| attr(&s.attributes, "op") != Some("rate_limit_issuer")),
+        "no span for the issuer limit, which is unset and calls no backend"
+    );
     // The unknown `kid` made this exchange fetch the issuer's keys, inside its validation.
     let fetch = named(&trace, "key_fetch");
     assert!(!fetch.is_empty(), "a key fetch: {trace:#?}");
