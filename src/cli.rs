@@ -209,6 +209,11 @@ pub struct ServeArgs {
     /// [default: 60s].
     #[arg(long, env = "TRUSTBRIDGE_DPOP_PROOF_WINDOW")]
     pub dpop_proof_window: Option<String>,
+    /// Export traces over OTLP/HTTP to this collector base URL (`/v1/traces` is appended);
+    /// unset, the standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT
+    /// variables decide, and with none of them tracing is off [default: off].
+    #[arg(long, env = "TRUSTBRIDGE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {
@@ -247,6 +252,7 @@ impl ServeArgs {
             unused_after: self.unused_after.clone(),
             max_workload_identities: self.max_workload_identities,
             dpop_proof_window: self.dpop_proof_window.clone(),
+            otlp_endpoint: self.otlp_endpoint.clone(),
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,
@@ -526,7 +532,32 @@ fn serve(args: &ServeArgs) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    crate::telemetry::logging::init(settings.log_format, "info");
+    let env = |name: &str| std::env::var(name).ok();
+    let traces = match crate::telemetry::traces::endpoint(settings.otlp_endpoint.as_deref(), &env)
+        .map(|e| crate::telemetry::traces::Pipeline::start(&e))
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("trustbridge cannot start: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    crate::telemetry::logging::init(
+        settings.log_format,
+        "info",
+        traces.as_ref().map(|t| t.layer()),
+    );
+    let code = serve_with(settings);
+    // After the runtime stopped: the flush blocks until the last batch is sent.
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    code
+}
+
+/// `serve` once logging and tracing are installed.
+fn serve_with(settings: Settings) -> i32 {
     if settings.verbose_errors {
         tracing::warn!(
             listen = %settings.listen,

@@ -103,6 +103,10 @@ pub struct Settings {
     /// How old a DPoP proof's `iat` may be (`--dpop-proof-window`); its `jti` is remembered
     /// that long.
     pub dpop_proof_window: Duration,
+    /// Base URL of the OTLP/HTTP collector traces are exported to (`--otlp-endpoint`, as
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: `/v1/traces` is appended); `None` leaves the choice to
+    /// the standard `OTEL_EXPORTER_OTLP_*` variables (see `telemetry::traces`).
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Settings as given by one layer (flags, file); `None` means "not set here".
@@ -173,6 +177,8 @@ pub struct Layer {
     pub max_workload_identities: Option<usize>,
     /// `--dpop-proof-window` (humantime, e.g. `60s`).
     pub dpop_proof_window: Option<String>,
+    /// `--otlp-endpoint` (an http(s) base URL such as `http://collector:4318`).
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Layer {
@@ -213,6 +219,7 @@ impl Layer {
                 .max_workload_identities
                 .or(lower.max_workload_identities),
             dpop_proof_window: self.dpop_proof_window.or(lower.dpop_proof_window),
+            otlp_endpoint: self.otlp_endpoint.or(lower.otlp_endpoint),
         }
     }
 }
@@ -371,6 +378,12 @@ impl Settings {
         };
         let admin_listen =
             admin_listen(&layer.admin_listen, &layer.admin_token_file, &mut problems);
+        let otlp_endpoint = layer.otlp_endpoint.as_deref().and_then(|text| {
+            crate::telemetry::traces::check_endpoint(text)
+                // The value is not echoed: a URL with credentials in it is a secret.
+                .map_err(|why| problems.push(format!("otlp-endpoint: {why}")))
+                .ok()
+        });
         if !problems.is_empty() {
             return Err(ConfigErrors(problems));
         }
@@ -404,6 +417,7 @@ impl Settings {
             unused_after: scale.unused_after,
             max_workload_identities: scale.max_workload_identities,
             dpop_proof_window,
+            otlp_endpoint,
         })
     }
 

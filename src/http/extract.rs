@@ -1,6 +1,7 @@
 //! Reading request parts that are hostile input: the body (size-capped while streaming, so an
 //! oversized body is refused without being buffered), the client's correlation id, and the
-//! ids ([`ErrorIds`]) that tie a response to its log and audit lines, read once per request.
+//! ids ([`ErrorIds`]) that tie a response to its log and audit lines, read once per request
+//! (the trace id follows a valid W3C `traceparent`).
 
 use std::time::SystemTime;
 
@@ -9,6 +10,7 @@ use actix_web::web::{Bytes, BytesMut, Data, Payload};
 use futures_util::StreamExt;
 
 use crate::gateway::Gateway;
+use crate::telemetry::traces;
 
 /// Largest token request body accepted (a subject token is capped far below this).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -73,6 +75,16 @@ pub fn correlation_id(req: &HttpRequest) -> Option<String> {
     ok.then(|| value.to_string())
 }
 
+/// A request header's value when it is visible ASCII (else `None`, as if absent).
+pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name)?.to_str().ok()
+}
+
+/// A fresh trace id for a request without a valid `traceparent`: a random UUID.
+pub fn random_trace_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 /// The tenant from the URL as it may be echoed: no control characters, at most 64 of them.
 pub fn shown_tenant(tenant: &str) -> String {
     crate::text::shown(tenant, 64)
@@ -98,8 +110,18 @@ impl ErrorIds {
     /// Reads the ids of `req` arriving at `now`: a fresh trace id, the client's
     /// `client-request-id` when it is safe to echo (else the trace id), the Entra timestamp,
     /// and the gateway's `verboseErrors` setting (off when no gateway is registered).
+    ///
+    /// The trace id is the W3C `traceparent`'s (32 hex digits) when the request carries a
+    /// valid one, else a random UUID.
     pub fn of(req: &HttpRequest, now: SystemTime) -> Self {
-        let trace_id = uuid::Uuid::new_v4().to_string();
+        let trace_id = traces::trace_parent(header(req, "traceparent"))
+            .map_or_else(random_trace_id, |p| p.trace_id);
+        Self::with_trace_id(req, now, trace_id)
+    }
+
+    /// As [`ErrorIds::of`], with the trace id already decided (the token handler takes its
+    /// `exchange` span's).
+    pub fn with_trace_id(req: &HttpRequest, now: SystemTime, trace_id: String) -> Self {
         let correlation_id = correlation_id(req).unwrap_or_else(|| trace_id.clone());
         let verbose_errors = req
             .app_data::<Data<Gateway>>()
@@ -143,5 +165,33 @@ mod tests {
         let ids = ErrorIds::of(&hostile, now);
         assert_eq!(ids.correlation_id, ids.trace_id);
         assert!(!ids.verbose_errors, "off without a gateway");
+    }
+
+    #[test]
+    fn the_trace_id_is_a_valid_traceparents_else_a_random_uuid() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let req = TestRequest::default()
+            .insert_header(("traceparent", format!("00-{trace}-00f067aa0ba902b7-01")))
+            .to_http_request();
+        let ids = ErrorIds::of(&req, now);
+        assert_eq!(ids.trace_id, trace);
+        assert_eq!(
+            ids.correlation_id, trace,
+            "the fallback correlation id follows"
+        );
+        for bad in [
+            format!("00-{trace}-0000000000000000-01"),
+            format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32)),
+            format!("zz-{trace}-00f067aa0ba902b7-01"),
+            "garbage".to_string(),
+        ] {
+            let req = TestRequest::default()
+                .insert_header(("traceparent", bad.as_str()))
+                .to_http_request();
+            let ids = ErrorIds::of(&req, now);
+            assert_eq!(ids.trace_id.len(), 36, "{bad}: a UUID");
+            assert!(uuid::Uuid::parse_str(&ids.trace_id).is_ok(), "{bad}");
+        }
     }
 }

@@ -15,6 +15,8 @@ use std::time::Instant;
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, PRAGMA};
 use actix_web::{HttpRequest, HttpResponse, web};
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use crate::exchange::audit::AuditRecord;
 use crate::exchange::explain::{self, Query};
@@ -28,22 +30,66 @@ use crate::refusal::{Context, Refuse};
 use crate::state::guard::{SCOPE_IDENTITY, SCOPE_ISSUER};
 use crate::state::replay_key;
 use crate::telemetry::audit::AuditUnavailable;
-use crate::telemetry::names;
+use crate::telemetry::{names, traces};
 use crate::tokens::{AccessTokenClaims, SignError};
 
 /// Most lines of explanation a denied exchange's audit record carries.
 const AUDIT_EXPLANATION_LINES: usize = 3;
 
-/// Handles a token request.
+/// Handles a token request inside its `exchange` span (see `telemetry::traces`): a valid
+/// W3C `traceparent` makes the caller's span its parent, and the response's and audit
+/// record's `trace_id` is the span's trace id (the caller's when it sent one). With traces
+/// off the `trace_id` is the `traceparent`'s trace id when valid, else a random UUID.
 pub async fn token(
     gw: web::Data<Gateway>,
     tenant: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let parent = traces::trace_parent(extract::header(&req, "traceparent"));
+    // Only bounded values are recorded, and only once known to be safe: a tenant that
+    // exists, the parsed grant type, the issuer's configured name, the granted client id,
+    // the outcome and the refusal's reason label. Never a token, a claim or raw input.
+    let span = tracing::info_span!(
+        target: traces::TARGET,
+        "exchange",
+        otel.kind = "server",
+        tenant = Empty,
+        grant_type = Empty,
+        issuer = Empty,
+        client_id = Empty,
+        outcome = Empty,
+        reason = Empty,
+    );
+    let trace_id = traces::adopt(&span, parent.as_ref())
+        .or_else(|| parent.map(|p| p.trace_id))
+        .unwrap_or_else(extract::random_trace_id);
+    let result = handle(gw, tenant, req, payload, trace_id, &span)
+        .instrument(span.clone())
+        .await;
+    match &result {
+        Ok(_) => span.record("outcome", names::OUTCOME_GRANTED),
+        Err(err) => {
+            let refusal = err.refusal();
+            span.record("outcome", if refusal.fault { "error" } else { "denied" });
+            span.record("reason", refusal.reason)
+        }
+    };
+    result
+}
+
+/// The exchange itself, recording into `span` (the current span) as it learns safe values.
+async fn handle(
+    gw: web::Data<Gateway>,
+    tenant: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+    trace_id: String,
+    span: &tracing::Span,
+) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let arrived = gw.clock().now();
-    let ids = ErrorIds::of(&req, arrived);
+    let ids = ErrorIds::with_trace_id(&req, arrived, trace_id);
     let snapshot = gw.snapshot();
     let client = client_of(&req, &gw.settings().trusted_proxies);
     let mut record = AuditRecord {
@@ -63,6 +109,7 @@ pub async fn token(
         if snapshot.policies.tenant(&tenant).is_none() {
             return Err(fail(&Denial::UnknownTenant(extract::shown_tenant(&tenant))));
         }
+        span.record("tenant", tenant.as_str());
         if !extract::is_form(&req) {
             return Err(fail(&HttpRefusal::NotForm));
         }
@@ -85,16 +132,22 @@ pub async fn token(
     };
     request.context.proof_key = proof.as_ref().map(|p| p.jkt.clone());
     record.grant = request.grant.as_str();
+    span.record("grant_type", request.grant.as_str());
     record.client_id = request.client_id.as_deref();
     record.resource = Some(&request.target.resource);
     let ctx = request.refusal_context();
     let refuse = |error: &dyn Refuse| ApiError::refused(error, ctx, &ids);
 
-    let validated = match snapshot.issuers.validate(&request.subject_token).await {
+    let validating = snapshot
+        .issuers
+        .validate(&request.subject_token)
+        .instrument(tracing::info_span!(target: traces::TARGET, "validate"));
+    let validated = match validating.await {
         Ok(v) => v,
         Err(e) => return Err(finish_denied(&gw, &record, refuse(&e), started, &[])),
     };
     record.issuer = Some(&validated.issuer_name);
+    span.record("issuer", validated.issuer_name.as_str());
     record.subject = validated.sub.as_deref();
 
     let now = gw.clock().now();
@@ -107,13 +160,17 @@ pub async fn token(
             now,
         },
     };
+    // Condition (CEL) evaluation happens inside `decide`, so its span covers it.
+    let deciding = tracing::info_span!(target: traces::TARGET, "decide").entered();
     if snapshot.policies.audit_credentials() > 0 {
         // Audit-mode credentials never grant; their verdicts are only recorded.
         for trace in explain::audit_mode(&validated, query, &snapshot.policies) {
             gw.audit().write(record.audit_mode(&trace));
         }
     }
-    let grant = match exchange::decide(&validated, &request, &snapshot.policies, gw.limits(), now) {
+    let decided = exchange::decide(&validated, &request, &snapshot.policies, gw.limits(), now);
+    drop(deciding);
+    let grant = match decided {
         Ok(g) => g,
         Err(d) => {
             // Bounded to the index's candidates: a refusal costs what a grant does.
@@ -145,12 +202,28 @@ pub async fn token(
     let guard = gw.guard();
     let limit = gw.settings().rate_limit_issuer;
     let bucket = format!("{}/{}", grant.tenant, validated.issuer_name);
-    if let Err(r) = guard.rate_limit(SCOPE_ISSUER, &bucket, limit, now).await {
+    // A `state` span per call that reaches the backend (an unset limit makes none).
+    let state = |op: &'static str, calls: bool| {
+        if calls {
+            tracing::info_span!(target: traces::TARGET, "state", op)
+        } else {
+            tracing::Span::none()
+        }
+    };
+    let limited = guard.rate_limit(SCOPE_ISSUER, &bucket, limit, now);
+    if let Err(r) = limited
+        .instrument(state("rate_limit_issuer", limit.is_some()))
+        .await
+    {
         return Err(finish_denied(&gw, &record, refuse(&r), started, &[]));
     }
     let limit = gw.settings().rate_limit_identity;
     let bucket = format!("{}/{}", grant.tenant, grant.object_id);
-    if let Err(r) = guard.rate_limit(SCOPE_IDENTITY, &bucket, limit, now).await {
+    let limited = guard.rate_limit(SCOPE_IDENTITY, &bucket, limit, now);
+    if let Err(r) = limited
+        .instrument(state("rate_limit_identity", limit.is_some()))
+        .await
+    {
         return Err(finish_denied(&gw, &record, refuse(&r), started, &[]));
     }
     if grant.one_time_use {
@@ -164,13 +237,16 @@ pub async fn token(
             &request.subject_token,
         );
         let until = validated.exp.saturating_add(leeway);
-        if let Err(r) = guard.one_time_use(&key, until, now).await {
+        let used = guard.one_time_use(&key, until, now);
+        if let Err(r) = used.instrument(state("one_time_use", true)).await {
             return Err(finish_denied(&gw, &record, refuse(&r), started, &[]));
         }
     }
 
     if let Some(proof) = &proof
-        && let Err(err) = http::dpop::remember(&gw, proof, now, refuse).await
+        && let Err(err) = http::dpop::remember(&gw, proof, now, refuse)
+            .instrument(state("dpop_replay", true))
+            .await
     {
         return Err(finish_denied(&gw, &record, err, started, &[]));
     }
@@ -180,7 +256,11 @@ pub async fn token(
     let mut claims = AccessTokenClaims::for_grant(&grant, issuer, now, jti);
     claims.cnf_jkt = proof.map(|p| p.jkt);
     // The key's end of life may shorten the token; `expires_in` reports the signed `exp`.
-    let access_token = match gw.keys().sign_capped(&mut claims) {
+    let signed = {
+        let _sign = tracing::info_span!(target: traces::TARGET, "sign").entered();
+        gw.keys().sign_capped(&mut claims)
+    };
+    let access_token = match signed {
         Ok(t) => t,
         Err(e @ SignError::KeyOutOfService(_)) => {
             return Err(finish_denied(&gw, &record, refuse(&e), started, &[]));
@@ -192,6 +272,7 @@ pub async fn token(
     };
 
     gw.audit().write(record.granted(&grant, &claims.jti));
+    span.record("client_id", grant.client_id.as_str());
     gw.inventory()
         .note(crate::inventory::granted(&record, &grant));
     gw.metrics()

@@ -46,6 +46,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
+use tracing::Instrument as _;
+
 use super::FetchSettings;
 use super::jwks::KeySet;
 use super::metrics::IssuerMetrics;
@@ -345,7 +347,13 @@ impl CachingKeySource {
             .sets
             .try_get_with(target, async {
                 inner.loads.fetch_add(1, Ordering::Relaxed);
-                let loaded = inner.source.load().await;
+                // One span per actual fetch (joined loads and cache hits open none).
+                let span = tracing::info_span!(
+                    target: crate::telemetry::traces::TARGET,
+                    "key_fetch",
+                    issuer = %inner.name,
+                );
+                let loaded = inner.source.load().instrument(span).await;
                 let fetched_at = inner.clock.now();
                 inner.metrics.fetched(
                     &inner.name,

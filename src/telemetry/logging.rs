@@ -8,6 +8,11 @@
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{Layer as _, fmt};
+
+use crate::telemetry::traces;
 
 /// Output format of logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
@@ -20,17 +25,29 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. Safe to call more than once (later calls are no-ops), so
-/// tests that build several gateways do not fight over it.
-pub fn init(format: LogFormat, default_filter: &str) {
+/// Installs the global subscriber: log lines on stderr, plus the OpenTelemetry layer when
+/// trace export is on (`otel`). Logs never show the spans of [`traces::TARGET`] (whatever
+/// `TRUSTBRIDGE_LOG` says), so turning traces on changes no log line, and with traces off
+/// those spans are disabled call sites. Safe to call more than once (later calls are no-ops),
+/// so tests that build several gateways do not fight over it.
+pub fn init(format: LogFormat, default_filter: &str, otel: Option<traces::OtelLayer>) {
     let filter = EnvFilter::try_from_env("TRUSTBRIDGE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .unwrap_or_else(|_| EnvFilter::new(default_filter))
+        .add_directive(
+            format!("{}=off", traces::TARGET)
+                .parse()
+                .expect("a target and a level make a directive"),
+        );
+    let logs = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let logs = match format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).boxed(),
     };
+    // The OpenTelemetry layer's type names `Registry`: it goes on first.
+    let _ = tracing_subscriber::registry()
+        .with(otel)
+        .with(logs.with_filter(filter))
+        .try_init();
 }
