@@ -16,6 +16,7 @@ mod inventory;
 mod issuer_trust;
 mod metrics;
 mod operations;
+mod private_ca;
 mod properties;
 mod redis_tls;
 mod rejections;
