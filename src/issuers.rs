@@ -5,6 +5,7 @@
 //! only entry point the HTTP layer uses; it yields a [`ValidatedToken`] or a
 //! [`ValidationError`] in domain words.
 
+pub mod ca_file;
 pub mod cache;
 pub mod discovery;
 pub mod fetch;
@@ -21,7 +22,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -29,10 +30,11 @@ use crate::jose::SigningAlgorithm;
 use crate::policy::PolicySet;
 use crate::policy::model::Issuer;
 
+use ca_file::{CaFile, CaKeySource};
 use cache::{CacheError, CachingKeySource};
-use fetch::FetchError;
 pub use fetch::Fetcher;
 pub use metrics::IssuerMetrics;
+use source::KeySource;
 
 /// A subject token whose structure, signature, issuer and time claims were verified.
 /// Audience, subject and conditions are policy matters, checked by `exchange::decide`.
@@ -201,12 +203,11 @@ pub struct IssuerRegistry {
     demo_jwks: PathBuf,
     by_iss: HashMap<String, IssuerEntry>,
     metrics: IssuerMetrics,
-    /// One fetcher per distinct `caFile` (each is its own client and connection pool), kept
-    /// across rebuilds; a CA file that does not make a client keeps its error.
-    ca_fetchers: CaFetchers,
+    /// One [`CaFile`] per distinct `caFile` the issuers name (each its own client and
+    /// connection pool, re-read at every key load), handed on by [`IssuerRegistry::rebuild`]
+    /// for the files still named.
+    ca_files: HashMap<PathBuf, Arc<CaFile>>,
 }
-
-type CaFetchers = Arc<Mutex<HashMap<PathBuf, Result<Fetcher, FetchError>>>>;
 
 #[derive(Clone)]
 struct IssuerEntry {
@@ -267,8 +268,9 @@ impl IssuerRegistry {
             demo_jwks,
             by_iss: HashMap::new(),
             metrics: IssuerMetrics::unregistered(),
-            ca_fetchers: CaFetchers::default(),
+            ca_files: HashMap::new(),
         };
+        registry.ca_files = registry.ca_files_for(policies.issuers());
         registry.by_iss = registry.entries(policies.issuers(), None);
         registry
     }
@@ -293,29 +295,42 @@ impl IssuerRegistry {
             .count()
     }
 
-    /// The fetcher for `issuer`: the shared one, or the one trusting its `caFile`.
-    fn fetcher_for(&self, issuer: &Issuer) -> Result<Fetcher, FetchError> {
-        let Some(ca_file) = &issuer.ca_file else {
-            return Ok(self.fetcher.clone());
-        };
-        let mut fetchers = self.ca_fetchers.lock().unwrap_or_else(|e| e.into_inner());
-        fetchers
-            .entry(ca_file.clone())
-            .or_insert_with(|| {
-                let pem = std::fs::read(ca_file).map_err(|e| FetchError::ClientSetup {
-                    reason: format!("cannot read CA file {}: {}", ca_file.display(), e.kind()),
-                })?;
-                self.fetcher.with_extra_roots(&pem)
-            })
-            .clone()
+    /// The [`CaFile`] of every distinct `caFile` of `issuers`: this registry's own where it
+    /// has one (so a reload keeps the client and the content last seen), new ones otherwise.
+    fn ca_files_for<'i>(
+        &self,
+        issuers: impl Iterator<Item = &'i Arc<Issuer>>,
+    ) -> HashMap<PathBuf, Arc<CaFile>> {
+        let mut files = HashMap::new();
+        for path in issuers.filter_map(|issuer| issuer.ca_file.as_ref()) {
+            files.entry(path.clone()).or_insert_with(|| {
+                self.ca_files
+                    .get(path)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(CaFile::new(path.clone(), &self.fetcher)))
+            });
+        }
+        files
     }
 
-    /// How many distinct CA-file clients were built (for tests).
-    pub fn ca_clients(&self) -> usize {
-        self.ca_fetchers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+    /// Where `issuer`'s keys come from: through its [`CaFile`] when it names one, with the
+    /// shared fetcher otherwise. (An issuer whose `caFile` is somehow not tracked falls back
+    /// to the shared fetcher, which trusts fewer roots: it fails closed.)
+    fn key_source(&self, issuer: &Issuer) -> Arc<dyn KeySource> {
+        let with_ca = issuer
+            .ca_file
+            .as_ref()
+            .and_then(|path| self.ca_files.get(path))
+            .and_then(|ca| CaKeySource::new(ca.clone(), issuer));
+        match with_ca {
+            Some(source) => Arc::new(source),
+            None => source::source_for(issuer, &self.fetcher, &self.demo_jwks),
+        }
+    }
+
+    /// The distinct CA files tracked (one client each at most), for tests.
+    pub fn ca_files(&self) -> Vec<Arc<CaFile>> {
+        self.ca_files.values().cloned().collect()
     }
 
     fn entries<'i>(
@@ -330,15 +345,8 @@ impl IssuerRegistry {
                     .filter(|old| same_key_config(&old.issuer, issuer))
                     .map(|old| old.keys.clone());
                 let keys = reused.unwrap_or_else(|| {
-                    let source = match self.fetcher_for(issuer) {
-                        Ok(fetcher) => source::source_for(issuer, &fetcher, &self.demo_jwks),
-                        Err(error) => {
-                            tracing::error!(issuer.name = %issuer.name, %error, "issuer caFile unusable; its keys cannot be fetched");
-                            Arc::new(source::FailingKeySource(error.into()))
-                        }
-                    };
                     CachingKeySource::observed(
-                        source,
+                        self.key_source(issuer),
                         self.settings.clone(),
                         self.clock.clone(),
                         issuer.name.clone(),
@@ -385,18 +393,22 @@ impl IssuerRegistry {
     /// A registry for a newly loaded policy set that keeps the key caches of issuers whose
     /// configuration did not change (so a reload does not refetch every JWKS). An issuer is
     /// unchanged when its name, URL, key source, `caFile` and `allowInsecureHttp` are; other
-    /// fields (algorithms, leeway, hygiene) are taken from the new set. Call
+    /// fields (algorithms, leeway, hygiene) are taken from the new set. A `caFile` still named
+    /// keeps its [`CaFile`] (client and last content seen); the file's content is checked at
+    /// each key load, not here, so a rotated CA file needs no reload. Call
     /// [`IssuerRegistry::prewarm`] on the result to load new issuers' keys early.
     pub fn rebuild(&self, policies: &PolicySet) -> Self {
-        Self {
+        let mut rebuilt = Self {
             clock: self.clock.clone(),
             settings: self.settings.clone(),
             fetcher: self.fetcher.clone(),
             demo_jwks: self.demo_jwks.clone(),
-            by_iss: self.entries(policies.issuers(), Some(&self.by_iss)),
+            by_iss: HashMap::new(),
             metrics: self.metrics.clone(),
-            ca_fetchers: self.ca_fetchers.clone(),
-        }
+            ca_files: self.ca_files_for(policies.issuers()),
+        };
+        rebuilt.by_iss = rebuilt.entries(policies.issuers(), Some(&self.by_iss));
+        rebuilt
     }
 
     /// Names of the declared issuers, sorted (for readiness and metrics labels).

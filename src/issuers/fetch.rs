@@ -75,7 +75,16 @@ pub enum FetchError {
         /// What failed.
         reason: String,
     },
-    /// Any other transport failure (TLS, protocol, a body cut short).
+    /// The TLS handshake failed, most often because the server certificate does not chain to
+    /// a trusted root (a private CA without the issuer's `caFile`, or a CA rotated since).
+    #[error("TLS with {url:?} failed: {reason}")]
+    Tls {
+        /// The URL.
+        url: String,
+        /// What the TLS stack refused (no certificate content beyond its verdict).
+        reason: String,
+    },
+    /// Any other transport failure (protocol, a body cut short).
     #[error("fetching {url:?} failed: {reason}")]
     Transport {
         /// The URL.
@@ -196,8 +205,8 @@ impl Fetcher {
 
     /// A fetcher with the same limits (and fetch counter) that also trusts the CA
     /// certificates of the PEM bundle `pem`, for issuers whose discovery uses a private CA
-    /// (a `caFile`). The system roots stay trusted. Build it once per distinct CA file: each
-    /// one is a separate connection pool.
+    /// (a `caFile`). The system roots stay trusted. Each one is a separate connection pool:
+    /// [`super::ca_file::CaFile`] builds one per distinct file content.
     ///
     /// Errors: [`FetchError::ClientSetup`] when `pem` holds no certificate or the client
     /// cannot be built with it.
@@ -332,6 +341,9 @@ fn map_reqwest_error(url: &str, error: &reqwest::Error) -> FetchError {
             reason: "redirect refused".to_string(),
         };
     }
+    if let Some(reason) = tls_failure(error) {
+        return FetchError::Tls { url, reason };
+    }
     if error.is_timeout() {
         FetchError::Timeout { url }
     } else if error.is_connect() {
@@ -346,6 +358,54 @@ fn map_reqwest_error(url: &str, error: &reqwest::Error) -> FetchError {
             url,
             reason: "request failed".to_string(),
         }
+    }
+}
+
+/// What rustls refused, when it is behind `error`. hyper and tokio-rustls wrap it in
+/// `io::Error`s (nested: reqwest's connector wraps tokio-rustls' one), whose `source()` skips
+/// the wrapped error, so each is opened with `get_ref`.
+fn tls_failure(error: &reqwest::Error) -> Option<String> {
+    let mut next: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(cause) = next {
+        let mut wrapped = cause;
+        loop {
+            if let Some(tls) = wrapped.downcast_ref::<rustls::Error>() {
+                return Some(describe_tls(tls));
+            }
+            match wrapped
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => wrapped = inner,
+                None => break,
+            }
+        }
+        next = cause.source();
+    }
+    None
+}
+
+/// An operator's reading of a TLS refusal: which check failed, never certificate content.
+fn describe_tls(error: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match error {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => "the server certificate is \
+             unknown: it does not chain to a trusted CA (a private CA must be named by the \
+             issuer's caFile)"
+            .to_string(),
+        // A CA of the same name but another key: what a rotated cluster CA looks like to a
+        // client still holding the old one.
+        rustls::Error::InvalidCertificate(C::BadSignature) => "the server certificate is \
+             unknown: it names a trusted CA but was not signed by it (a rotated CA must be \
+             added to the issuer's caFile)"
+            .to_string(),
+        rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "the server certificate has expired".to_string()
+        }
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => "the server certificate is not valid for this host".to_string(),
+        other => format!("handshake refused: {other}"),
     }
 }
 
@@ -384,6 +444,22 @@ mod tests {
             check_scheme("not a url", true),
             Err(FetchError::InvalidUrl { .. })
         ));
+    }
+
+    #[test]
+    fn tls_refusals_say_which_check_failed() {
+        use rustls::CertificateError as C;
+        let cases = [
+            (C::UnknownIssuer, "does not chain to a trusted CA"),
+            (C::BadSignature, "rotated CA"),
+            (C::Expired, "expired"),
+            (C::NotValidForName, "not valid for this host"),
+            (C::Revoked, "handshake refused"),
+        ];
+        for (error, expected) in cases {
+            let text = describe_tls(&rustls::Error::InvalidCertificate(error.clone()));
+            assert!(text.contains(expected), "{error:?}: {text}");
+        }
     }
 
     #[test]

@@ -140,6 +140,7 @@ fn fetch_outcome(error: &FetchError) -> &'static str {
         FetchError::Connect { .. } => names::FETCH_UNREACHABLE,
         FetchError::Status { .. } => names::FETCH_HTTP_STATUS,
         FetchError::TooLarge { .. } => names::FETCH_TOO_LARGE,
+        FetchError::Tls { .. } => names::FETCH_TLS_ERROR,
         FetchError::ClientSetup { .. } | FetchError::Transport { .. } => names::FETCH_ERROR,
     }
 }
@@ -158,5 +159,6 @@ pub fn outcome(error: &KeySourceError) -> &'static str {
             names::FETCH_MALFORMED
         }
         KeySourceError::File { .. } => names::FETCH_FILE_ERROR,
+        KeySourceError::CaFile(_) => names::FETCH_CA_FILE_ERROR,
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! [`HttpKeySource`] does discovery (or takes a configured `jwksUri`) and fetches the JWKS with
 //! the shared [`Fetcher`]; [`FileKeySource`] reads a JWKS file (a private cluster's `jwksFile`,
-//! or the demo issuer's). Neither caches: that is [`super::cache::CachingKeySource`]'s job.
+//! or the demo issuer's). An issuer with a `caFile` gets [`super::ca_file::CaKeySource`], an
+//! [`HttpKeySource`] whose client follows the CA file. None caches: that is
+//! [`super::cache::CachingKeySource`]'s job.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+use super::ca_file::CaFileError;
 use super::discovery::{DiscoveryError, discover};
 use super::fetch::{FetchError, Fetcher};
 use super::jwks::{JwksError, KeySet, parse_jwks};
@@ -28,6 +31,9 @@ pub enum KeySourceError {
     /// The JWKS is unusable.
     #[error(transparent)]
     Jwks(#[from] JwksError),
+    /// The issuer's `caFile` gives no usable client (unreadable, too large, no certificate).
+    #[error(transparent)]
+    CaFile(#[from] CaFileError),
     /// The JWKS file could not be read (or is too large).
     #[error("cannot read JWKS file {path:?}: {reason}")]
     File {
@@ -185,19 +191,5 @@ impl FileKeySource {
 impl KeySource for FileKeySource {
     fn load(&self) -> BoxFuture<'_, Result<LoadedKeys, KeySourceError>> {
         Box::pin(self.load_inner())
-    }
-}
-
-// === impl FailingKeySource ===
-
-/// A source that always fails with the same error: stands in for an issuer whose HTTP client
-/// could not be built (an unusable `caFile`), so the failure surfaces per issuer, in metrics
-/// and on its exchanges, instead of stopping the server.
-#[derive(Debug, Clone)]
-pub struct FailingKeySource(pub KeySourceError);
-
-impl KeySource for FailingKeySource {
-    fn load(&self) -> BoxFuture<'_, Result<LoadedKeys, KeySourceError>> {
-        Box::pin(std::future::ready(Err(self.0.clone())))
     }
 }

@@ -622,16 +622,26 @@ async fn one_client_per_distinct_ca_file_and_unusable_ca_fails_only_its_issuer()
         clock,
         crate::demo::jwks_path(&std::env::temp_dir()),
     );
-    assert_eq!(registry.ca_clients(), 3);
-    // A rebuild reuses the clients.
+    assert_eq!(registry.ca_files().len(), 3);
+    // A rebuild hands on the same CA files (their clients and the content last seen).
     let rebuilt = registry.rebuild(&policies);
-    assert_eq!(rebuilt.ca_clients(), 3);
+    let mut before: Vec<_> = registry.ca_files().iter().map(Arc::as_ptr).collect();
+    let mut after: Vec<_> = rebuilt.ca_files().iter().map(Arc::as_ptr).collect();
+    before.sort();
+    after.sort();
+    assert_eq!(before, after);
     let key = TestKey::es256("a");
     let reason = unavailable_reason(
         rebuilt
             .validate(&key.mint(&long_claims("https://broken.example")))
             .await,
     );
-    assert!(reason.contains("CA file"), "{reason}");
+    assert!(reason.contains("caFile"), "{reason}");
+    assert!(reason.contains("bad.pem"), "{reason}");
     assert_eq!(rebuilt.http_fetches(), 0);
+
+    // A reload that stops naming a CA file lets it go.
+    let fewer = rebuilt.rebuild(&policy_set(vec![with_ca("one", &ca1)]));
+    assert_eq!(fewer.ca_files().len(), 1);
+    assert_eq!(fewer.ca_files()[0].path(), ca1.as_path());
 }

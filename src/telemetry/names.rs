@@ -70,7 +70,12 @@ pub const FETCH_ISSUER_MISMATCH: &str = "issuer_mismatch";
 pub const FETCH_INVALID_URL: &str = "invalid_url";
 /// Fetch outcome: a `jwksFile` could not be read.
 pub const FETCH_FILE_ERROR: &str = "file_error";
-/// Fetch outcome: anything else (TLS, protocol, client setup).
+/// Fetch outcome: the TLS handshake failed (most often a server certificate that chains to no
+/// trusted CA: a private CA without the issuer's `caFile`, or a rotated one).
+pub const FETCH_TLS_ERROR: &str = "tls_error";
+/// Fetch outcome: the issuer's `caFile` could not be read or holds no usable certificate.
+pub const FETCH_CA_FILE_ERROR: &str = "ca_file_error";
+/// Fetch outcome: anything else (protocol, client setup).
 pub const FETCH_ERROR: &str = "error";
 /// Counter: policy reloads by `outcome` (`applied`, `unchanged`, `rejected`).
 pub const POLICY_RELOADS_TOTAL: &str = "trustbridge_policy_reloads_total";

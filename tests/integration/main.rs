@@ -17,6 +17,7 @@ mod issuer_trust;
 mod metrics;
 mod operations;
 mod otlp;
+mod private_ca;
 mod properties;
 mod redis_tls;
 mod rejections;

@@ -1,4 +1,5 @@
-//! A real OIDC issuer on 127.0.0.1:0: discovery, JWKS, and minting with its keys.
+//! A real OIDC issuer on 127.0.0.1:0: discovery, JWKS, and minting with its keys; over plain
+//! HTTP, or over HTTPS with a certificate from a test CA ([`TestIssuer::start_tls`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,6 +9,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use trustbridge::clock::{Clock, ManualClock};
 use trustbridge::jose::SigningAlgorithm;
+use trustbridge::tls::{ServerCert, TlsFiles};
 use trustbridge::tokens::keys::PrivateKey;
 
 #[derive(Default)]
@@ -34,6 +36,8 @@ pub struct TestIssuer {
     state: Arc<Mutex<State>>,
     clock: Arc<ManualClock>,
     handle: actix_web::dev::ServerHandle,
+    /// The served certificate, when over HTTPS.
+    tls: Option<Arc<ServerCert>>,
 }
 
 impl TestIssuer {
@@ -44,16 +48,35 @@ impl TestIssuer {
 
     /// Starts an issuer with one key of `alg`.
     pub async fn start_with(clock: Arc<ManualClock>, alg: SigningAlgorithm) -> Self {
+        Self::serve(clock, alg, None).await
+    }
+
+    /// Starts an issuer with one RS256 key over HTTPS at `https://127.0.0.1:<port>`, presenting
+    /// the certificate in `tls` (e.g. from `TestCa::issue_files`). Every request gets a full
+    /// handshake (no keep-alive, no session resumption), as after an issuer restarted with a
+    /// new certificate, so a certificate swapped by [`TestIssuer::reload_tls`] is what the next
+    /// fetch meets and verifies.
+    pub async fn start_tls(clock: Arc<ManualClock>, tls: TlsFiles) -> Self {
+        let cert = Arc::new(ServerCert::load(tls).expect("issuer certificate"));
+        Self::serve(clock, SigningAlgorithm::RS256, Some(cert)).await
+    }
+
+    async fn serve(
+        clock: Arc<ManualClock>,
+        alg: SigningAlgorithm,
+        tls: Option<Arc<ServerCert>>,
+    ) -> Self {
         super::logs::capture();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("addr"));
         let state = Arc::new(Mutex::new(State {
             keys: vec![PrivateKey::generate(alg).expect("key")],
             issuer: url.clone(),
             ..State::default()
         }));
         let data = web::Data::new(state.clone());
-        let server = HttpServer::new(move || {
+        let builder = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .route(
@@ -64,8 +87,17 @@ impl TestIssuer {
                 .default_service(web::to(unknown))
         })
         .workers(1)
-        .disable_signals()
-        .listen(listener)
+        .disable_signals();
+        let server = match &tls {
+            Some(cert) => {
+                let mut config = cert.server_config().expect("tls config");
+                config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+                builder
+                    .keep_alive(actix_web::http::KeepAlive::Disabled)
+                    .listen_rustls_0_23(listener, config)
+            }
+            None => builder.listen(listener),
+        }
         .expect("listen")
         .run();
         let handle = server.handle();
@@ -75,6 +107,17 @@ impl TestIssuer {
             state,
             clock,
             handle,
+            tls,
+        }
+    }
+
+    /// Re-reads the certificate files given to [`TestIssuer::start_tls`]: after they were
+    /// rewritten, new connections get the new certificate.
+    pub fn reload_tls(&self) {
+        let cert = self.tls.as_ref().expect("an HTTPS issuer");
+        match cert.reload() {
+            trustbridge::tls::ReloadOutcome::Reloaded => {}
+            other => panic!("issuer certificate not reloaded: {other:?}"),
         }
     }
 
