@@ -82,7 +82,7 @@ pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 
 /// A fresh trace id for a request without a valid `traceparent`: a random UUID.
 pub fn random_trace_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    crate::ids::uuid_v4().to_string()
 }
 
 /// The tenant from the URL as it may be echoed: no control characters, at most 64 of them.
