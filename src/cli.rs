@@ -538,7 +538,11 @@ fn policy(cmd: PolicyCommand) -> i32 {
     match cmd {
         PolicyCommand::Check { strict, format, .. } => crate::tools::check::run(
             &dir,
-            crate::tools::check::Options { strict, format },
+            crate::tools::check::Options {
+                strict,
+                format,
+                fetch: settings.issuer_fetch,
+            },
             &mut out,
         ),
         PolicyCommand::Test { .. } => crate::tools::cases::run(&dir, SystemClock.now(), &mut out),

@@ -413,27 +413,20 @@ impl IssuerRegistry {
     }
 }
 
-/// Checks that every issuer's `fetch:` block, merged over the global `settings`, keeps the
-/// relations of [`FetchSettings::relation_problems`] (the block alone was checked when the
-/// policies compiled). Run before building or rebuilding a registry.
+/// [`crate::policy::check_fetch_settings`] worded for a start-up or reload refusal: one line
+/// per problem, `policies/x.yaml#1 fetch: fetch.minTtl (2h) must not be longer than the global
+/// issuer-default-ttl (1h)`. Run before building or rebuilding a registry.
 ///
-/// Errors: one line per problem, `policies/x.yaml#1 fetch: fetch.minTtl (2h) must not be
-/// longer than the global issuer-default-ttl (1h)`.
+/// Errors: the problems, one per line.
 pub fn check_fetch_settings(policies: &PolicySet, settings: &FetchSettings) -> Result<(), String> {
-    let problems: Vec<String> = policies
-        .issuers()
-        .filter_map(|issuer| settings.merged(&issuer.fetch).err().map(|p| (issuer, p)))
-        .flat_map(|(issuer, problems)| {
-            problems
-                .into_iter()
-                .map(move |p| format!("{} fetch: {p}", issuer.origin))
-        })
-        .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
-    }
+    crate::policy::check_fetch_settings(policies, settings).map_err(|errors| {
+        errors
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 fn unavailable(error: CacheError) -> ValidationError {

@@ -234,6 +234,29 @@ fn serve_exits_64_naming_an_out_of_range_or_inconsistent_fetch_setting() {
         assert!(stderr.contains(want), "{fetch}: {stderr}");
         assert!(stderr.contains("p.yaml#1"), "names the document: {stderr}");
     }
+
+    // `policy check` reads the same settings and reports the same contradiction (exit 1).
+    let dir = policy_dir("fetch:\n  defaultTtl: 3h\n");
+    let out = run(
+        dir.path(),
+        &["policy", "check", "--issuer-max-ttl", "2h"],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "fetch.defaultTtl (3h) must not be longer than the global issuer-max-ttl (2h)"
+        ),
+        "{stdout}"
+    );
+    // Under the default 24h maximum the same block loads (exit 2: a lint warning only).
+    let out = run(dir.path(), &["policy", "check"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("policies: ok"),
+        "{out:?}"
+    );
 }
 
 #[test]
