@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::gateway::{Gateway, GatewayParts, Snapshot};
 use crate::inventory::{Inventory, InventoryMetrics};
-use crate::issuers::{FetchSettings, IssuerMetrics, IssuerRegistry};
+use crate::issuers::{IssuerMetrics, IssuerRegistry};
 use crate::policy::model::KeySourceSpec;
 use crate::policy::store::{self, PolicySink, PolicyStore, ReloadMetrics};
 use crate::policy::{LoadErrors, PolicySet};
@@ -30,6 +30,14 @@ pub enum StartupError {
         dir: String,
         /// Every problem.
         errors: LoadErrors,
+    },
+    /// An Issuer's `fetch:` block does not fit the global `--issuer-*` settings.
+    #[error("policies in {dir}: {problems}")]
+    IssuerFetch {
+        /// The directory.
+        dir: String,
+        /// Every problem, one per line.
+        problems: String,
     },
     /// The key directory could not be used.
     #[error(transparent)]
@@ -63,6 +71,12 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
             dir: settings.policies.display().to_string(),
             errors,
         })?;
+    crate::issuers::check_fetch_settings(&policies, &settings.issuer_fetch).map_err(
+        |problems| StartupError::IssuerFetch {
+            dir: settings.policies.display().to_string(),
+            problems,
+        },
+    )?;
     if policies.issuers().any(|i| i.keys == KeySourceSpec::Demo) {
         crate::demo::DemoIssuer::open_or_create(&settings.data_dir)?;
     }
@@ -82,7 +96,7 @@ pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Arc<Gateway>, 
     let registry = prometheus::Registry::new();
     let issuers = IssuerRegistry::new(
         &policies,
-        FetchSettings::default(),
+        settings.issuer_fetch.clone(),
         clock.clone(),
         crate::demo::jwks_path(&settings.data_dir),
     )
@@ -198,6 +212,7 @@ impl PolicySink for Reloader {
 
     fn install(&self, set: PolicySet) -> Result<(), String> {
         let gateway = &self.0;
+        crate::issuers::check_fetch_settings(&set, &gateway.settings().issuer_fetch)?;
         if set.issuers().any(|i| i.keys == KeySourceSpec::Demo) {
             crate::demo::DemoIssuer::open_or_create(&gateway.settings().data_dir)
                 .map_err(|e| format!("demo issuer: {e}"))?;

@@ -214,6 +214,36 @@ pub struct ServeArgs {
     /// variables decide, and with none of them tracing is off [default: off].
     #[arg(long, env = "TRUSTBRIDGE_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// Time to connect (TCP and TLS) to an issuer's discovery or JWKS host, 100ms to 60s
+    /// [default: 5s].
+    #[arg(long, env = "TRUSTBRIDGE_ISSUER_CONNECT_TIMEOUT")]
+    pub issuer_connect_timeout: Option<String>,
+    /// Total time of one issuer discovery or JWKS fetch, 100ms to 2m, at least
+    /// --issuer-connect-timeout [default: 5s].
+    #[arg(long, env = "TRUSTBRIDGE_ISSUER_TIMEOUT")]
+    pub issuer_timeout: Option<String>,
+    /// Largest issuer discovery document or JWKS accepted, bytes or e.g. 256KiB, 1KiB to
+    /// 4MiB [default: 256KiB].
+    #[arg(long, env = "TRUSTBRIDGE_ISSUER_MAX_DOCUMENT_SIZE")]
+    pub issuer_max_document_size: Option<String>,
+    /// Least time between two key refreshes of one issuer for unknown kids, 1s to 1h
+    /// [default: 30s].
+    #[arg(long, env = "TRUSTBRIDGE_ISSUER_REFRESH_COOLDOWN")]
+    pub issuer_refresh_cooldown: Option<String>,
+    /// How long issuer keys stay fresh without Cache-Control max-age, 1m to 7d, between
+    /// --issuer-min-ttl and --issuer-max-ttl [default: 1h].
+    #[arg(long, env = "TRUSTBRIDGE_ISSUER_DEFAULT_TTL")]
+    pub issuer_default_ttl: Option<String>,
+    /// Lower bound on an issuer's Cache-Control max-age, 1m to 7d [default: 5m].
+    #[arg(long, env = "TRUSTBRIDGE_ISSUER_MIN_TTL")]
+    pub issuer_min_ttl: Option<String>,
+    /// Upper bound on an issuer's Cache-Control max-age, 1m to 7d [default: 24h].
+    #[arg(long, env = "TRUSTBRIDGE_ISSUER_MAX_TTL")]
+    pub issuer_max_ttl: Option<String>,
+    /// How long stale issuer keys keep serving while the issuer is unreachable, 0s to 7d
+    /// [default: 24h].
+    #[arg(long, env = "TRUSTBRIDGE_ISSUER_MAX_STALE")]
+    pub issuer_max_stale: Option<String>,
 }
 
 impl ServeArgs {
@@ -253,6 +283,14 @@ impl ServeArgs {
             max_workload_identities: self.max_workload_identities,
             dpop_proof_window: self.dpop_proof_window.clone(),
             otlp_endpoint: self.otlp_endpoint.clone(),
+            issuer_connect_timeout: self.issuer_connect_timeout.clone(),
+            issuer_timeout: self.issuer_timeout.clone(),
+            issuer_max_document_size: self.issuer_max_document_size.clone(),
+            issuer_refresh_cooldown: self.issuer_refresh_cooldown.clone(),
+            issuer_default_ttl: self.issuer_default_ttl.clone(),
+            issuer_min_ttl: self.issuer_min_ttl.clone(),
+            issuer_max_ttl: self.issuer_max_ttl.clone(),
+            issuer_max_stale: self.issuer_max_stale.clone(),
         };
         let file = match &self.config {
             Some(path) => config::read_file(path)?,
@@ -506,13 +544,18 @@ fn policy(cmd: PolicyCommand) -> i32 {
     match cmd {
         PolicyCommand::Check { strict, format, .. } => crate::tools::check::run(
             &dir,
-            crate::tools::check::Options { strict, format },
+            crate::tools::check::Options {
+                strict,
+                format,
+                fetch: settings.issuer_fetch,
+            },
             &mut out,
         ),
         PolicyCommand::Test { .. } => crate::tools::cases::run(&dir, SystemClock.now(), &mut out),
         PolicyCommand::Explain { mut args, .. } => {
             args.policies = Some(settings.policies);
             args.data_dir = settings.data_dir;
+            args.fetch = settings.issuer_fetch;
             crate::tools::explain::run(
                 &args,
                 Arc::new(SystemClock),

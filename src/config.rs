@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::fetch_settings::{FetchSettings, Field};
 use crate::jose::SigningAlgorithm;
 use crate::jose::VerifyIssued;
 use crate::telemetry::audit::{AuditDestination, AuditFailure};
@@ -107,6 +108,9 @@ pub struct Settings {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: `/v1/traces` is appended); `None` leaves the choice to
     /// the standard `OTEL_EXPORTER_OTLP_*` variables (see `telemetry::traces`).
     pub otlp_endpoint: Option<String>,
+    /// Global limits of fetching issuer discovery documents and JWKS (`--issuer-*`); an
+    /// Issuer's `fetch:` block may override them for that issuer.
+    pub issuer_fetch: FetchSettings,
 }
 
 /// Settings as given by one layer (flags, file); `None` means "not set here".
@@ -179,6 +183,22 @@ pub struct Layer {
     pub dpop_proof_window: Option<String>,
     /// `--otlp-endpoint` (an http(s) base URL such as `http://collector:4318`).
     pub otlp_endpoint: Option<String>,
+    /// `--issuer-connect-timeout` (humantime).
+    pub issuer_connect_timeout: Option<String>,
+    /// `--issuer-timeout` (humantime).
+    pub issuer_timeout: Option<String>,
+    /// `--issuer-max-document-size` (size: bytes, or e.g. `256KiB`).
+    pub issuer_max_document_size: Option<String>,
+    /// `--issuer-refresh-cooldown` (humantime).
+    pub issuer_refresh_cooldown: Option<String>,
+    /// `--issuer-default-ttl` (humantime).
+    pub issuer_default_ttl: Option<String>,
+    /// `--issuer-min-ttl` (humantime).
+    pub issuer_min_ttl: Option<String>,
+    /// `--issuer-max-ttl` (humantime).
+    pub issuer_max_ttl: Option<String>,
+    /// `--issuer-max-stale` (humantime).
+    pub issuer_max_stale: Option<String>,
 }
 
 impl Layer {
@@ -220,6 +240,18 @@ impl Layer {
                 .or(lower.max_workload_identities),
             dpop_proof_window: self.dpop_proof_window.or(lower.dpop_proof_window),
             otlp_endpoint: self.otlp_endpoint.or(lower.otlp_endpoint),
+            issuer_connect_timeout: self.issuer_connect_timeout.or(lower.issuer_connect_timeout),
+            issuer_timeout: self.issuer_timeout.or(lower.issuer_timeout),
+            issuer_max_document_size: self
+                .issuer_max_document_size
+                .or(lower.issuer_max_document_size),
+            issuer_refresh_cooldown: self
+                .issuer_refresh_cooldown
+                .or(lower.issuer_refresh_cooldown),
+            issuer_default_ttl: self.issuer_default_ttl.or(lower.issuer_default_ttl),
+            issuer_min_ttl: self.issuer_min_ttl.or(lower.issuer_min_ttl),
+            issuer_max_ttl: self.issuer_max_ttl.or(lower.issuer_max_ttl),
+            issuer_max_stale: self.issuer_max_stale.or(lower.issuer_max_stale),
         }
     }
 }
@@ -252,6 +284,7 @@ impl Settings {
         let mut problems = Vec::new();
         let mut scale_problems = Vec::new();
         let scale = scale_out(&layer, &mut scale_problems);
+        let issuer_fetch = issuer_fetch(&layer, &mut scale_problems);
         let listen_text = layer.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
             problems.push(format!(
@@ -418,6 +451,7 @@ impl Settings {
             max_workload_identities: scale.max_workload_identities,
             dpop_proof_window,
             otlp_endpoint,
+            issuer_fetch,
         })
     }
 
@@ -459,6 +493,65 @@ fn admin_listen(
         ));
     }
     Some(addr)
+}
+
+/// The `--issuer-*` settings (issue #17): each in its range ([`Field::range`]), then the
+/// relations between them (connect timeout ≤ timeout, min TTL ≤ default TTL ≤ max TTL).
+fn issuer_fetch(layer: &Layer, problems: &mut Vec<String>) -> FetchSettings {
+    let mut settings = FetchSettings::default();
+    let mut out_of_range = false;
+    for (field, value) in [
+        (Field::ConnectTimeout, &layer.issuer_connect_timeout),
+        (Field::Timeout, &layer.issuer_timeout),
+        (Field::MaxDocumentSize, &layer.issuer_max_document_size),
+        (Field::RefreshCooldown, &layer.issuer_refresh_cooldown),
+        (Field::DefaultTtl, &layer.issuer_default_ttl),
+        (Field::MinTtl, &layer.issuer_min_ttl),
+        (Field::MaxTtl, &layer.issuer_max_ttl),
+        (Field::MaxStale, &layer.issuer_max_stale),
+    ] {
+        let Some(text) = value.as_deref() else {
+            continue;
+        };
+        let shown = crate::text::shown(text, 40);
+        let name = field.setting();
+        let result = if field == Field::MaxDocumentSize {
+            crate::fetch_settings::parse_bytes(text)
+                .map_err(|e| format!("{e}; allowed range {}", field.range()))
+                .and_then(|n| field.check_bytes(n))
+                .map(|n| settings.max_body_bytes = n)
+        } else {
+            match humantime::parse_duration(text.trim()) {
+                Err(_) => Err(format!(
+                    "'{shown}' is not a duration (write e.g. 500ms, 5s, 1h); allowed range {}",
+                    field.range()
+                )),
+                Ok(d) => field.check_duration(d).map(|d| match field {
+                    Field::ConnectTimeout => settings.connect_timeout = d,
+                    Field::Timeout => settings.timeout = d,
+                    Field::RefreshCooldown => settings.min_refresh_interval = d,
+                    Field::DefaultTtl => settings.default_ttl = d,
+                    Field::MinTtl => settings.min_ttl = d,
+                    Field::MaxTtl => settings.max_ttl = d,
+                    Field::MaxStale => settings.max_stale = d,
+                    Field::MaxDocumentSize => {}
+                }),
+            }
+        };
+        if let Err(message) = result {
+            problems.push(format!("{name}: {message}"));
+            out_of_range = true;
+        }
+    }
+    if layer.issuer_connect_timeout.is_none() {
+        // Unset, the connect timeout follows a shorter total timeout down (a request's total
+        // bounds its connect phase anyway); only an explicit contradiction is refused.
+        settings.connect_timeout = settings.connect_timeout.min(settings.timeout);
+    }
+    if !out_of_range {
+        problems.extend(settings.relation_problems(|f| f.setting().to_string()));
+    }
+    settings
 }
 
 /// The scale-out settings (issue #7), validated apart so `resolve` stays readable.

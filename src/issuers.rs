@@ -23,13 +23,13 @@ mod tests;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::jose::SigningAlgorithm;
 use crate::policy::PolicySet;
 use crate::policy::model::Issuer;
 
+pub use crate::fetch_settings::{FetchOverrides, FetchSettings};
 use ca_file::{CaFile, CaKeySource};
 use cache::{CacheError, CachingKeySource};
 pub use fetch::Fetcher;
@@ -152,41 +152,6 @@ pub enum ValidationError {
     KeysUnavailable(String),
 }
 
-/// Limits and switches of the key fetcher, shared by every issuer.
-#[derive(Debug, Clone)]
-pub struct FetchSettings {
-    /// Per-request timeout.
-    pub timeout: Duration,
-    /// Maximum size of a discovery or JWKS response body.
-    pub max_body_bytes: usize,
-    /// Minimum interval between two refreshes of one issuer triggered by unknown `kid`s.
-    pub min_refresh_interval: Duration,
-    /// How long fetched keys are fresh when the response sets no usable Cache-Control.
-    pub default_ttl: Duration,
-    /// Bounds applied to Cache-Control max-age.
-    pub min_ttl: Duration,
-    /// Upper bound on Cache-Control max-age.
-    pub max_ttl: Duration,
-    /// How long stale keys keep serving while the issuer is unreachable.
-    pub max_stale: Duration,
-}
-
-impl Default for FetchSettings {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(5),
-            max_body_bytes: 256 * 1024,
-            min_refresh_interval: Duration::from_secs(30),
-            default_ttl: Duration::from_secs(3600),
-            // Cache-Control is honoured within [5 min, 24 h]: below, a misconfigured issuer
-            // would be fetched on nearly every request; above, a rotation would go unseen.
-            min_ttl: Duration::from_secs(5 * 60),
-            max_ttl: Duration::from_secs(24 * 3600),
-            max_stale: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
 /// Maximum accepted subject-token size in bytes.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
@@ -229,6 +194,8 @@ fn same_key_config(a: &Issuer, b: &Issuer) -> bool {
         && a.keys == b.keys
         && a.allow_insecure_http == b.allow_insecure_http
         && a.ca_file == b.ca_file
+        // Limits and freshness belong to the cache and its source.
+        && a.fetch == b.fetch
         // The name labels the cache's metrics.
         && a.name == b.name
 }
@@ -316,15 +283,18 @@ impl IssuerRegistry {
     /// Where `issuer`'s keys come from: through its [`CaFile`] when it names one, with the
     /// shared fetcher otherwise. (An issuer whose `caFile` is somehow not tracked falls back
     /// to the shared fetcher, which trusts fewer roots: it fails closed.)
-    fn key_source(&self, issuer: &Issuer) -> Arc<dyn KeySource> {
+    fn key_source(&self, issuer: &Issuer, settings: &FetchSettings) -> Arc<dyn KeySource> {
         let with_ca = issuer
             .ca_file
             .as_ref()
             .and_then(|path| self.ca_files.get(path))
-            .and_then(|ca| CaKeySource::new(ca.clone(), issuer));
+            .and_then(|ca| CaKeySource::new(ca.clone(), issuer))
+            .map(|source| source.with_limits(settings.clone()));
         match with_ca {
             Some(source) => Arc::new(source),
-            None => source::source_for(issuer, &self.fetcher, &self.demo_jwks),
+            None => {
+                source::source_for(issuer, &self.fetcher.with_limits(settings), &self.demo_jwks)
+            }
         }
     }
 
@@ -345,9 +315,10 @@ impl IssuerRegistry {
                     .filter(|old| same_key_config(&old.issuer, issuer))
                     .map(|old| old.keys.clone());
                 let keys = reused.unwrap_or_else(|| {
+                    let settings = self.effective(issuer);
                     CachingKeySource::observed(
-                        self.key_source(issuer),
-                        self.settings.clone(),
+                        self.key_source(issuer, &settings),
+                        settings,
                         self.clock.clone(),
                         issuer.name.clone(),
                         self.metrics.clone(),
@@ -362,6 +333,25 @@ impl IssuerRegistry {
                 )
             })
             .collect()
+    }
+
+    /// The fetch settings `issuer` runs with: the global ones with its `fetch:` block applied.
+    /// Callers check [`check_fetch_settings`] before building a registry; should the merge
+    /// still be inconsistent, the global settings apply and the problem is logged.
+    fn effective(&self, issuer: &Issuer) -> FetchSettings {
+        self.settings.merged(&issuer.fetch).unwrap_or_else(|problems| {
+            tracing::error!(issuer.name = %issuer.name, problems = ?problems, "issuer fetch block inconsistent with the global settings; using the global settings");
+            self.settings.clone()
+        })
+    }
+
+    /// The effective fetch settings of the issuer named `name` (global merged with its
+    /// `fetch:` block); `None` if undeclared.
+    pub fn fetch_settings(&self, name: &str) -> Option<FetchSettings> {
+        self.by_iss
+            .values()
+            .find(|e| e.issuer.name == name)
+            .map(|e| self.effective(&e.issuer))
     }
 
     /// Validates a compact JWS against the issuer it names: structure, size, algorithm,
@@ -392,10 +382,10 @@ impl IssuerRegistry {
 
     /// A registry for a newly loaded policy set that keeps the key caches of issuers whose
     /// configuration did not change (so a reload does not refetch every JWKS). An issuer is
-    /// unchanged when its name, URL, key source, `caFile` and `allowInsecureHttp` are; other
-    /// fields (algorithms, leeway, hygiene) are taken from the new set. A `caFile` still named
-    /// keeps its [`CaFile`] (client and last content seen); the file's content is checked at
-    /// each key load, not here, so a rotated CA file needs no reload. Call
+    /// unchanged when its name, URL, key source, `caFile`, `allowInsecureHttp` and `fetch:`
+    /// block are; other fields (algorithms, leeway, hygiene) are taken from the new set. A
+    /// `caFile` still named keeps its [`CaFile`] (client and last content seen); the file's
+    /// content is checked at each key load, not here, so a rotated CA file needs no reload. Call
     /// [`IssuerRegistry::prewarm`] on the result to load new issuers' keys early.
     pub fn rebuild(&self, policies: &PolicySet) -> Self {
         let mut rebuilt = Self {
@@ -435,6 +425,22 @@ impl IssuerRegistry {
     pub fn http_fetches(&self) -> u64 {
         self.fetcher.fetch_count()
     }
+}
+
+/// [`crate::policy::check_fetch_settings`] worded for a start-up or reload refusal: one line
+/// per problem, `policies/x.yaml#1 fetch: fetch.minTtl (2h) must not be longer than the global
+/// issuer-default-ttl (1h)`. Run before building or rebuilding a registry.
+///
+/// Errors: the problems, one per line.
+pub fn check_fetch_settings(policies: &PolicySet, settings: &FetchSettings) -> Result<(), String> {
+    crate::policy::check_fetch_settings(policies, settings).map_err(|errors| {
+        errors
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 fn unavailable(error: CacheError) -> ValidationError {

@@ -25,6 +25,7 @@ pub mod config;
 pub mod demo;
 pub mod dpop;
 pub mod exchange;
+pub mod fetch_settings;
 pub mod gateway;
 pub mod http;
 pub mod ids;

@@ -71,6 +71,38 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Checks that every issuer's `fetch:` block, merged over the global fetch settings
+/// (`--issuer-*`), keeps their relations (the block alone was checked when it compiled; the
+/// global settings are not known then). `serve` refuses such a set at start and on reload, and
+/// `policy check` reports it, both through this function.
+///
+/// Errors: one [`Problem`] per broken relation, at the issuer's document, path `fetch`.
+pub fn check_fetch_settings(
+    set: &PolicySet,
+    global: &crate::fetch_settings::FetchSettings,
+) -> Result<(), LoadErrors> {
+    let problems: Vec<Problem> = set
+        .issuers()
+        .filter_map(|issuer| global.merged(&issuer.fetch).err().map(|p| (issuer, p)))
+        .flat_map(|(issuer, messages)| {
+            messages.into_iter().map(move |message| {
+                let location = issuer.origin.to_string();
+                Problem {
+                    position: set.sources().locate(&location, "fetch"),
+                    location,
+                    path: "fetch".to_string(),
+                    message,
+                }
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadErrors(problems))
+    }
+}
+
 /// Every problem that kept a policy directory from loading.
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct LoadErrors(pub Vec<Problem>);

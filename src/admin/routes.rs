@@ -133,10 +133,44 @@ fn auth_header(req: &HttpRequest) -> Option<&[u8]> {
 async fn graph_json(gw: web::Data<Gateway>) -> HttpResponse {
     let policies = gw.policies();
     let mut built = graph::build(&policies);
+    with_fetch_settings(&mut built, &policies, &gw.settings().issuer_fetch);
     // Lines from the text the serving set was loaded from: the files may since hold an edit
     // that a reload refused.
     graph::locate(&mut built, policies.sources());
     HttpResponse::Ok().json(built)
+}
+
+/// Adds to each issuer node its effective fetch settings (the global `--issuer-*` settings
+/// merged with its `fetch:` block) as `details.fetch`: `{"timeout": {"value": "2s",
+/// "source": "issuer"}, ...}`, `source` being `issuer` or `global`.
+fn with_fetch_settings(
+    built: &mut graph::Graph,
+    policies: &crate::policy::PolicySet,
+    global: &crate::fetch_settings::FetchSettings,
+) {
+    for node in &mut built.nodes {
+        if node.kind != graph::NodeKind::Issuer {
+            continue;
+        }
+        let Some(issuer) = policies.issuer(&node.name) else {
+            continue;
+        };
+        let effective = global
+            .merged(&issuer.fetch)
+            .unwrap_or_else(|_| global.clone());
+        let fields: serde_json::Map<String, serde_json::Value> = effective
+            .entries(&issuer.fetch)
+            .into_iter()
+            .map(|e| {
+                let source = if e.from_issuer { "issuer" } else { "global" };
+                (
+                    e.field.display_key().to_string(),
+                    json!({ "value": e.value, "source": source }),
+                )
+            })
+            .collect();
+        node.details.insert("fetch".into(), fields.into());
+    }
 }
 
 /// `GET /admin/v1/identities?unusedFor=30d`: every declared identity and every recorded one,

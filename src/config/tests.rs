@@ -271,3 +271,173 @@ fn scale_out_settings_parse_and_never_echo_the_redis_url() {
     assert_eq!(errs.len(), 6, "{errs:?}");
     assert!(errs.iter().all(|e| !e.contains("hunter2")), "{errs:?}");
 }
+
+#[test]
+fn issuer_fetch_settings_default_unchanged_and_parse() {
+    use crate::fetch_settings::FetchSettings;
+    let s = Settings::resolve(Layer::default()).expect("valid");
+    assert_eq!(s.issuer_fetch, FetchSettings::default());
+    let s = Settings::resolve(Layer {
+        issuer_connect_timeout: Some("500ms".into()),
+        issuer_timeout: Some("2s".into()),
+        issuer_max_document_size: Some("64KiB".into()),
+        issuer_refresh_cooldown: Some("10s".into()),
+        issuer_default_ttl: Some("30m".into()),
+        issuer_min_ttl: Some("2m".into()),
+        issuer_max_ttl: Some("12h".into()),
+        issuer_max_stale: Some("0s".into()),
+        ..Layer::default()
+    })
+    .expect("valid");
+    let f = &s.issuer_fetch;
+    assert_eq!(f.connect_timeout, Duration::from_millis(500));
+    assert_eq!(f.timeout, Duration::from_secs(2));
+    assert_eq!(f.max_body_bytes, 64 * 1024);
+    assert_eq!(f.min_refresh_interval, Duration::from_secs(10));
+    assert_eq!(f.default_ttl, Duration::from_secs(1800));
+    assert_eq!(f.min_ttl, Duration::from_secs(120));
+    assert_eq!(f.max_ttl, Duration::from_secs(12 * 3600));
+    assert_eq!(f.max_stale, Duration::ZERO);
+    let s = Settings::resolve(Layer {
+        issuer_max_document_size: Some("1048576".into()),
+        ..Layer::default()
+    })
+    .expect("plain bytes");
+    assert_eq!(s.issuer_fetch.max_body_bytes, 1024 * 1024);
+    // Unset, the connect timeout follows a shorter total timeout down.
+    let s = Settings::resolve(Layer {
+        issuer_timeout: Some("1s".into()),
+        ..Layer::default()
+    })
+    .expect("valid");
+    assert_eq!(s.issuer_fetch.connect_timeout, Duration::from_secs(1));
+}
+
+#[test]
+fn issuer_fetch_settings_out_of_range_name_the_setting_and_range() {
+    struct Case {
+        layer: Layer,
+        want: &'static str,
+    }
+    let cases = [
+        Case {
+            layer: Layer {
+                issuer_timeout: Some("10m".into()),
+                ..Layer::default()
+            },
+            want: "issuer-timeout: 10m is outside the allowed range 100ms to 2m",
+        },
+        Case {
+            layer: Layer {
+                issuer_connect_timeout: Some("0s".into()),
+                ..Layer::default()
+            },
+            want: "issuer-connect-timeout: 0s is outside the allowed range 100ms to 1m",
+        },
+        Case {
+            layer: Layer {
+                issuer_max_document_size: Some("1GiB".into()),
+                ..Layer::default()
+            },
+            want: "issuer-max-document-size: 1GiB is outside the allowed range 1KiB to 4MiB",
+        },
+        Case {
+            layer: Layer {
+                issuer_max_document_size: Some("huge".into()),
+                ..Layer::default()
+            },
+            want: "issuer-max-document-size: \"huge\" is not a size",
+        },
+        Case {
+            layer: Layer {
+                issuer_refresh_cooldown: Some("2h".into()),
+                ..Layer::default()
+            },
+            want: "issuer-refresh-cooldown: 2h is outside the allowed range 1s to 1h",
+        },
+        Case {
+            layer: Layer {
+                issuer_min_ttl: Some("1s".into()),
+                ..Layer::default()
+            },
+            want: "issuer-min-ttl: 1s is outside the allowed range 1m to 7days",
+        },
+        Case {
+            layer: Layer {
+                issuer_max_ttl: Some("30d".into()),
+                ..Layer::default()
+            },
+            want: "issuer-max-ttl: 30days is outside the allowed range 1m to 7days",
+        },
+        Case {
+            layer: Layer {
+                issuer_default_ttl: Some("soon".into()),
+                ..Layer::default()
+            },
+            want: "issuer-default-ttl: 'soon' is not a duration",
+        },
+        Case {
+            layer: Layer {
+                issuer_max_stale: Some("8d".into()),
+                ..Layer::default()
+            },
+            want: "issuer-max-stale: 8days is outside the allowed range 0s to 7days",
+        },
+        // Relations.
+        Case {
+            layer: Layer {
+                issuer_connect_timeout: Some("10s".into()),
+                issuer_timeout: Some("5s".into()),
+                ..Layer::default()
+            },
+            want: "issuer-connect-timeout (10s) must not be longer than issuer-timeout (5s)",
+        },
+        Case {
+            layer: Layer {
+                issuer_min_ttl: Some("2h".into()),
+                ..Layer::default()
+            },
+            want: "issuer-min-ttl (2h) must not be longer than issuer-default-ttl (1h)",
+        },
+        Case {
+            layer: Layer {
+                issuer_default_ttl: Some("2d".into()),
+                ..Layer::default()
+            },
+            want: "issuer-default-ttl (2days) must not be longer than issuer-max-ttl (1day)",
+        },
+    ];
+    for case in cases {
+        let errs = Settings::resolve(case.layer).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with(case.want),
+            "{errs:?} does not start with {}",
+            case.want
+        );
+    }
+}
+
+#[test]
+fn issuer_fetch_settings_read_from_the_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tb.yaml");
+    std::fs::write(
+        &path,
+        "issuerTimeout: 3s\nissuerMaxDocumentSize: 65536\nissuerMaxStale: 1h\n",
+    )
+    .expect("write");
+    let file = super::read_file(&path).expect("readable");
+    let s = Settings::resolve(
+        Layer {
+            issuer_timeout: Some("4s".into()),
+            ..Layer::default()
+        }
+        .over(file),
+    )
+    .expect("valid");
+    // The flag wins over the file; the file over the default.
+    assert_eq!(s.issuer_fetch.timeout, Duration::from_secs(4));
+    assert_eq!(s.issuer_fetch.max_body_bytes, 65_536);
+    assert_eq!(s.issuer_fetch.max_stale, Duration::from_secs(3600));
+}

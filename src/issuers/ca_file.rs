@@ -14,6 +14,7 @@
 //! stale window), [`CaKeySource`] logs an error naming the issuer and the `caFile` setting, and
 //! the load is counted with the `ca_file_error` outcome.
 
+use super::FetchSettings;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -181,6 +182,8 @@ pub struct CaKeySource {
     issuer_name: String,
     target: HttpTarget,
     allow_insecure_http: bool,
+    /// The issuer's effective fetch limits (its `fetch:` block over the global settings).
+    limits: Option<FetchSettings>,
 }
 
 impl CaKeySource {
@@ -192,7 +195,17 @@ impl CaKeySource {
             issuer_name: issuer.name.clone(),
             target: http_target(issuer)?,
             allow_insecure_http: issuer.allow_insecure_http,
+            limits: None,
         })
+    }
+
+    /// The same source, fetching with `limits` (timeout, body cap) instead of the shared
+    /// fetcher's.
+    pub fn with_limits(self, limits: FetchSettings) -> Self {
+        Self {
+            limits: Some(limits),
+            ..self
+        }
     }
 
     async fn load_inner(&self) -> Result<LoadedKeys, KeySourceError> {
@@ -206,6 +219,10 @@ impl CaKeySource {
             );
             KeySourceError::CaFile(error)
         })?;
+        let fetcher = match &self.limits {
+            Some(limits) => fetcher.with_limits(limits),
+            None => fetcher,
+        };
         HttpKeySource::new(fetcher, self.target.clone(), self.allow_insecure_http)
             .load()
             .await

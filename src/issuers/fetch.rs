@@ -110,6 +110,7 @@ pub struct Fetched {
 pub struct Fetcher {
     client: reqwest::Client,
     max_body_bytes: usize,
+    connect_timeout: Duration,
     timeout: Duration,
     fetches: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -118,6 +119,8 @@ impl fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fetcher")
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -196,8 +199,9 @@ impl Fetcher {
     /// problem, not a request-path one).
     pub fn new(settings: &FetchSettings) -> Result<Self, FetchError> {
         Ok(Self {
-            client: Self::client(settings.timeout, Vec::new())?,
+            client: Self::client(settings.connect_timeout, settings.timeout, Vec::new())?,
             max_body_bytes: settings.max_body_bytes,
+            connect_timeout: settings.connect_timeout,
             timeout: settings.timeout,
             fetches: Arc::default(),
         })
@@ -218,14 +222,27 @@ impl Fetcher {
             return Err(setup("CA file holds no certificate".to_string()));
         }
         Ok(Self {
-            client: Self::client(self.timeout, certs)?,
+            client: Self::client(self.connect_timeout, self.timeout, certs)?,
             max_body_bytes: self.max_body_bytes,
+            connect_timeout: self.connect_timeout,
             timeout: self.timeout,
             fetches: self.fetches.clone(),
         })
     }
 
+    /// The same client (connection pool, TLS roots, connect timeout, fetch counter) with one
+    /// issuer's total timeout and body size cap (its effective [`FetchSettings`]). Cheap: no
+    /// new client is built, the timeout is set on each request.
+    pub fn with_limits(&self, settings: &FetchSettings) -> Self {
+        Self {
+            max_body_bytes: settings.max_body_bytes,
+            timeout: settings.timeout,
+            ..self.clone()
+        }
+    }
+
     fn client(
+        connect_timeout: Duration,
         timeout: Duration,
         extra_roots: Vec<reqwest::Certificate>,
     ) -> Result<reqwest::Client, FetchError> {
@@ -243,9 +260,8 @@ impl Fetcher {
         let mut builder = reqwest::Client::builder()
             .no_proxy()
             .tls_backend_rustls()
-            // TODO: FetchSettings has a single `timeout`; it bounds both the connect phase and
-            // the whole exchange until a separate connect timeout is configurable.
-            .connect_timeout(timeout)
+            .connect_timeout(connect_timeout)
+            // The client-wide bound; each request sets its issuer's own (`with_limits`).
             .timeout(timeout)
             .redirect(policy)
             .user_agent(concat!("trustbridge/", env!("CARGO_PKG_VERSION")));
@@ -260,6 +276,11 @@ impl Fetcher {
     /// The body size cap (also applied to JWKS files).
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
+    }
+
+    /// The total timeout of one fetch (connect, request and body).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// How many fetches this client (and its clones) started, for tests and metrics.
@@ -280,6 +301,7 @@ impl Fetcher {
             .client
             .get(parsed)
             .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(self.timeout)
             .send()
             .await
             .map_err(|e| map_reqwest_error(url, &e))?;

@@ -202,6 +202,7 @@ pub fn issuer(name: &str, url: &str, keys: KeySourceSpec, allow_insecure_http: b
         },
         hygiene: crate::policy::model::TokenHygiene::default(),
         ca_file: None,
+        fetch: crate::fetch_settings::FetchOverrides::default(),
     }
 }
 

@@ -16,6 +16,7 @@ const DISCOVERY: &str = "/.well-known/openid-configuration";
 
 fn settings() -> FetchSettings {
     FetchSettings {
+        connect_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(5),
         max_body_bytes: 16 * 1024,
         min_refresh_interval: Duration::from_secs(30),

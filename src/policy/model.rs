@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cidr::Cidr;
+use crate::fetch_settings::FetchOverrides;
 use crate::jose::SigningAlgorithm;
 use crate::policy::cel::Expression;
 use crate::policy::glob::SubjectPattern;
@@ -81,6 +82,9 @@ pub struct Issuer {
     pub hygiene: TokenHygiene,
     /// An extra PEM CA bundle trusted for this issuer's discovery and JWKS (private clusters).
     pub ca_file: Option<PathBuf>,
+    /// The issuer's `fetch:` block (each value in range, set values consistent with each
+    /// other); merged over the global settings by `issuers`.
+    pub fetch: FetchOverrides,
 }
 
 /// Input-token hygiene of one issuer: limits a token must meet even when it is validly signed

@@ -119,6 +119,76 @@ pub struct Issuer {
     /// Every token of this issuer is accepted once (replay protection).
     #[serde(default)]
     pub one_time_use: bool,
+    /// This issuer's own fetch limits, over the global `--issuer-*` settings.
+    pub fetch: Option<Fetch>,
+}
+
+/// An Issuer's `fetch:` block: each field set replaces the global `--issuer-*` setting of the
+/// same name for this issuer (ranges: docs/presets.md, "Fetch settings").
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Fetch {
+    /// Total time one discovery or JWKS fetch may take (`issuer-timeout`).
+    pub timeout: Option<HumanDuration>,
+    /// Largest discovery document or JWKS accepted (`issuer-max-document-size`).
+    pub max_document_size: Option<ByteCount>,
+    /// Least time between two refreshes for unknown `kid`s (`issuer-refresh-cooldown`).
+    pub refresh_cooldown: Option<HumanDuration>,
+    /// Freshness of keys served without Cache-Control max-age (`issuer-default-ttl`).
+    pub default_ttl: Option<HumanDuration>,
+    /// Lower bound on Cache-Control max-age (`issuer-min-ttl`).
+    pub min_ttl: Option<HumanDuration>,
+    /// Upper bound on Cache-Control max-age (`issuer-max-ttl`).
+    pub max_ttl: Option<HumanDuration>,
+    /// How long stale keys serve while the issuer is unreachable (`issuer-max-stale`).
+    pub max_stale: Option<HumanDuration>,
+}
+
+/// A size in bytes: a number, or a string with a unit (`"256KiB"`, `"1MiB"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteCount(pub u64);
+
+impl JsonSchema for ByteCount {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ByteCount".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A size: a number of bytes, or a number with a unit (\"256KiB\", \"1MiB\").",
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*[A-Za-z]*\\s*$"}
+            ],
+            "examples": [262144, "256KiB"]
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteCount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ByteCount;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as 262144 or \"256KiB\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteCount, E> {
+                Ok(ByteCount(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteCount, E> {
+                u64::try_from(v)
+                    .map(ByteCount)
+                    .map_err(|_| E::custom(format!("invalid size {v}: sizes are not negative")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteCount, E> {
+                crate::fetch_settings::parse_bytes(v)
+                    .map(ByteCount)
+                    .map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 /// `kind: Tenant`.

@@ -39,17 +39,23 @@ pub enum Format {
 }
 
 /// Options of `policy check`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Warnings exit [`EXIT_ERRORS`] instead of [`EXIT_WARNINGS`].
     pub strict: bool,
     /// Output format.
     pub format: Format,
+    /// The global issuer fetch settings (`--issuer-*`) the Issuers' `fetch:` blocks must fit,
+    /// as `serve` reads them.
+    pub fetch: crate::fetch_settings::FetchSettings,
 }
 
 /// Checks `dir`, prints the result to `out`, returns the exit code.
 pub fn run(dir: &Path, options: Options, out: &mut dyn Write) -> i32 {
-    let loaded = crate::policy::load_dir(dir);
+    let loaded = crate::policy::load_dir(dir).and_then(|set| {
+        crate::policy::check_fetch_settings(&set, &options.fetch)?;
+        Ok(set)
+    });
     let warnings = loaded.as_ref().map(lint::lint).unwrap_or_default();
     let code = match (&loaded, warnings.is_empty()) {
         (Err(_), _) => EXIT_ERRORS,

@@ -57,6 +57,10 @@ pub struct ExplainArgs {
     /// Data directory (the demo issuer's keys); the command line fills it from the settings.
     #[arg(skip = PathBuf::from(crate::config::DEFAULT_DATA_DIR))]
     pub data_dir: PathBuf,
+    /// The global issuer fetch settings (`--issuer-*`); the command line fills them from the
+    /// settings, as `serve` reads them.
+    #[arg(skip)]
+    pub fetch: FetchSettings,
 }
 
 /// Runs `policy explain`; returns 0 when the request would be allowed, 1 when denied (or the
@@ -88,6 +92,8 @@ fn explain_to(
         .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_POLICIES_DIR));
     let policies =
         crate::policy::load_dir(&dir).map_err(|e| format!("policies in {}: {e}", dir.display()))?;
+    crate::issuers::check_fetch_settings(&policies, &args.fetch)
+        .map_err(|problems| format!("policies in {}: {problems}", dir.display()))?;
     let (token, verified) = input_token(args, &policies, clock.clone(), stdin)?;
 
     let w = |out: &mut dyn Write, line: String| {
@@ -107,6 +113,17 @@ fn explain_to(
         ),
     );
     w(out, format!("signature: {}", verified.text()));
+    if let Some(issuer) = policies.issuer(&token.issuer_name) {
+        // Checked above: the merge is consistent.
+        let effective = args
+            .fetch
+            .merged(&issuer.fetch)
+            .unwrap_or_else(|_| args.fetch.clone());
+        w(
+            out,
+            format!("issuer fetch: {}", effective.describe(&issuer.fetch)),
+        );
+    }
     let spec = RequestSpec {
         tenant: &args.tenant,
         client_id: args.client_id.as_deref(),
@@ -247,7 +264,7 @@ fn input_token(
     }
     let registry = IssuerRegistry::new(
         policies,
-        FetchSettings::default(),
+        args.fetch.clone(),
         clock,
         crate::demo::jwks_path(&args.data_dir),
     );

@@ -284,6 +284,30 @@ async fn console_shows_the_graph_explains_a_denial_and_lists_fresh_decisions() {
     assert!(details.contains("Payments.Read"), "{details}");
     s.screenshot("graph.png").await;
 
+    // An issuer's details list its effective fetch settings (issue #17), field by field.
+    s.script("document.querySelector('#graph .node.issuer').focus(); return true")
+        .await;
+    s.post(
+        "/actions",
+        json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": "\u{E007}"},
+            {"type": "keyUp", "value": "\u{E007}"},
+        ]}]}),
+    )
+    .await;
+    let details = s
+        .wait_for(
+            "issuer details",
+            "const d = document.getElementById('details').textContent; return d.includes('fetch.timeout') ? d : ''",
+        )
+        .await;
+    let details = details.as_str().unwrap_or_default();
+    assert!(details.contains("fetch.timeout5s (global)"), "{details}");
+    assert!(
+        details.contains("fetch.maxDocumentSize256KiB (global)"),
+        "{details}"
+    );
+
     // Who can become what: a token of the wrong branch is denied, and the console says why.
     let wrong = demo_token(&gw, &clock, "repo:contoso/infra:ref:refs/heads/feature");
     s.click("input[name=ex-mode][value=token]").await;

@@ -13,6 +13,7 @@ mod dpop;
 mod exchange;
 mod http2;
 mod inventory;
+mod issuer_fetch;
 mod issuer_trust;
 mod metrics;
 mod operations;

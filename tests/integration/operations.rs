@@ -39,7 +39,12 @@ const WARNED: &str = "kind: Issuer\nname: gh\nissuer: https://token.actions.gith
 fn policy_check_exit_codes_and_formats() {
     let run = |dir: &Path, strict: bool, format: check::Format| {
         let mut out = Vec::new();
-        let code = check::run(dir, check::Options { strict, format }, &mut out);
+        let options = check::Options {
+            strict,
+            format,
+            ..check::Options::default()
+        };
+        let code = check::run(dir, options, &mut out);
         (code, String::from_utf8(out).expect("utf8"))
     };
     // Clean: 0.

@@ -206,6 +206,13 @@
     const row = (k, v) => { dl.appendChild(el("dt", {}, k)); dl.appendChild(el("dd", {}, v)); };
     row("defined in", location(node));
     for (const [k, v] of Object.entries(node.details)) {
+      if (k === "fetch" && v && typeof v === "object") {
+        // Effective issuer fetch settings: the global --issuer-* value or the issuer's own.
+        for (const [f, s] of Object.entries(v)) {
+          row("fetch." + f, s.value + (s.source === "issuer" ? " (this issuer)" : " (global)"));
+        }
+        continue;
+      }
       row(k, typeof v === "string" ? v : JSON.stringify(v));
     }
     const incoming = graph.edges.filter((e) => e.to === id && SHOWN_EDGES.includes(e.kind));

@@ -7,11 +7,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::fetch_settings::{FetchOverrides, Field};
 use crate::jose::SigningAlgorithm;
 use crate::policy::compile::Compiler;
 use crate::policy::model::{Issuer, KeySourceSpec, Origin, TokenHygiene};
 use crate::policy::presets::{self, Preset};
-use crate::policy::raw::{self, HumanDuration};
+use crate::policy::raw::{self, ByteCount, HumanDuration};
 
 /// Largest accepted `leeway`.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(5 * 60);
@@ -147,6 +148,12 @@ impl Compiler {
             );
         }
 
+        let fetch = raw
+            .fetch
+            .as_ref()
+            .map(|block| self.fetch(origin, block))
+            .unwrap_or_default();
+
         (self.problems.len() == before).then(|| Issuer {
             name: raw.name.clone(),
             issuer: raw.issuer.clone(),
@@ -159,7 +166,39 @@ impl Compiler {
             origin: origin.clone(),
             hygiene,
             ca_file,
+            fetch,
         })
+    }
+
+    /// The `fetch:` block: each value in its range, and the values it sets consistent with
+    /// each other (against the global settings they are checked when `issuers` merges them).
+    fn fetch(&mut self, origin: &Origin, block: &raw::Fetch) -> FetchOverrides {
+        let duration = |this: &mut Self, field: Field, value: Option<HumanDuration>| {
+            let HumanDuration(d) = value?;
+            let key = field.policy_key().unwrap_or_default();
+            field
+                .check_duration(d)
+                .map_err(|message| this.problem(origin, format!("fetch.{key}"), message))
+                .ok()
+        };
+        let overrides = FetchOverrides {
+            timeout: duration(self, Field::Timeout, block.timeout),
+            max_body_bytes: block.max_document_size.and_then(|ByteCount(n)| {
+                Field::MaxDocumentSize
+                    .check_bytes(n)
+                    .map_err(|message| self.problem(origin, "fetch.maxDocumentSize", message))
+                    .ok()
+            }),
+            min_refresh_interval: duration(self, Field::RefreshCooldown, block.refresh_cooldown),
+            default_ttl: duration(self, Field::DefaultTtl, block.default_ttl),
+            min_ttl: duration(self, Field::MinTtl, block.min_ttl),
+            max_ttl: duration(self, Field::MaxTtl, block.max_ttl),
+            max_stale: duration(self, Field::MaxStale, block.max_stale),
+        };
+        for message in overrides.relation_problems() {
+            self.problem(origin, "fetch", message);
+        }
+        overrides
     }
 
     /// Refuses `https://a.example/` next to `https://a.example` (or the other way round): the

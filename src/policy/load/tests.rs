@@ -270,6 +270,54 @@ fn cases() -> Vec<Case> {
             "a duration such as",
         ),
         case(
+            "fetch timeout out of range",
+            "kind: Issuer\nname: a\nissuer: https://a.example\nfetch: {timeout: 10m}",
+            "fetch.timeout",
+            "10m is outside the allowed range 100ms to 2m",
+        ),
+        case(
+            "fetch cooldown zero",
+            "kind: Issuer\nname: a\nissuer: https://a.example\nfetch: {refreshCooldown: 0s}",
+            "fetch.refreshCooldown",
+            "outside the allowed range 1s to 1h",
+        ),
+        case(
+            "fetch document size too large",
+            "kind: Issuer\nname: a\nissuer: https://a.example\nfetch: {maxDocumentSize: 64MiB}",
+            "fetch.maxDocumentSize",
+            "64MiB is outside the allowed range 1KiB to 4MiB",
+        ),
+        case(
+            "fetch document size too small",
+            "kind: Issuer\nname: a\nissuer: https://a.example\nfetch: {maxDocumentSize: 10}",
+            "fetch.maxDocumentSize",
+            "10B is outside the allowed range",
+        ),
+        case(
+            "fetch document size not a size",
+            "kind: Issuer\nname: a\nissuer: https://a.example\nfetch: {maxDocumentSize: lots}",
+            "fetch.maxDocumentSize",
+            "is not a size",
+        ),
+        case(
+            "fetch document size negative",
+            "kind: Issuer\nname: a\nissuer: https://a.example\nfetch: {maxDocumentSize: -1}",
+            "fetch.maxDocumentSize",
+            "sizes are not negative",
+        ),
+        case(
+            "fetch TTL bounds crossed",
+            "kind: Issuer\nname: a\nissuer: https://a.example\nfetch: {minTtl: 2h, maxTtl: 1h}",
+            "fetch",
+            "fetch.minTtl (2h) must not be longer than fetch.maxTtl (1h)",
+        ),
+        case(
+            "fetch connect timeout is global only",
+            "kind: Issuer\nname: a\nissuer: https://a.example\nfetch: {connectTimeout: 1s}",
+            "fetch.connectTimeout",
+            "unknown field `connectTimeout`",
+        ),
+        case(
             "unknown preset",
             "kind: Issuer\nname: a\nissuer: https://a.example\npreset: jenkins",
             "preset",
@@ -1260,4 +1308,25 @@ fn a_set_places_its_documents_in_the_text_it_was_loaded_from() {
         .position(|l| l == "    issuer: github")
         .expect("line");
     assert_eq!((at.line, at.column), (line + 1, 5));
+}
+
+#[test]
+fn fetch_block_compiles_into_overrides() {
+    let doc = "kind: Issuer\nname: a\nissuer: https://a.example\nfetch:\n  timeout: 2s\n  \
+               maxDocumentSize: 64KiB\n  refreshCooldown: 5s\n  defaultTtl: 10m\n  minTtl: 2m\n  \
+               maxTtl: 1h\n  maxStale: 0s\n";
+    let set = load(&[("00-base.yaml", BASE), ("a.yaml", doc)]).expect("valid");
+    let fetch = &set.issuer("a").expect("declared").fetch;
+    assert_eq!(fetch.timeout, Some(Duration::from_secs(2)));
+    assert_eq!(fetch.max_body_bytes, Some(64 * 1024));
+    assert_eq!(fetch.min_refresh_interval, Some(Duration::from_secs(5)));
+    assert_eq!(fetch.default_ttl, Some(Duration::from_secs(600)));
+    assert_eq!(fetch.min_ttl, Some(Duration::from_secs(120)));
+    assert_eq!(fetch.max_ttl, Some(Duration::from_secs(3600)));
+    assert_eq!(fetch.max_stale, Some(Duration::ZERO));
+    // A plain number of bytes works too; without a block nothing is overridden.
+    let doc = "kind: Issuer\nname: a\nissuer: https://a.example\nfetch: {maxDocumentSize: 4096}";
+    let set = load(&[("00-base.yaml", BASE), ("a.yaml", doc)]).expect("valid");
+    assert_eq!(set.issuer("a").expect("a").fetch.max_body_bytes, Some(4096));
+    assert!(set.issuer("github").expect("github").fetch.is_empty());
 }
