@@ -232,7 +232,11 @@ fn serve_exits_64_naming_an_out_of_range_or_inconsistent_fetch_setting() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{fetch}: {stderr}");
         assert!(stderr.contains(want), "{fetch}: {stderr}");
-        assert!(stderr.contains("p.yaml#1"), "names the document: {stderr}");
+        // Placed at file:line:column (#16 item 2), not by document number.
+        assert!(
+            stderr.contains("p.yaml:") && !stderr.contains("p.yaml#"),
+            "names the line: {stderr}"
+        );
     }
 
     // `policy check` reads the same settings and reports the same contradiction (exit 1).
