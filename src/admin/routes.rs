@@ -257,7 +257,7 @@ async fn decisions(gw: web::Data<Gateway>, req: HttpRequest) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "policy_hash": gw.policies().content_hash(),
         "capacity": recent.capacity(),
-        "decisions": events.iter().map(|e| e.as_ref()).collect::<Vec<_>>(),
+        "decisions": events,
     }))
 }
 

@@ -165,7 +165,7 @@ async fn handle(
     if snapshot.policies.audit_credentials() > 0 {
         // Audit-mode credentials never grant; their verdicts are only recorded.
         for trace in explain::audit_mode(&validated, query, &snapshot.policies) {
-            gw.audit().write(record.audit_mode(&trace));
+            gw.audit().write(&record.audit_mode(&trace));
         }
     }
     let decided = exchange::decide(&validated, &request, &snapshot.policies, gw.limits(), now);
@@ -271,7 +271,7 @@ async fn handle(
         }
     };
 
-    gw.audit().write(record.granted(&grant, &claims.jti));
+    gw.audit().write(&record.granted(&grant, &claims.jti));
     span.record("client_id", grant.client_id.as_str());
     gw.inventory()
         .note(crate::inventory::granted(&record, &grant));
@@ -364,7 +364,7 @@ fn finish_denied(
     explanation: &[String],
 ) -> ApiError {
     let refusal = err.refusal();
-    gw.audit().write(record.denied(refusal, explanation));
+    gw.audit().write(&record.denied(refusal, explanation));
     if let Some(usage) = crate::inventory::denied(record, &gw.policies()) {
         gw.inventory().note(usage);
     }

@@ -46,7 +46,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use prometheus::{IntCounter, IntGauge, Registry};
-use serde_json::{Map, Value};
 
 use crate::refusal::{Context, Refusal, Refuse};
 use crate::telemetry::names;
@@ -143,7 +142,7 @@ impl Refuse for AuditUnavailable {
 }
 
 enum Message {
-    Line(Vec<u8>),
+    Line(Arc<[u8]>),
     Reopen,
     Sync(SyncSender<()>),
     Close,
@@ -362,19 +361,18 @@ impl AuditLog {
         self.shared.failure == AuditFailure::Continue || self.is_healthy()
     }
 
-    /// Queues `event` as one line. Blocks while the queue is full (back-pressure); never
-    /// fails the request: a write failure turns [`Self::grants_allowed`] off instead.
-    pub fn write(&self, event: Map<String, Value>) {
-        let event = Arc::new(event);
-        self.recent.push(event.clone());
-        let mut line = match serde_json::to_vec(event.as_ref()) {
-            Ok(line) => line,
+    /// Queues `event`, serialised once, as one line (the same bytes feed [`Self::recent`]).
+    /// Blocks while the queue is full (back-pressure); never fails the request: a write
+    /// failure turns [`Self::grants_allowed`] off instead.
+    pub fn write(&self, event: &impl serde::Serialize) {
+        let line: Arc<[u8]> = match serde_json::to_vec(event) {
+            Ok(line) => line.into(),
             Err(e) => {
                 tracing::error!(error = %e, "audit record could not be serialised");
                 return;
             }
         };
-        line.push(b'\n');
+        self.recent.push(line.clone());
         if self.queue.send(Message::Line(line)).is_err() {
             self.shared.drop_event("the audit trail is closed");
         }
@@ -477,11 +475,12 @@ impl Writer {
         match message {
             Message::Line(line) => {
                 let failing = !self.shared.healthy.load(Ordering::Acquire);
-                if failing && self.pending.len() + line.len() > self.options.max_pending {
+                if failing && self.pending.len() + line.len() + 1 > self.options.max_pending {
                     self.shared
                         .drop_event("the audit trail is failing and its retry buffer is full");
                 } else {
                     self.pending.extend_from_slice(&line);
+                    self.pending.push(b'\n');
                 }
             }
             Message::Reopen => step.reopen = true,

@@ -2,9 +2,11 @@
 //! and the console's decisions table.
 //!
 //! A bounded ring fed by [`AuditLog::write`](crate::telemetry::audit::AuditLog::write) with
-//! the very events written to the audit trail, so the console never shows a second truth. It
+//! the very lines written to the audit trail, so the console never shows a second truth. It
 //! only keeps and filters events: it must not build them, and it forgets everything on restart
-//! (the audit trail is the record).
+//! (the audit trail is the record). It keeps each event as its serialised line, shared with
+//! the writer: the token endpoint never builds a JSON tree for it, and the admin API parses the
+//! few lines it shows.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -25,6 +27,9 @@ pub struct Filter<'a> {
 
 impl Filter<'_> {
     fn matches(&self, event: &Map<String, Value>) -> bool {
+        if self.outcome.is_none() && self.identity.is_none() {
+            return true;
+        }
         let field = |name: &str| event.get(name).and_then(Value::as_str);
         let outcome_ok = self
             .outcome
@@ -41,7 +46,8 @@ impl Filter<'_> {
 #[derive(Debug)]
 pub struct RecentEvents {
     capacity: usize,
-    events: Mutex<VecDeque<Arc<Map<String, Value>>>>,
+    /// Serialised events (one JSON object each, no newline).
+    events: Mutex<VecDeque<Arc<[u8]>>>,
 }
 
 impl Default for RecentEvents {
@@ -65,8 +71,8 @@ impl RecentEvents {
         self.capacity
     }
 
-    /// Keeps `event`, dropping the oldest when full.
-    pub fn push(&self, event: Arc<Map<String, Value>>) {
+    /// Keeps `event`, one serialised JSON object, dropping the oldest when full.
+    pub fn push(&self, event: Arc<[u8]>) {
         // A poisoned lock only means another request panicked mid-push; keep going.
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         if events.len() == self.capacity {
@@ -75,15 +81,19 @@ impl RecentEvents {
         events.push_back(event);
     }
 
-    /// At most `limit` events matching `filter`, newest first.
-    pub fn newest(&self, limit: usize, filter: &Filter<'_>) -> Vec<Arc<Map<String, Value>>> {
-        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        events
+    /// At most `limit` events matching `filter`, newest first. Lines that do not parse as a
+    /// JSON object (none should) are skipped.
+    pub fn newest(&self, limit: usize, filter: &Filter<'_>) -> Vec<Map<String, Value>> {
+        // Parse outside the lock: the token endpoint pushes while the admin API reads.
+        let lines: Vec<Arc<[u8]>> = {
+            let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+            events.iter().rev().cloned().collect()
+        };
+        lines
             .iter()
-            .rev()
+            .filter_map(|line| serde_json::from_slice::<Map<String, Value>>(line).ok())
             .filter(|e| filter.matches(e))
             .take(limit)
-            .cloned()
             .collect()
     }
 }
@@ -94,17 +104,17 @@ mod tests {
 
     use super::*;
 
-    fn event(n: u64, outcome: &str, identity: Option<&str>) -> Arc<Map<String, Value>> {
+    fn event(n: u64, outcome: &str, identity: Option<&str>) -> Arc<[u8]> {
         let mut e = Map::new();
         e.insert("n".into(), json!(n));
         e.insert("decision.outcome".into(), json!(outcome));
         if let Some(name) = identity {
             e.insert("identity.name".into(), json!(name));
         }
-        Arc::new(e)
+        serde_json::to_vec(&e).unwrap().into()
     }
 
-    fn numbers(events: &[Arc<Map<String, Value>>]) -> Vec<u64> {
+    fn numbers(events: &[Map<String, Value>]) -> Vec<u64> {
         events.iter().filter_map(|e| e["n"].as_u64()).collect()
     }
 

@@ -2,7 +2,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use super::*;
 
@@ -65,7 +65,7 @@ fn each_event_is_one_json_line_with_its_fields_in_order() {
         let mut e = Map::new();
         e.insert("decision.outcome".into(), json!(outcome));
         e.insert("detail".into(), json!("a\nb"));
-        log.write(e);
+        log.write(&e);
     }
     log.sync();
     let text = buffer.text();
@@ -90,7 +90,7 @@ fn lines_queued_while_the_writer_lingers_share_one_write() {
     };
     let log = AuditLog::to_writer_with(Box::new(buffer.clone()), AuditFailure::Deny, options);
     for n in 0..10 {
-        log.write(event(n));
+        log.write(&event(n));
     }
     log.sync();
     assert_eq!(buffer.text().lines().count(), 10);
@@ -107,7 +107,7 @@ fn lines_queued_while_the_writer_lingers_share_one_write() {
         ..quick()
     };
     let log = AuditLog::to_writer_with(Box::new(buffer.clone()), AuditFailure::Deny, options);
-    log.write(event(0));
+    log.write(&event(0));
     eventually("the line is written without a sync", || {
         buffer.text().lines().count() == 1
     });
@@ -119,7 +119,7 @@ fn audit_files_are_private_to_their_owner() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let log = AuditLog::open(&AuditDestination::File(path.clone()), AuditFailure::Deny).unwrap();
-    log.write(Map::new());
+    log.write(&Map::new());
     log.sync();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
@@ -132,12 +132,12 @@ fn a_failing_sink_turns_grants_off_then_back_on_and_keeps_its_lines() {
     let log = AuditLog::to_writer_with(Box::new(buffer.clone()), AuditFailure::Deny, quick());
     let registry = Registry::new();
     log.register_metrics(&registry).unwrap();
-    log.write(event(1));
+    log.write(&event(1));
     log.sync();
     assert!(log.grants_allowed());
 
     buffer.fail.store(true, Ordering::SeqCst);
-    log.write(event(2));
+    log.write(&event(2));
     log.sync();
     assert!(!log.is_healthy());
     assert!(
@@ -151,7 +151,7 @@ fn a_failing_sink_turns_grants_off_then_back_on_and_keeps_its_lines() {
     buffer.fail.store(false, Ordering::SeqCst);
     eventually("the trail recovers", || log.grants_allowed());
     assert_eq!(log.shared.healthy_gauge.get(), 1);
-    log.write(event(3));
+    log.write(&event(3));
     log.sync();
     assert_eq!(buffer.text(), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
     assert_eq!(log.shared.dropped.get(), 0);
@@ -162,7 +162,7 @@ fn continue_mode_keeps_granting_while_the_trail_fails() {
     let buffer = Buffer::default();
     buffer.fail.store(true, Ordering::SeqCst);
     let log = AuditLog::to_writer_with(Box::new(buffer.clone()), AuditFailure::Continue, quick());
-    log.write(event(1));
+    log.write(&event(1));
     log.sync();
     assert!(!log.is_healthy());
     assert!(log.grants_allowed());
@@ -177,11 +177,11 @@ fn a_full_retry_buffer_counts_what_it_drops() {
         ..quick()
     };
     let log = AuditLog::to_writer_with(Box::new(buffer.clone()), AuditFailure::Deny, options);
-    log.write(event(0));
+    log.write(&event(0));
     log.sync();
     assert!(!log.is_healthy());
     for n in 1..10 {
-        log.write(event(n));
+        log.write(&event(n));
     }
     log.sync();
     assert!(log.shared.dropped.get() >= 1);
@@ -204,7 +204,7 @@ fn back_pressure_and_close_lose_nothing() {
             let log = log.clone();
             std::thread::spawn(move || {
                 for n in 0..500 {
-                    log.write(event(t * 1000 + n));
+                    log.write(&event(t * 1000 + n));
                 }
             })
         })
@@ -215,7 +215,7 @@ fn back_pressure_and_close_lose_nothing() {
     log.close();
     assert_eq!(buffer.text().lines().count(), 2000);
     // After close an event is counted, never silently lost.
-    log.write(event(0));
+    log.write(&event(0));
     assert_eq!(log.shared.dropped.get(), 1);
 }
 
@@ -225,12 +225,12 @@ fn reopen_follows_a_rotated_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let log = AuditLog::open(&AuditDestination::File(path.clone()), AuditFailure::Deny).unwrap();
-    log.write(event(1));
+    log.write(&event(1));
     log.sync();
     let rotated = dir.path().join("audit.jsonl.1");
     std::fs::rename(&path, &rotated).unwrap();
     log.reopen();
-    log.write(event(2));
+    log.write(&event(2));
     log.sync();
     assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "{\"n\":1}\n");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":2}\n");
@@ -254,7 +254,7 @@ fn a_full_device_fails_closed_and_a_replaced_destination_recovers() {
         )
         .unwrap(),
     );
-    log.write(event(1));
+    log.write(&event(1));
     log.sync();
     assert!(!log.grants_allowed());
 
