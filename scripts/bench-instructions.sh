@@ -67,22 +67,7 @@ JWKS=$DIR/data/demo-issuer/jwks.json
 # The controls policies: the bundled ones with deploy-bot's credential bound to the request,
 # exactly as scripts/bench-load.sh's controls run.
 CONTROLS_POLICIES=$DIR/controls-policies
-rm -rf "$CONTROLS_POLICIES"
-cp -r policies "$CONTROLS_POLICIES"
-python3 - "$CONTROLS_POLICIES/contoso.yaml" <<'EOF'
-import sys
-path = sys.argv[1]
-text = open(path).read()
-anchor = "    subject: repo:contoso/infra:ref:refs/heads/main"
-assert anchor in text, "the bundled deploy-bot credential moved: update this script"
-controls = (
-    "    allowedNetworks: [10.0.0.0/8, 198.51.100.0/24, 2001:db8::/32]\n"
-    "    condition: >-\n"
-    "      cidr('198.51.100.0/24').containsIP(request.ip) &&\n"
-    "      request.time > timestamp('2020-01-01T00:00:00Z')\n"
-)
-open(path, "w").write(text.replace(anchor, controls + anchor, 1))
-EOF
+python3 scripts/bench-controls-policies.py policies "$CONTROLS_POLICIES"
 
 SERVER_PID=""
 stop_server() {

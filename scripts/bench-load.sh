@@ -126,23 +126,7 @@ trap stop_server EXIT
 CONTROLS_POLICIES=$BENCH_DIR/controls-policies
 CONTROLS_CLIENT=198.51.100.7
 make_controls_policies() {
-  rm -rf "$CONTROLS_POLICIES"
-  cp -r policies "$CONTROLS_POLICIES"
-  python3 - "$CONTROLS_POLICIES/contoso.yaml" <<'EOF'
-import sys
-path = sys.argv[1]
-text = open(path).read()
-anchor = "    subject: repo:contoso/infra:ref:refs/heads/main"
-assert anchor in text, "the bundled deploy-bot credential moved: update bench-load.sh"
-controls = (
-    "    allowedNetworks: [10.0.0.0/8, 198.51.100.0/24, 2001:db8::/32]\n"
-    "    condition: >-\n"
-    "      cidr('198.51.100.0/24').containsIP(request.ip) &&\n"
-    "      request.time > timestamp('2020-01-01T00:00:00Z')\n"
-)
-text = text.replace(anchor, controls + anchor, 1)
-open(path, "w").write(text)
-EOF
+  python3 scripts/bench-controls-policies.py policies "$CONTROLS_POLICIES"
   "$BIN" policy check "$CONTROLS_POLICIES" >/dev/null
 }
 
