@@ -48,8 +48,9 @@ async fn setup(with_ca_file: bool) -> Env {
     let trust = tempfile::tempdir().expect("tempdir");
     let ca_file = trust.path().join("cluster-ca.pem");
     std::fs::write(&ca_file, &ca.pem).expect("write the CA file");
+    // The fixture's `#{{CA_FILE}}` comment: a line break ends it, then the caFile line.
     let line = if with_ca_file {
-        format!("caFile: {:?}", ca_file.display().to_string())
+        format!("\ncaFile: {:?}", ca_file.display().to_string())
     } else {
         String::new()
     };
