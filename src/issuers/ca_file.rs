@@ -24,22 +24,12 @@ use futures_util::future::BoxFuture;
 use sha2::{Digest as _, Sha256};
 
 use super::fetch::Fetcher;
+pub use super::source::CaFileError;
 use super::source::{HttpKeySource, HttpTarget, KeySource, KeySourceError, LoadedKeys};
 use crate::policy::model::{Issuer, KeySourceSpec};
 
 /// Largest CA file read (a distribution's whole root bundle is a few hundred KiB).
 pub const MAX_CA_FILE_BYTES: usize = 1024 * 1024;
-
-/// Why a `caFile` gives no usable client. Names the file (operators read it in logs and audit
-/// records; callers of the token endpoint never see it) and never holds its content.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("caFile {path}: {reason}")]
-pub struct CaFileError {
-    /// The file, as resolved from the policy.
-    pub path: String,
-    /// What is wrong: unreadable (with the I/O error kind), too large, not PEM, no certificate.
-    pub reason: String,
-}
 
 /// The outcome built from one content of the file.
 struct Built {

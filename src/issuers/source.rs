@@ -13,11 +13,21 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use super::ca_file::CaFileError;
 use super::discovery::{DiscoveryError, discover};
 use super::fetch::{FetchError, Fetcher};
 use super::jwks::{JwksError, KeySet, parse_jwks};
 use crate::policy::model::{Issuer, KeySourceSpec};
+
+/// Why a `caFile` gives no usable client (see `issuers::ca_file`). Names the file (operators read it in logs and audit
+/// records; callers of the token endpoint never see it) and never holds its content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("caFile {path}: {reason}")]
+pub struct CaFileError {
+    /// The file, as resolved from the policy.
+    pub path: String,
+    /// What is wrong: unreadable (with the I/O error kind), too large, not PEM, no certificate.
+    pub reason: String,
+}
 
 /// Why an issuer's keys could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
