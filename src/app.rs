@@ -284,6 +284,7 @@ pub fn server(
             .app_data(data.clone())
             .app_data(documents.clone())
             .configure(crate::http::routes::configure)
+            .wrap(crate::http::routes::TokenFastPath)
     })
     .workers(workers)
     .shutdown_timeout(grace)

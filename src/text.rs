@@ -6,6 +6,10 @@
 /// `value` without control characters, at most `max_chars` characters long; `…` is appended
 /// when characters were cut.
 pub fn shown(value: &str, max_chars: usize) -> String {
+    // Printable ASCII within the bound (subjects, names, ids: nearly every value) is itself.
+    if value.len() <= max_chars && value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return value.to_owned();
+    }
     let mut kept = value.chars().filter(|c| !c.is_control());
     let mut out: String = kept.by_ref().take(max_chars).collect();
     if kept.next().is_some() {
@@ -53,6 +57,16 @@ mod tests {
             let out = shown(&value, max);
             prop_assert!(out.chars().count() <= max + 1);
             prop_assert!(!out.chars().any(char::is_control));
+        }
+
+        #[test]
+        fn the_fast_path_equals_the_filter(value in "[ -~\t\n\u{7f}\u{85}é]{0,20}", max in 0usize..25) {
+            let kept: String = value.chars().filter(|c| !c.is_control()).collect();
+            let mut expected: String = kept.chars().take(max).collect();
+            if kept.chars().count() > max {
+                expected.push('…');
+            }
+            prop_assert_eq!(shown(&value, max), expected);
         }
     }
 }

@@ -36,13 +36,24 @@ use crate::tokens::{AccessTokenClaims, SignError};
 /// Most lines of explanation a denied exchange's audit record carries.
 const AUDIT_EXPLANATION_LINES: usize = 3;
 
+/// The route table's handler: [`token`] with the tenant the router extracted. Only requests
+/// the fast path (`http::routes::TokenFastPath`) leaves to the router come here.
+pub async fn routed(
+    gw: web::Data<Gateway>,
+    tenant: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    token(gw, tenant.into_inner(), req, payload).await
+}
+
 /// Handles a token request inside its `exchange` span (see `telemetry::traces`): a valid
 /// W3C `traceparent` makes the caller's span its parent, and the response's and audit
 /// record's `trace_id` is the span's trace id (the caller's when it sent one). With traces
 /// off the `trace_id` is the `traceparent`'s trace id when valid, else a random UUID.
 pub async fn token(
     gw: web::Data<Gateway>,
-    tenant: web::Path<String>,
+    tenant: String,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -81,7 +92,7 @@ pub async fn token(
 /// The exchange itself, recording into `span` (the current span) as it learns safe values.
 async fn handle(
     gw: web::Data<Gateway>,
-    tenant: web::Path<String>,
+    tenant: String,
     req: HttpRequest,
     payload: web::Payload,
     trace_id: String,

@@ -235,3 +235,65 @@ async fn metrics_count_outcomes() {
         "{text}"
     );
 }
+
+/// The token endpoint answers alike whether the request takes the fast path in front of the
+/// router (a plain tenant segment) or the route table (an escaped one): both grants granted,
+/// and the same refusal for a tenant that does not exist.
+#[actix_web::test]
+async fn fast_path_and_routed_token_requests_answer_alike() {
+    let (issuer, gw) = setup().await;
+    let claims = ci_claims(&issuer, "repo:contoso/infra:ref:refs/heads/main");
+    for tenant in ["contoso", "%63ontoso", "contos%6F"] {
+        let assertion = issuer.mint(&claims);
+        let (status, body) = gw
+            .post_token(
+                tenant,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "6f2d3b1e-0c4a-4d8e-9b7a-1a2b3c4d5e6f"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                    ("scope", "api://payments/.default"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{tenant}: {body}");
+        let token = body["access_token"].as_str().expect("access_token");
+        let granted = gw.verify("contoso", token).await;
+        assert_eq!(granted["aud"], "api://payments", "{tenant}");
+        assert_eq!(granted["src_cred"], "infra-main", "{tenant}");
+
+        let subject = issuer.mint(&claims);
+        let (status, body) = gw
+            .post_token(
+                tenant,
+                &[
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:token-exchange",
+                    ),
+                    ("subject_token", &subject),
+                    ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+                    ("resource", "api://payments"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{tenant}: {body}");
+        assert_eq!(
+            body["issued_token_type"],
+            "urn:ietf:params:oauth:token-type:access_token"
+        );
+    }
+    let mut refusals = Vec::new();
+    for tenant in ["nobody", "%6Eobody"] {
+        let (status, body) = gw
+            .post_token(tenant, &[("grant_type", "client_credentials")])
+            .await;
+        refusals.push((status, body["error"].clone(), body["error_codes"].clone()));
+    }
+    assert_eq!(refusals[0], refusals[1]);
+    assert_ne!(refusals[0].0, 200);
+}

@@ -303,3 +303,57 @@ proptest::proptest! {
         let _ = ExchangeRequest::parse("t", body.as_bytes());
     }
 }
+
+/// The pairs `form_urlencoded::parse` yields, owned, for comparison.
+fn reference_pairs(text: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(text.as_bytes())
+        .map(|(n, v)| (n.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn fast_pairs(text: &str) -> Vec<(String, String)> {
+    super::form_pairs(text)
+        .map(|(n, v)| (n.into_owned(), v.into_owned()))
+        .collect()
+}
+
+#[test]
+fn form_pairs_decode_as_form_urlencoded_does() {
+    for text in [
+        "",
+        "&",
+        "&&a=1&&",
+        "a",
+        "a=",
+        "=b",
+        "=",
+        "a=b=c",
+        "a+b=c+d",
+        "a%20b=%41%42%zz%",
+        "a=%E2%9C%93&b=%FF",
+        "grant_type=client_credentials&client_assertion=eyJ.eyJ.sig&scope=api%3A%2F%2Fx%2F.default",
+        "ü=ö&x=%C3%BC",
+    ] {
+        assert_eq!(fast_pairs(text), reference_pairs(text), "{text:?}");
+    }
+}
+
+#[test]
+fn a_plain_value_is_borrowed_and_an_escaped_one_decoded() {
+    let text = "client_assertion=eyJhbGciOiJSUzI1NiJ9.e30.c2ln&scope=api%3A%2F%2Fx+y";
+    let pairs: Vec<_> = super::form_pairs(text).collect();
+    assert!(matches!(pairs[0].1, std::borrow::Cow::Borrowed(_)));
+    assert_eq!(pairs[1].1, "api://x y");
+}
+
+proptest::proptest! {
+    #[test]
+    fn form_pairs_equal_form_urlencoded_on_any_text(text in "[a-z=&%+2AEFz\u{e9}\u{1F600}]{0,64}") {
+        proptest::prop_assert_eq!(fast_pairs(&text), reference_pairs(&text));
+    }
+
+    #[test]
+    fn form_pairs_equal_form_urlencoded_on_any_string(text in ".{0,64}") {
+        proptest::prop_assert_eq!(fast_pairs(&text), reference_pairs(&text));
+    }
+}
