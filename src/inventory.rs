@@ -33,6 +33,11 @@ use crate::telemetry::names;
 pub const QUEUE_CAPACITY: usize = 4096;
 /// Most updates written in one batch.
 pub const BATCH: usize = 256;
+/// How long the writer lets updates gather after a batch that emptied the queue. Without it,
+/// every grant woke the writer's thread on its own: two context switches per exchange, which
+/// cost more CPU than the rest of the inventory together. At most [`QUEUE_CAPACITY`] updates
+/// arrive meanwhile at 40,000 exchanges/s.
+pub const LINGER: Duration = Duration::from_millis(50);
 
 const DAY: u64 = 86_400;
 
@@ -126,7 +131,8 @@ impl Inventory {
     }
 
     /// The background writer, once (`None` afterwards): it drains the queue in batches of at
-    /// most [`BATCH`] into the store, and ends when the inventory is dropped.
+    /// most [`BATCH`] into the store, lingering [`LINGER`] once the queue is empty, and ends
+    /// when the inventory is dropped.
     pub fn writer(&self) -> Option<impl Future<Output = ()> + use<>> {
         let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()?;
         let store = self.store.clone();
@@ -134,7 +140,11 @@ impl Inventory {
         let max_workload = self.max_workload;
         Some(async move {
             let mut batch = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut batch, BATCH).await > 0 {
+            loop {
+                let received = rx.recv_many(&mut batch, BATCH).await;
+                if received == 0 {
+                    break;
+                }
                 match store.record(&batch, max_workload).await {
                     Ok(evicted) => metrics.evicted.inc_by(evicted),
                     Err(e) => {
@@ -143,6 +153,9 @@ impl Inventory {
                     }
                 }
                 batch.clear();
+                if received < BATCH {
+                    tokio::time::sleep(LINGER).await;
+                }
             }
         })
     }

@@ -13,7 +13,10 @@
 //! next. Woken by a line, the writer first lingers [`LINGER`] (1 ms) so that the lines queued
 //! meanwhile join the same batch: under load one wake-up and one `write` carry many lines
 //! instead of one each (a wake-up per line costs every exchange a context switch on a busy
-//! core), and every line is written within a few milliseconds of its request. The batch buffer is ours rather than a `BufWriter`'s so that after a
+//! core), and every line is written within a few milliseconds of its request. While batches
+//! keep holding lines the writer polls the queue every linger rather than waiting on it, so
+//! under load no worker ever wakes it (waking costs the worker a system call and its core two
+//! context switches); it waits again after a poll that found the queue empty. The batch buffer is ours rather than a `BufWriter`'s so that after a
 //! failed or partial write exactly the unwritten bytes are kept and retried.
 //!
 //! - **Back-pressure, never a silent drop.** A full queue blocks the worker that writes until
@@ -424,10 +427,21 @@ struct Writer {
 
 impl Writer {
     fn run(mut self) {
+        // Whether the last batch held lines: while they keep coming the writer polls the queue
+        // every linger instead of waiting on it, so that no worker has to wake it.
+        let mut busy = false;
         loop {
             let healthy = self.shared.healthy.load(Ordering::Acquire);
+            let lingers = healthy && !self.options.linger.is_zero();
+            let polled = lingers && busy;
             // While failing, wake up every retry interval even without new events.
-            let first = if healthy {
+            let first = if polled {
+                std::thread::sleep(self.options.linger);
+                self.rx.try_recv().map_err(|e| match e {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            } else if healthy {
                 self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
             } else {
                 self.rx.recv_timeout(self.options.retry)
@@ -439,7 +453,7 @@ impl Writer {
                     // sync, reopen or close is served at once.
                     let line = matches!(message, Message::Line(_));
                     self.take(message, &mut step);
-                    if line && healthy && !self.options.linger.is_zero() {
+                    if line && lingers && !polled {
                         std::thread::sleep(self.options.linger);
                     }
                 }
@@ -461,6 +475,7 @@ impl Writer {
                     self.shared.failed(&e);
                 }
             }
+            busy = step.lines > 0;
             self.write_pending();
             for ack in step.acks {
                 let _ = ack.send(());
@@ -474,6 +489,7 @@ impl Writer {
     fn take(&mut self, message: Message, step: &mut Step) {
         match message {
             Message::Line(line) => {
+                step.lines += 1;
                 let failing = !self.shared.healthy.load(Ordering::Acquire);
                 if failing && self.pending.len() + line.len() + 1 > self.options.max_pending {
                     self.shared
@@ -519,6 +535,8 @@ impl Writer {
 /// What one round of the writer collected besides lines.
 #[derive(Default)]
 struct Step {
+    /// Lines taken (written or kept for retry).
+    lines: usize,
     reopen: bool,
     close: bool,
     acks: Vec<SyncSender<()>>,

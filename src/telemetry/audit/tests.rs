@@ -114,6 +114,43 @@ fn lines_queued_while_the_writer_lingers_share_one_write() {
 }
 
 #[test]
+fn a_busy_writer_polls_then_waits_again_and_loses_no_line() {
+    let buffer = Buffer::default();
+    let options = WriterOptions {
+        linger: Duration::from_millis(20),
+        ..quick()
+    };
+    let log = AuditLog::to_writer_with(Box::new(buffer.clone()), AuditFailure::Deny, options);
+    let written = |n: usize| buffer.text().lines().count() == n;
+    // A stream of lines: after the first batch the writer polls instead of waiting.
+    for n in 0..5 {
+        log.write(&event(n));
+        std::thread::sleep(Duration::from_millis(7));
+    }
+    eventually("the stream is written without a sync", || written(5));
+    // A poll finds the queue empty: the writer waits again, and a later line wakes it.
+    std::thread::sleep(Duration::from_millis(100));
+    log.write(&event(5));
+    eventually("a line after the idle poll is written", || written(6));
+    // A sync and a close while the writer polls are served, and nothing is lost.
+    log.write(&event(6));
+    log.sync();
+    assert!(written(7));
+    log.write(&event(7));
+    log.close();
+    let numbers: Vec<u64> = buffer
+        .text()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(numbers, (0..8).collect::<Vec<u64>>());
+}
+
+#[test]
 fn audit_files_are_private_to_their_owner() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
