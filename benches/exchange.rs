@@ -258,8 +258,8 @@ appRoleAssignments:
     }
 
     fn validate_pure(&self) -> trustbridge::issuers::ValidatedToken {
-        let peeked = validate::peek(&self.token).expect("peek");
-        validate::verify(&peeked, &self.issuer, &self.keyset, self.clock.now()).expect("verify")
+        let mut peeked = validate::peek(&self.token).expect("peek");
+        validate::verify(&mut peeked, &self.issuer, &self.keyset, self.clock.now()).expect("verify")
     }
 
     fn request(&self) -> ExchangeRequest {

@@ -361,14 +361,14 @@ impl IssuerRegistry {
     /// nor for an algorithm the issuer does not allow. An unknown `kid` triggers one
     /// (rate-limited, single-flight) key refresh and one more verification.
     pub async fn validate(&self, token: &str) -> Result<ValidatedToken, ValidationError> {
-        let peeked = validate::peek(token)?;
+        let mut peeked = validate::peek(token)?;
         let entry = self
             .by_iss
             .get(&peeked.iss)
             .ok_or(ValidationError::UntrustedIssuer)?;
         validate::allowed_algorithm(&peeked, &entry.issuer)?;
         let cached = entry.keys.keys().await.map_err(unavailable)?;
-        match validate::verify(&peeked, &entry.issuer, &cached.keys, self.clock.now()) {
+        match validate::verify(&mut peeked, &entry.issuer, &cached.keys, self.clock.now()) {
             Err(ValidationError::UnknownKey) => self.metrics.kid_miss(&entry.issuer.name),
             other => return other,
         }
@@ -377,7 +377,12 @@ impl IssuerRegistry {
             Err(CacheError::RefreshRateLimited) => return Err(ValidationError::UnknownKey),
             Err(error) => return Err(unavailable(error)),
         };
-        validate::verify(&peeked, &entry.issuer, &refreshed.keys, self.clock.now())
+        validate::verify(
+            &mut peeked,
+            &entry.issuer,
+            &refreshed.keys,
+            self.clock.now(),
+        )
     }
 
     /// A registry for a newly loaded policy set that keeps the key caches of issuers whose

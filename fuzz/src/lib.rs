@@ -174,13 +174,13 @@ pub fn jws_reach(data: &[u8]) -> Reached {
 
 fn validate_and_decide(token: &str, keys: &KeySet, selector: usize) -> Reached {
     let f = &*FIXTURE;
-    let Ok(peeked) = peek(token) else {
+    let Ok(mut peeked) = peek(token) else {
         return Reached::Refused;
     };
     let Some(issuer) = f.policies.issuer_for(&peeked.iss) else {
         return Reached::Refused;
     };
-    let Ok(validated) = verify(&peeked, issuer, keys, now()) else {
+    let Ok(validated) = verify(&mut peeked, issuer, keys, now()) else {
         return Reached::Refused;
     };
     // Whatever verified must be from this issuer, in time, with an allowed algorithm.
@@ -250,8 +250,8 @@ pub fn policy(data: &[u8]) {
         // A loaded set decides a genuine token without panicking.
         let f = &*FIXTURE;
         if let Some(issuer) = set.issuer_for(ISSUER)
-            && let Ok(peeked) = peek(&SAMPLE_TOKEN)
-            && let Ok(validated) = verify(&peeked, issuer, &f.keys, now())
+            && let Ok(mut peeked) = peek(&SAMPLE_TOKEN)
+            && let Ok(validated) = verify(&mut peeked, issuer, &f.keys, now())
         {
             for req in &f.requests {
                 let _ = exchange::decide(&validated, req, &set, &Limits::default(), now());

@@ -348,10 +348,14 @@ fn audiences(claims: &Map<String, Value>) -> Result<Vec<String>, ValidationError
 /// leeway), the issuer's hygiene limits (`typ`, lifetime, age: [`super::hygiene::check`]),
 /// then the shape of `aud`, `sub` and `jti`.
 ///
+/// On success the claims, `iss` and `kid` are moved out of `peeked` into the result (no copy of
+/// the claim map per exchange); on failure `peeked` is unchanged, so it can be verified again
+/// against refreshed keys.
+///
 /// Errors: every [`ValidationError`] except `TooLarge`, `Encrypted`, `Nested`,
 /// `CriticalHeader` and `KeysUnavailable`.
 pub fn verify(
-    peeked: &PeekedToken,
+    peeked: &mut PeekedToken,
     issuer: &Issuer,
     keys: &KeySet,
     now: SystemTime,
@@ -397,7 +401,7 @@ pub fn verify(
 
     Ok(ValidatedToken {
         issuer_name: issuer.name.clone(),
-        iss: peeked.iss.clone(),
+        iss: std::mem::take(&mut peeked.iss),
         sub,
         aud,
         exp,
@@ -405,8 +409,8 @@ pub fn verify(
         nbf,
         jti,
         alg,
-        kid: peeked.kid.clone(),
-        claims: claims.clone(),
+        kid: peeked.kid.take(),
+        claims: std::mem::take(&mut peeked.claims),
     })
 }
 

@@ -126,12 +126,12 @@ fn sign(key: &PrivateKey, header: &Value, claims: &Value) -> String {
 /// Where the token stopped: `Ok(())` is a grant.
 fn outcome(token: &str, keys: &KeySet) -> Result<(), String> {
     let f = &*FIXTURE;
-    let peeked = peek(token).map_err(|e| e.to_string())?;
+    let mut peeked = peek(token).map_err(|e| e.to_string())?;
     let issuer = f
         .policies
         .issuer_for(&peeked.iss)
         .ok_or("untrusted issuer")?;
-    let validated = verify(&peeked, issuer, keys, now()).map_err(|e| e.to_string())?;
+    let validated = verify(&mut peeked, issuer, keys, now()).map_err(|e| e.to_string())?;
     exchange::decide(
         &validated,
         &f.request,

@@ -35,8 +35,8 @@ fn check_with(
     keys: &KeySet,
     now: SystemTime,
 ) -> Result<ValidatedToken, ValidationError> {
-    let peeked = peek(token)?;
-    verify(&peeked, issuer, keys, now)
+    let mut peeked = peek(token)?;
+    verify(&mut peeked, issuer, keys, now)
 }
 
 fn b64(s: &str) -> String {
@@ -131,6 +131,36 @@ fn key_selection() {
         check(&no_kid, &keyset(&[&a, &b]), at(T0)).unwrap_err(),
         ValidationError::UnknownKey
     );
+}
+
+#[test]
+fn a_failed_verification_leaves_the_token_whole_for_the_retry() {
+    // The registry verifies again after refreshing keys for an unknown kid: the first,
+    // failed attempt must not have moved anything out of the peeked token.
+    let a = TestKey::es256("a");
+    let mut peeked = peek(&a.mint(&claims(ISS))).unwrap();
+    let before = (
+        peeked.iss.clone(),
+        peeked.kid.clone(),
+        peeked.claims.clone(),
+    );
+    let stale = keyset(&[&TestKey::es256("b")]);
+    assert_eq!(
+        verify(&mut peeked, &test_issuer(), &stale, at(T0)).unwrap_err(),
+        ValidationError::UnknownKey
+    );
+    assert_eq!(
+        (
+            peeked.iss.clone(),
+            peeked.kid.clone(),
+            peeked.claims.clone()
+        ),
+        before
+    );
+    let validated = verify(&mut peeked, &test_issuer(), &keyset(&[&a]), at(T0)).unwrap();
+    assert_eq!(validated.iss, before.0);
+    assert_eq!(validated.kid, before.1);
+    assert_eq!(validated.claims, before.2);
 }
 
 #[test]
