@@ -362,7 +362,7 @@ impl SigningKeys {
     /// As [`Self::sign_capped`].
     pub fn sign(&self, claims: &AccessTokenClaims) -> Result<String, SignError> {
         let mut claims = claims.clone();
-        self.sign_capped(&mut claims)
+        self.sign_capped(&mut claims).map(SignedToken::into_string)
     }
 
     /// Signs like [`Self::sign`], lowering `claims.exp` first to the signing key's end of life
@@ -375,7 +375,7 @@ impl SigningKeys {
     /// [`SignError::SelfCheck`] when the signed token does not verify against the JWKS (or
     /// the key fails its first-use probe); [`SignError::KeyOutOfService`] when the active key
     /// failed a check earlier.
-    pub fn sign_capped(&self, claims: &mut AccessTokenClaims) -> Result<String, SignError> {
+    pub fn sign_capped(&self, claims: &mut AccessTokenClaims) -> Result<SignedToken, SignError> {
         let now = self.clock.now();
         let loaded = self.keys.load();
         let (current, end_of_life) = rotation::signer(&loaded.keys, now, self.retention)
@@ -401,7 +401,10 @@ impl SigningKeys {
         } else if self.verify.verifies(n) {
             self.sign_checked(&loaded, current, claims, now)
         } else {
-            return current.key.sign_jwt(ACCESS_TOKEN_TYP, claims);
+            return current
+                .key
+                .sign_jwt(ACCESS_TOKEN_TYP, claims)
+                .map(SignedToken);
         };
         if let Err(SignError::SelfCheck(why)) = &checked
             && !health.out_of_service.swap(true, Ordering::AcqRel)
@@ -413,7 +416,7 @@ impl SigningKeys {
                 "signing key failed its self-check and is out of service; no token is issued until another key is usable"
             );
         }
-        checked
+        checked.map(SignedToken)
     }
 
     fn sign_checked(
@@ -430,6 +433,30 @@ impl SigningKeys {
             claims,
             published.into_iter().map(|k| &k.key),
         )
+    }
+}
+
+/// An access token [`SigningKeys::sign_capped`] signed: a compact JWS, three base64url segments
+/// joined by dots ([`keys::PrivateKey::sign_jwt`] writes nothing else). Only this module makes
+/// one, so its text never needs escaping in JSON: the token response writes it as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedToken(String);
+
+impl SignedToken {
+    /// The token's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The token's text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    /// `claims` signed by `key` as an access token (tests that need a real one).
+    #[cfg(test)]
+    pub(crate) fn signed_by(key: &PrivateKey, claims: &impl serde::Serialize) -> Self {
+        Self(key.sign_jwt(ACCESS_TOKEN_TYP, claims).expect("signs"))
     }
 }
 

@@ -64,6 +64,8 @@ pub const MAX_PENDING_BYTES: usize = 16 << 20;
 const BATCH_BYTES: usize = 256 << 10;
 /// How long the writer, woken by a line, waits for more before writing the batch.
 pub const LINGER: Duration = Duration::from_millis(1);
+/// Bytes reserved for one serialised event (a granted exchange's line is about 750).
+const LINE_CAPACITY: usize = 1024;
 
 /// Where audit events are written: one JSON object per line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -145,7 +147,7 @@ impl Refuse for AuditUnavailable {
 }
 
 enum Message {
-    Line(Arc<[u8]>),
+    Line(Arc<Vec<u8>>),
     Reopen,
     Sync(SyncSender<()>),
     Close,
@@ -368,8 +370,11 @@ impl AuditLog {
     /// Blocks while the queue is full (back-pressure); never fails the request: a write
     /// failure turns [`Self::grants_allowed`] off instead.
     pub fn write(&self, event: &impl serde::Serialize) {
-        let line: Arc<[u8]> = match serde_json::to_vec(event) {
-            Ok(line) => line.into(),
+        // Sized for a typical event, so the line is not regrown while it is written; shared
+        // (not copied) between the queue and the console's ring.
+        let mut line = Vec::with_capacity(LINE_CAPACITY);
+        let line: Arc<Vec<u8>> = match serde_json::to_writer(&mut line, event) {
+            Ok(()) => Arc::new(line),
             Err(e) => {
                 tracing::error!(error = %e, "audit record could not be serialised");
                 return;

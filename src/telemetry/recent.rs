@@ -47,7 +47,7 @@ impl Filter<'_> {
 pub struct RecentEvents {
     capacity: usize,
     /// Serialised events (one JSON object each, no newline).
-    events: Mutex<VecDeque<Arc<[u8]>>>,
+    events: Mutex<VecDeque<Arc<Vec<u8>>>>,
 }
 
 impl Default for RecentEvents {
@@ -72,7 +72,7 @@ impl RecentEvents {
     }
 
     /// Keeps `event`, one serialised JSON object, dropping the oldest when full.
-    pub fn push(&self, event: Arc<[u8]>) {
+    pub fn push(&self, event: Arc<Vec<u8>>) {
         // A poisoned lock only means another request panicked mid-push; keep going.
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         if events.len() == self.capacity {
@@ -85,7 +85,7 @@ impl RecentEvents {
     /// JSON object (none should) are skipped.
     pub fn newest(&self, limit: usize, filter: &Filter<'_>) -> Vec<Map<String, Value>> {
         // Parse outside the lock: the token endpoint pushes while the admin API reads.
-        let lines: Vec<Arc<[u8]>> = {
+        let lines: Vec<Arc<Vec<u8>>> = {
             let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
             events.iter().rev().cloned().collect()
         };
@@ -104,7 +104,7 @@ mod tests {
 
     use super::*;
 
-    fn event(n: u64, outcome: &str, identity: Option<&str>) -> Arc<[u8]> {
+    fn event(n: u64, outcome: &str, identity: Option<&str>) -> Arc<Vec<u8>> {
         let mut e = Map::new();
         e.insert("n".into(), json!(n));
         e.insert("decision.outcome".into(), json!(outcome));

@@ -95,6 +95,9 @@ pub struct PrivateKey {
     verifier: ParsedPublicKey,
     decoding: DecodingKey,
     jwk: Value,
+    /// The base64url JOSE header of the last `typ` signed with (a key signs access tokens,
+    /// so it is nearly always `at+jwt`): built once rather than per token.
+    header: std::sync::Mutex<Option<(String, String)>>,
     /// Test seam: while set, every signature comes out corrupted (a faulty computation).
     #[cfg(test)]
     fault: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
@@ -406,6 +409,7 @@ impl PrivateKey {
             pkcs8_der: der,
             decoding,
             jwk,
+            header: std::sync::Mutex::new(None),
             #[cfg(test)]
             fault: None,
         };
@@ -473,15 +477,24 @@ impl PrivateKey {
     /// # Errors
     /// [`SignError::Crypto`] if the claims do not serialize or the backend refuses.
     pub fn sign_jwt(&self, header_typ: &str, claims: &impl Serialize) -> Result<String, SignError> {
-        let mut header = Header::new(self.alg.to_jsonwebtoken());
-        header.kid = Some(self.kid.clone());
-        header.typ = Some(header_typ.to_owned());
         let serialize = |e: serde_json::Error| SignError::Crypto(e.to_string());
-        let header = serde_json::to_vec(&header).map_err(serialize)?;
         let claims = serde_json::to_vec(claims).map_err(serialize)?;
+        let mut cached = self.header.lock().unwrap_or_else(|p| p.into_inner());
+        let header = match &*cached {
+            Some((typ, header)) if typ == header_typ => header,
+            _ => {
+                let mut header = Header::new(self.alg.to_jsonwebtoken());
+                header.kid = Some(self.kid.clone());
+                header.typ = Some(header_typ.to_owned());
+                let header = serde_json::to_vec(&header).map_err(serialize)?;
+                let header = URL_SAFE_NO_PAD.encode(header);
+                &cached.insert((header_typ.to_owned(), header)).1
+            }
+        };
         // Room for both parts, the dots and the largest signature (RSA-8192: 683 characters).
-        let mut token = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 700);
-        URL_SAFE_NO_PAD.encode_string(&header, &mut token);
+        let mut token = String::with_capacity(header.len() + claims.len() * 4 / 3 + 700);
+        token.push_str(header);
+        drop(cached);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&claims, &mut token);
         let signature = self.raw_signature(token.as_bytes())?;

@@ -322,7 +322,7 @@ mod reload {
         keys.refresh().unwrap();
         let mut claims = sample(Default::default());
         claims.exp = T0 + 86_400;
-        let token = keys.sign_capped(&mut claims).unwrap();
+        let token = keys.sign_capped(&mut claims).unwrap().into_string();
         assert_eq!(claims.exp, T0 + 700, "retirement + retention");
         let signed = verify_with_jwks(&token, &keys.jwks());
         assert_eq!(signed["exp"], T0 + 700);

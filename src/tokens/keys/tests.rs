@@ -267,6 +267,30 @@ fn sign_jwt_sets_alg_kid_and_typ() {
 }
 
 #[test]
+fn the_cached_header_follows_the_typ_asked_for() {
+    for alg in [SigningAlgorithm::ES256, SigningAlgorithm::RS256] {
+        let key = PrivateKey::generate(alg).unwrap();
+        for typ in ["at+jwt", "at+jwt", "JWT", "at+jwt", "JWT", "JWT"] {
+            let token = key.sign_jwt(typ, &json!({"a": 1})).unwrap();
+            let header = jsonwebtoken::decode_header(&token).unwrap();
+            assert_eq!(header.typ.as_deref(), Some(typ));
+            assert_eq!(header.kid.as_deref(), Some(key.kid()));
+            assert_eq!(header.alg, alg.to_jsonwebtoken());
+            assert!(
+                key.verify_signature(
+                    token.rsplit_once('.').unwrap().0.as_bytes(),
+                    &base64::Engine::decode(
+                        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                        token.rsplit_once('.').unwrap().1
+                    )
+                    .unwrap()
+                )
+            );
+        }
+    }
+}
+
+#[test]
 fn debug_output_holds_no_key_material() {
     let key = PrivateKey::generate(SigningAlgorithm::ES256).unwrap();
     let debug = format!("{key:?}");
