@@ -18,7 +18,8 @@
 #       A: server pinned to core 0 (one worker), wrk pinned to core 1;
 #       B: server workers on every core, wrk unpinned;
 #     and prints, per run, exchanges/s, p50/p99/p99.9 latency, errors, server CPU (total and
-#     per exchange) and peak RSS, then a table of trustbridge against the bare server;
+#     per exchange), context switches per exchange and peak RSS, then a table of trustbridge
+#     against the bare server;
 #  4. measures the crypto-bound reference (bare aws-lc-rs RS256 verify + ES256 sign, no HTTP)
 #     in the same run and prints each result's ratio to it (vs_ref);
 #  5. open loop: per placement, trustbridge again at a fixed offered rate of half its peak
@@ -165,6 +166,12 @@ start_server() {
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Context switches (voluntary + involuntary) of every thread of the process: a thread woken per
+# request costs its core two of them, which the CPU column shows only as a higher figure.
+ctx_switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ {n += $2} END {print n + 0}'
+}
 peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
 # run_wrk <server> <placement> <conns> <reference rate>: one closed-loop run. Prints its row
@@ -176,10 +183,13 @@ run_wrk() {
   local threads=${wrk_cmd[-1]#-t} before after rss out line forwarded=""
   if [ "$server" = controls ]; then forwarded=$CONTROLS_CLIENT; fi
   before=$(cpu_ticks "$SERVER_PID")
+  local switches_before switches_after
+  switches_before=$(ctx_switches "$SERVER_PID")
   out=$("${wrk_cmd[@]}" -c"$conns" -d"${DURATION}s" --timeout 5s \
     -s scripts/bench-load.lua "http://127.0.0.1:$PORT" -- "$BODIES" "$threads" "$TENANT" \
     "$forwarded")
   after=$(cpu_ticks "$SERVER_PID")
+  switches_after=$(ctx_switches "$SERVER_PID")
   rss=$(peak_rss_kib "$SERVER_PID")
   stop_server
   line=$(grep '^RESULT' <<<"$out")
@@ -190,12 +200,13 @@ run_wrk() {
   row=$(awk -v p="$placement" -v s="$server" -v c="$conns" -v n="$(val requests)" \
       -v d="$(val duration_us)" -v p50="$(val p50_us)" -v p99="$(val p99_us)" \
       -v p999="$(val p999_us)" -v e="$errors" -v ticks="$((after - before))" -v hz="$CLK_TCK" \
-      -v rss="$rss" -v ref="$ref" -v rep="$(val repeated)" 'BEGIN {
-    secs = d / 1e6; rate = n / secs; cpu = ticks / hz; us = 0;
-    if (n > 0) us = 1e6 * cpu / n;
-    printf "%-9s %5d %-11s %12.0f %9.2f %9.2f %9.2f %7d %6.0f %8.1f %8.1f %7.2f %6d|%.0f %.2f %.1f %.1f\n",
+      -v rss="$rss" -v ref="$ref" -v rep="$(val repeated)" \
+      -v sw="$((switches_after - switches_before))" 'BEGIN {
+    secs = d / 1e6; rate = n / secs; cpu = ticks / hz; us = 0; swx = 0;
+    if (n > 0) { us = 1e6 * cpu / n; swx = sw / n }
+    printf "%-9s %5d %-11s %12.0f %9.2f %9.2f %9.2f %7d %6.0f %8.1f %8.1f %7.2f %6d %6.2f|%.0f %.2f %.1f %.1f\n",
       p, c, s, rate, p50 / 1000, p99 / 1000, p999 / 1000, e, 100 * cpu / secs,
-      us, rss / 1024, rate / ref, rep, rate, p99 / 1000, us, rss / 1024 }')
+      us, rss / 1024, rate / ref, rep, swx, rate, p99 / 1000, us, rss / 1024 }')
   printf '%s\n' "${row%%|*}"
   read -r R_RATE R_P99 R_CPU_US R_RSS <<<"${row#*|}"
   if [ "$errors" -gt 0 ]; then
@@ -214,8 +225,8 @@ printf 'issued tokens: %s; subject tokens: RS256 (demo issuer, jwksFile); %s s p
   "$SIGNING" "$DURATION" "$POOL"
 printf 'crypto-bound reference: %s exchanges/s on one core, %s on %s cores\n\n' \
   "$REF_ONE" "$REF_ALL" "$CORES"
-printf '%-9s %5s %-11s %12s %9s %9s %9s %7s %6s %8s %8s %7s %6s\n' placement conns server \
-  "exchanges/s" p50_ms p99_ms p99.9_ms errors cpu_% cpu_us/x rss_MiB vs_ref repeat
+printf '%-9s %5s %-11s %12s %9s %9s %9s %7s %6s %8s %8s %7s %6s %6s\n' placement conns server \
+  "exchanges/s" p50_ms p99_ms p99.9_ms errors cpu_% cpu_us/x rss_MiB vs_ref repeat ctxsw/x
 
 if [ "$CONTROLS" = 1 ]; then make_controls_policies; fi
 COMPARE=()
@@ -295,7 +306,8 @@ EOF
   done
 fi
 
-printf '\ncpu_us/x: server CPU (user + system) per exchange. vs_ref, tb/ref: exchanges/s over the\n'
+printf '\ncpu_us/x: server CPU (user + system) per exchange. ctxsw/x: context switches of all the\n'
+printf 'server'"'"'s threads per exchange. vs_ref, tb/ref: exchanges/s over the\n'
 printf 'crypto-bound reference of the cores the server may use (A: one core; B: all cores, shared\n'
 printf 'with the load generator). The bare server is the same route with only the crypto: tb/bare\n'
 printf 'is the share of it trustbridge reaches. load after: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
