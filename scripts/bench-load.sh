@@ -35,7 +35,9 @@
 # POOL (tokens minted, default 250000), PLACEMENTS (default "A B"), SIGNING (issued-token
 # algorithm, default ES256), PORT (default 18080), BENCH_DIR (default <target>/bench-load),
 # OPEN_LOOP (default 1; 0 skips step 5), OPEN_CONNS (oha connections, default 32), CONTROLS
-# (default 1; 0 skips the request-controls run of issue 15).
+# (default 1; 0 skips the request-controls run of issue 15), REPEAT (rounds of every server per
+# placement and concurrency, run in turn, default 1: with more, the comparison tables take the
+# median of the rounds' rates, p99s and CPU per exchange, which a noisy shared machine needs).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -48,6 +50,7 @@ PORT=${PORT:-18080}
 OPEN_LOOP=${OPEN_LOOP:-1}
 OPEN_CONNS=${OPEN_CONNS:-32}
 CONTROLS=${CONTROLS:-1}
+REPEAT=${REPEAT:-1}
 TARGET=${CARGO_TARGET_DIR:-target}
 BENCH_DIR=${BENCH_DIR:-$TARGET/bench-load}
 TOOLS=$TARGET/tools
@@ -165,6 +168,17 @@ start_server() {
   fi
 }
 
+# medians "<rate p99 cpu rss>;...": the median rate, p99 and CPU per exchange of the rounds
+# (the upper one of an even count) and their highest RSS.
+medians() {
+  tr ';' '\n' <<<"$1" | awk 'NF == 4 { n++; r[n] = $1; p[n] = $2; c[n] = $3; if ($4 > m) m = $4 }
+    function med(a,   i, j, t) {
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+        t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      return a[int(n / 2) + 1] }
+    END { printf "%.0f %.2f %.1f %.1f\n", med(r), med(p), med(c), m }'
+}
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Context switches (voluntary + involuntary) of every thread of the process: a thread woken per
 # request costs its core two of them, which the CPU column shows only as a higher figure.
@@ -236,11 +250,20 @@ for placement in $PLACEMENTS; do
   if [ "$placement" = A ]; then ref=$REF_ONE; else ref=$REF_ALL; fi
   PEAK[$placement]=0
   for conns in $CONCURRENCY; do
-    run_wrk trustbridge "$placement" "$conns" "$ref"
-    read -r tb_rate tb_p99 tb_cpu tb_rss <<<"$R_RATE $R_P99 $R_CPU_US $R_RSS"
+    # REPEAT rounds of the servers in turn; each table below takes the median of its rounds
+    # (rate, p99, CPU per exchange) and the highest peak RSS.
+    declare -A RUNS=()
+    for _ in $(seq 1 "$REPEAT"); do
+      for server in trustbridge controls bare; do
+        if [ "$server" = controls ] && [ "$CONTROLS" != 1 ]; then continue; fi
+        run_wrk "$server" "$placement" "$conns" "$ref"
+        RUNS[$server]+="$R_RATE $R_P99 $R_CPU_US $R_RSS;"
+      done
+    done
+    read -r tb_rate tb_p99 tb_cpu tb_rss <<<"$(medians "${RUNS[trustbridge]}")"
     if [ "$tb_rate" -gt "${PEAK[$placement]}" ]; then PEAK[$placement]=$tb_rate; fi
     if [ "$CONTROLS" = 1 ]; then
-      run_wrk controls "$placement" "$conns" "$ref"
+      read -r R_RATE R_P99 R_CPU_US R_RSS <<<"$(medians "${RUNS[controls]}")"
       CONTROLS_ROWS+=("$(awk -v p="$placement" -v c="$conns" -v tr="$tb_rate" -v cr="$R_RATE" \
           -v tp="$tb_p99" -v cp="$R_P99" -v tc="$tb_cpu" -v cc="$R_CPU_US" -v want="$TARGET_CONTROLS" 'BEGIN {
         slower = 0; if (tc > 0) slower = 100 * (cc - tc) / tc;
@@ -248,7 +271,7 @@ for placement in $PLACEMENTS; do
         printf "%-9s %5d %10d %10d %7.2f %7.2f %8.1f %8.1f %+8.1f%% %-5s\n",
           p, c, tr, cr, tp, cp, tc, cc, slower, ok }')")
     fi
-    run_wrk bare "$placement" "$conns" "$ref"
+    read -r R_RATE R_P99 R_CPU_US R_RSS <<<"$(medians "${RUNS[bare]}")"
     COMPARE+=("$(awk -v p="$placement" -v c="$conns" -v tr="$tb_rate" -v br="$R_RATE" \
         -v tp="$tb_p99" -v bp="$R_P99" -v tc="$tb_cpu" -v bc="$R_CPU_US" -v tm="$tb_rss" \
         -v bm="$R_RSS" -v ref="$ref" -v want="$TARGET_RATIO" -v rss_max="$TARGET_RSS_MIB" 'BEGIN {
