@@ -108,9 +108,11 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let tenant = plain_token_tenant(req.method(), req.path()).map(str::to_owned);
-        let gw = req.app_data::<web::Data<Gateway>>().cloned();
-        let (Some(tenant), Some(gw)) = (tenant, gw) else {
+        let fast = plain_token_tenant(req.method(), req.path()).and_then(|tenant| {
+            let gw = req.app_data::<web::Data<Gateway>>()?.clone();
+            Some((tenant.to_owned(), gw))
+        });
+        let Some((tenant, gw)) = fast else {
             let routed = self.service.call(req);
             return Either::Right(Box::pin(async move {
                 routed.await.map(ServiceResponse::map_into_left_body)
@@ -119,11 +121,11 @@ where
         let (http, mut payload) = req.into_parts();
         Either::Left(Box::pin(async move {
             let payload = web::Payload::from_request(&http, &mut payload).await?;
-            let response = match token::token(gw, tenant, http.clone(), payload).await {
-                Ok(response) => response,
-                Err(err) => HttpResponse::from_error(err),
-            };
-            let response: HttpResponse<BoxBody> = response;
+            let response: HttpResponse<BoxBody> =
+                match token::token(gw, tenant, http.clone(), payload).await {
+                    Ok(response) => response,
+                    Err(err) => HttpResponse::from_error(err),
+                };
             Ok(ServiceResponse::new(http, response).map_into_right_body())
         }))
     }

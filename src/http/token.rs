@@ -211,8 +211,12 @@ async fn handle(
     // The issuer limit counts only exchanges the policy grants, per tenant: tokens a tenant's
     // policy refuses (anyone's token of a public issuer) spend nobody's budget.
     let guard = gw.guard();
+    // A bucket name only for a limit that is set: `rate_limit` ignores it otherwise.
+    let bucket = |limit: Option<_>, key: &str| {
+        limit.map_or_else(String::new, |_| format!("{}/{key}", grant.tenant))
+    };
     let limit = gw.settings().rate_limit_issuer;
-    let bucket = format!("{}/{}", grant.tenant, validated.issuer_name);
+    let bucket_name = bucket(limit, &validated.issuer_name);
     // A `state` span per call that reaches the backend (an unset limit makes none).
     let state = |op: &'static str, calls: bool| {
         if calls {
@@ -221,7 +225,7 @@ async fn handle(
             tracing::Span::none()
         }
     };
-    let limited = guard.rate_limit(SCOPE_ISSUER, &bucket, limit, now);
+    let limited = guard.rate_limit(SCOPE_ISSUER, &bucket_name, limit, now);
     if let Err(r) = limited
         .instrument(state("rate_limit_issuer", limit.is_some()))
         .await
@@ -229,8 +233,8 @@ async fn handle(
         return Err(finish_denied(&gw, &record, refuse(&r), started, &[]));
     }
     let limit = gw.settings().rate_limit_identity;
-    let bucket = format!("{}/{}", grant.tenant, grant.object_id);
-    let limited = guard.rate_limit(SCOPE_IDENTITY, &bucket, limit, now);
+    let bucket_name = bucket(limit, &grant.object_id);
+    let limited = guard.rate_limit(SCOPE_IDENTITY, &bucket_name, limit, now);
     if let Err(r) = limited
         .instrument(state("rate_limit_identity", limit.is_some()))
         .await
