@@ -272,7 +272,7 @@ appRoleAssignments:
         request
     }
 
-    fn claims(&self, grant: &exchange::Grant) -> AccessTokenClaims {
+    fn claims<'g>(&self, grant: &'g exchange::Grant) -> AccessTokenClaims<'g> {
         AccessTokenClaims::for_grant(
             grant,
             format!("http://127.0.0.1:8080/{}/v2.0", grant.tenant),
@@ -638,7 +638,8 @@ fn summary(es256: &Fixture, reference: &Reference, scales: &[Scale]) {
         )
         .expect("granted")
     };
-    let claims = es256.claims(&decide());
+    let granted = decide();
+    let claims = es256.claims(&granted);
     let rs256 = Fixture::new(SigningAlgorithm::RS256);
     let eddsa = Fixture::new(SigningAlgorithm::EdDSA);
     let controls = Fixture::with_controls(SigningAlgorithm::ES256, true);

@@ -3,19 +3,26 @@
 //! length bounded, with `…` marking a cut. The one sanitiser every layer uses; it knows
 //! nothing about where the text goes.
 
+use std::borrow::Cow;
+
 /// `value` without control characters, at most `max_chars` characters long; `…` is appended
 /// when characters were cut.
 pub fn shown(value: &str, max_chars: usize) -> String {
-    // Printable ASCII within the bound (subjects, names, ids: nearly every value) is itself.
+    shown_borrowed(value, max_chars).into_owned()
+}
+
+/// [`shown`], borrowing `value` when it is already safe to show as is (printable ASCII within
+/// the bound: subjects, names and ids, nearly every value), so that it is not copied.
+pub fn shown_borrowed(value: &str, max_chars: usize) -> Cow<'_, str> {
     if value.len() <= max_chars && value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return value.to_owned();
+        return Cow::Borrowed(value);
     }
     let mut kept = value.chars().filter(|c| !c.is_control());
     let mut out: String = kept.by_ref().take(max_chars).collect();
     if kept.next().is_some() {
         out.push('…');
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Longest value echoed back from a token or a request in a description.
@@ -40,7 +47,9 @@ pub fn list(values: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shown;
+    use std::borrow::Cow;
+
+    use super::{shown, shown_borrowed};
     use proptest::prelude::*;
 
     #[test]
@@ -66,7 +75,16 @@ mod tests {
             if kept.chars().count() > max {
                 expected.push('…');
             }
-            prop_assert_eq!(shown(&value, max), expected);
+            prop_assert_eq!(shown(&value, max), expected.as_str());
+            // The borrowing form says the same; it borrows only what is unchanged, and always
+            // borrows printable ASCII within the bound.
+            let borrowed = shown_borrowed(&value, max);
+            prop_assert_eq!(borrowed.as_ref(), expected.as_str());
+            let plain = value.len() <= max && value.bytes().all(|b| (0x20..0x7f).contains(&b));
+            prop_assert_eq!(matches!(borrowed, Cow::Borrowed(_)), plain);
+            if plain {
+                prop_assert_eq!(&expected, &value);
+            }
         }
     }
 }

@@ -38,9 +38,9 @@ pub struct AuditEvent<'a> {
     #[serde(rename = "caller.address")]
     caller_address: Option<&'a str>,
     /// Always: `client_id` as sent (bounded).
-    client_id: Option<String>,
+    client_id: Option<Cow<'a, str>>,
     /// Always: the client's correlation id (bounded).
-    correlation_id: String,
+    correlation_id: Cow<'a, str>,
     /// `enforce` or `audit`: granted and audit-mode events, and denials the decision ran for.
     #[serde(rename = "credential.mode", skip_serializing_if = "Option::is_none")]
     credential_mode: Option<&'static str>,
@@ -69,7 +69,7 @@ pub struct AuditEvent<'a> {
     identity_kind: Option<&'static str>,
     /// Granted and audit-mode events: the identity (bounded).
     #[serde(rename = "identity.name", skip_serializing_if = "Option::is_none")]
-    identity_name: Option<String>,
+    identity_name: Option<Cow<'a, str>>,
     /// Granted: the identity's object id.
     #[serde(rename = "identity.oid", skip_serializing_if = "Option::is_none")]
     identity_oid: Option<&'a str>,
@@ -88,9 +88,9 @@ pub struct AuditEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     roles: Option<&'a [String]>,
     /// Always: the source subject (bounded), when known.
-    subject: Option<String>,
+    subject: Option<Cow<'a, str>>,
     /// Always: the tenant from the URL (bounded).
-    tenant: String,
+    tenant: Cow<'a, str>,
     /// Always: RFC 3339 with milliseconds.
     time: String,
     /// Granted: the issued token's `jti`.
@@ -231,7 +231,7 @@ impl<'a> AuditRecord<'a> {
             issuer_name: self.issuer,
             policy_hash: self.policy_hash,
             reason: None,
-            resource: self.resource.map(|r| Cow::Owned(bounded(r))),
+            resource: self.resource.map(bounded),
             roles: None,
             subject: self.subject.map(bounded),
             tenant: bounded(self.tenant),
@@ -243,17 +243,13 @@ impl<'a> AuditRecord<'a> {
     }
 }
 
-fn bounded(value: &str) -> String {
-    bound(value, MAX_FIELD_CHARS)
+fn bounded(value: &str) -> Cow<'_, str> {
+    crate::text::shown_borrowed(value, MAX_FIELD_CHARS)
 }
 
 /// Descriptions and explanations are ours, built from bounded values, but may be longer.
 fn bounded_long(value: &str) -> String {
-    bound(value, 4 * MAX_FIELD_CHARS)
-}
-
-fn bound(value: &str, max: usize) -> String {
-    crate::text::shown(value, max)
+    crate::text::shown(value, 4 * MAX_FIELD_CHARS)
 }
 
 #[cfg(test)]

@@ -171,14 +171,15 @@ impl ResponseError for ApiError {
         } else {
             &refusal.description
         };
+        let timestamp = ids.timestamp();
         let body = Body {
             error: refusal.error.as_str(),
             error_description: format!(
                 "{prefix}{description} Trace ID: {} Correlation ID: {} Timestamp: {}",
-                ids.trace_id, ids.correlation_id, ids.timestamp
+                ids.trace_id, ids.correlation_id, timestamp
             ),
             error_codes: refusal.code.into_iter().collect(),
-            timestamp: &ids.timestamp,
+            timestamp: &timestamp,
             trace_id: &ids.trace_id,
             correlation_id: &ids.correlation_id,
         };
@@ -203,7 +204,7 @@ mod tests {
         ErrorIds {
             trace_id: "t".into(),
             correlation_id: "c".into(),
-            timestamp: "2026-01-01 00:00:00Z".into(),
+            arrived: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600),
             verbose_errors: false,
         }
     }

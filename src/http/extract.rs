@@ -98,8 +98,9 @@ pub struct ErrorIds {
     pub trace_id: String,
     /// The client's correlation id, echoed (or the trace id when it sent none).
     pub correlation_id: String,
-    /// `YYYY-MM-DD HH:MM:SSZ`, as Entra formats it.
-    pub timestamp: String,
+    /// When the request arrived; error bodies show it as [`ErrorIds::timestamp`] (formatted only
+    /// when an error is rendered, not for every request).
+    pub arrived: SystemTime,
     /// Whether error responses of this request carry the refusal's private detail instead of
     /// its public description: the development-only `verboseErrors` setting, which
     /// `config` allows on loopback listeners only. Off unless the gateway has it on.
@@ -129,17 +130,20 @@ impl ErrorIds {
         Self {
             trace_id,
             correlation_id,
-            timestamp: entra_timestamp(now),
+            arrived: now,
             verbose_errors,
         }
     }
 }
 
-/// `now` as Entra writes it in error bodies: RFC 3339 seconds with a space for the `T`.
-fn entra_timestamp(now: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(now)
-        .to_string()
-        .replace('T', " ")
+impl ErrorIds {
+    /// The arrival time as Entra writes it in error bodies (`YYYY-MM-DD HH:MM:SSZ`): RFC 3339
+    /// seconds with a space for the `T`.
+    pub fn timestamp(&self) -> String {
+        humantime::format_rfc3339_seconds(self.arrived)
+            .to_string()
+            .replace('T', " ")
+    }
 }
 
 #[cfg(test)]
@@ -158,7 +162,7 @@ mod tests {
             .to_http_request();
         let ids = ErrorIds::of(&req, now);
         assert_eq!(ids.correlation_id, "abc-123");
-        assert_eq!(ids.timestamp, "2026-01-01 00:00:00Z");
+        assert_eq!(ids.timestamp(), "2026-01-01 00:00:00Z");
         let hostile = TestRequest::default()
             .insert_header(("client-request-id", "a b\"c"))
             .to_http_request();

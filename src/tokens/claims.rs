@@ -3,6 +3,7 @@
 //! Serialization is written by hand so that the fixed claims always come first and a mapped
 //! claim can never replace one of them (see [`AccessTokenClaims`]).
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -20,14 +21,17 @@ use crate::jose::{FIXED_CLAIMS, is_fixed_claim};
 /// order. The policy loader already refuses mappings named like a fixed claim; serialization
 /// skips such names anyway (defence in depth), because a mapping that overwrote `sub`, `aud`
 /// or `roles` would mint a token for another identity or resource.
+///
+/// The values a grant decided are borrowed from its [`Grant`] (lifetime `'a`), not copied: a
+/// token's claims live only until it is signed.
 #[derive(Debug, Clone)]
-pub struct AccessTokenClaims {
+pub struct AccessTokenClaims<'a> {
     /// Tenant issuer URL, byte-identical to the discovery `issuer`.
     pub iss: String,
     /// The identity's object id.
-    pub sub: String,
+    pub sub: &'a str,
     /// The resource (its identifier URI).
-    pub aud: String,
+    pub aud: &'a str,
     /// Issued at.
     pub iat: u64,
     /// Not before (= iat).
@@ -37,61 +41,61 @@ pub struct AccessTokenClaims {
     /// Unique token id (random).
     pub jti: String,
     /// The client id.
-    pub client_id: String,
+    pub client_id: &'a str,
     /// Authorized party (= client_id), as Entra sets it.
-    pub azp: String,
+    pub azp: &'a str,
     /// Object id (= sub).
-    pub oid: String,
+    pub oid: &'a str,
     /// Tenant id.
-    pub tid: String,
+    pub tid: &'a str,
     /// Roles granted on `aud`.
-    pub roles: Vec<String>,
+    pub roles: &'a [String],
     /// Always `app`: these are app-only tokens.
     pub idtyp: &'static str,
     /// Issuer of the exchanged subject token.
-    pub src_iss: String,
+    pub src_iss: &'a str,
     /// Subject of the exchanged subject token.
-    pub src_sub: String,
+    pub src_sub: &'a str,
     /// Name of the federated credential that allowed the exchange.
-    pub src_cred: String,
+    pub src_cred: &'a str,
     /// The RFC 7638 thumbprint of the DPoP proof key the token is bound to, written as
     /// `cnf: {"jkt": ...}` (RFC 9449 §6); `None` (no `cnf`) for a bearer token.
     pub cnf_jkt: Option<String>,
     /// Claims from the credential's claimMappings; entries named like a fixed claim are
     /// skipped when serializing.
-    pub mapped: serde_json::Map<String, serde_json::Value>,
+    pub mapped: Cow<'a, serde_json::Map<String, serde_json::Value>>,
 }
 
-impl AccessTokenClaims {
+impl<'a> AccessTokenClaims<'a> {
     /// The claims of the token a `grant` issues: signed by `issuer` (the grant's tenant
     /// issuer URL), valid from `now` for the grant's lifetime, identified by `jti`. The
     /// signer may still shorten `exp` to its key's end of life.
-    pub fn for_grant(grant: &Grant, issuer: String, now: SystemTime, jti: String) -> Self {
+    pub fn for_grant(grant: &'a Grant, issuer: String, now: SystemTime, jti: String) -> Self {
         let iat = unix_seconds(now);
         Self {
             iss: issuer,
-            sub: grant.object_id.clone(),
-            aud: grant.resource.clone(),
+            sub: &grant.object_id,
+            aud: &grant.resource,
             iat,
             nbf: iat,
             exp: iat + grant.lifetime.as_secs(),
             jti,
-            client_id: grant.client_id.clone(),
-            azp: grant.client_id.clone(),
-            oid: grant.object_id.clone(),
-            tid: grant.tenant_id.clone(),
-            roles: grant.roles.clone(),
+            client_id: &grant.client_id,
+            azp: &grant.client_id,
+            oid: &grant.object_id,
+            tid: &grant.tenant_id,
+            roles: &grant.roles,
             idtyp: "app",
-            src_iss: grant.source_issuer.clone(),
-            src_sub: grant.source_subject.clone(),
-            src_cred: grant.credential.clone(),
+            src_iss: &grant.source_issuer,
+            src_sub: &grant.source_subject,
+            src_cred: &grant.credential,
             cnf_jkt: None,
-            mapped: grant.mapped_claims.clone(),
+            mapped: Cow::Borrowed(&grant.mapped_claims),
         }
     }
 }
 
-impl Serialize for AccessTokenClaims {
+impl Serialize for AccessTokenClaims<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mapped = self.mapped.iter().filter(|(k, _)| !is_fixed_claim(k));
         let fixed = FIXED_CLAIMS.len() - usize::from(self.cnf_jkt.is_none());
@@ -154,34 +158,36 @@ pub(crate) mod tests {
         let c =
             AccessTokenClaims::for_grant(&grant, "https://tb/contoso/v2.0".into(), now, "j".into());
         assert_eq!((c.iat, c.nbf, c.exp), (1000, 1000, 1900));
-        assert_eq!((c.sub.as_str(), c.oid.as_str()), ("oid", "oid"));
-        assert_eq!((c.client_id.as_str(), c.azp.as_str()), ("cid", "cid"));
+        assert_eq!((c.sub, c.oid), ("oid", "oid"));
+        assert_eq!((c.client_id, c.azp), ("cid", "cid"));
         assert_eq!(c.aud, "api://payments");
         assert_eq!(c.src_cred, "infra-main");
         assert_eq!(c.idtyp, "app");
     }
 
     /// Claims for tests, with `mapped` as given.
-    pub(crate) fn sample(mapped: serde_json::Map<String, Value>) -> AccessTokenClaims {
+    pub(crate) fn sample(mapped: serde_json::Map<String, Value>) -> AccessTokenClaims<'static> {
+        static ROLES: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| vec!["Payments.Read".to_owned()]);
         AccessTokenClaims {
             iss: "https://tb.example/contoso/v2.0".into(),
-            sub: "oid-1".into(),
-            aud: "api://payments".into(),
+            sub: "oid-1",
+            aud: "api://payments",
             iat: 1_000,
             nbf: 1_000,
             exp: 4_600,
             jti: "jti-1".into(),
-            client_id: "deploy-bot".into(),
-            azp: "deploy-bot".into(),
-            oid: "oid-1".into(),
-            tid: "tid-1".into(),
-            roles: vec!["Payments.Read".into()],
+            client_id: "deploy-bot",
+            azp: "deploy-bot",
+            oid: "oid-1",
+            tid: "tid-1",
+            roles: &ROLES,
             idtyp: "app",
-            src_iss: "https://token.actions.githubusercontent.com".into(),
-            src_sub: "repo:contoso/infra:ref:refs/heads/main".into(),
-            src_cred: "infra-main".into(),
+            src_iss: "https://token.actions.githubusercontent.com",
+            src_sub: "repo:contoso/infra:ref:refs/heads/main",
+            src_cred: "infra-main",
             cnf_jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
-            mapped,
+            mapped: Cow::Owned(mapped),
         }
     }
 
