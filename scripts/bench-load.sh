@@ -37,7 +37,13 @@
 # OPEN_LOOP (default 1; 0 skips step 5), OPEN_CONNS (oha connections, default 32), CONTROLS
 # (default 1; 0 skips the request-controls run of issue 15), REPEAT (rounds of every server per
 # placement and concurrency, run in turn, default 1: with more, the comparison tables take the
-# median of the rounds' rates, p99s and CPU per exchange, which a noisy shared machine needs).
+# median of the rounds' rates, p99s and CPU per exchange, which a noisy shared machine needs),
+# ABLATE (default 0; 1 adds, in every round, trustbridge with features of the measured exchange
+# turned off one at a time through real settings: the audit trail written to /dev/null instead
+# of a file (`--audit-log /dev/null`), the issued-token self-check at load only (`--verify-issued
+# load`), the bundled policies without deploy-bot's CEL claim mapping
+# (scripts/bench-ablation-policies.py), and all three at once; it prints what each costs per
+# exchange and what share of the gap to the bare server it accounts for).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -51,6 +57,7 @@ OPEN_LOOP=${OPEN_LOOP:-1}
 OPEN_CONNS=${OPEN_CONNS:-32}
 CONTROLS=${CONTROLS:-1}
 REPEAT=${REPEAT:-1}
+ABLATE=${ABLATE:-0}
 TARGET=${CARGO_TARGET_DIR:-target}
 BENCH_DIR=${BENCH_DIR:-$TARGET/bench-load}
 TOOLS=$TARGET/tools
@@ -129,13 +136,19 @@ trap stop_server EXIT
 # server believes X-Forwarded-For from 127.0.0.1, and wrk sends one naming the client.
 CONTROLS_POLICIES=$BENCH_DIR/controls-policies
 CONTROLS_CLIENT=198.51.100.7
+# The ablation runs' policies: the bundled ones without deploy-bot's claim mapping.
+ABLATE_POLICIES=$BENCH_DIR/ablation-policies
+make_ablation_policies() {
+  python3 scripts/bench-ablation-policies.py policies "$ABLATE_POLICIES"
+  "$BIN" policy check "$ABLATE_POLICIES" >/dev/null
+}
 make_controls_policies() {
   python3 scripts/bench-controls-policies.py policies "$CONTROLS_POLICIES"
   "$BIN" policy check "$CONTROLS_POLICIES" >/dev/null
 }
 
-# start_server <trustbridge|bare|controls> <placement>: the same pinning and worker count for
-# every kind.
+# start_server <trustbridge|bare|controls|no-audit-file|verify-load|no-mapping|minimal>
+# <placement>: the same pinning and worker count for every kind.
 start_server() {
   local pin=() workers=0 policies=policies extra=() warm_headers=()
   if [ "$2" = A ]; then pin=(taskset -c 0); workers=1; fi
@@ -144,6 +157,12 @@ start_server() {
     extra=(--trusted-proxies 127.0.0.1/32)
     warm_headers=(-H "X-Forwarded-For: $CONTROLS_CLIENT")
   fi
+  case $1 in
+    no-audit-file) extra=(--audit-log /dev/null) ;;
+    verify-load) extra=(--verify-issued load) ;;
+    no-mapping) policies=$ABLATE_POLICIES ;;
+    minimal) policies=$ABLATE_POLICIES; extra=(--audit-log /dev/null --verify-issued load) ;;
+  esac
   if [ "$1" = bare ]; then
     "${pin[@]}" "$BARE" "127.0.0.1:$PORT" "$JWKS" "$workers" >"$BENCH_DIR/bare.log" 2>&1 &
   else
@@ -243,6 +262,9 @@ printf '%-9s %5s %-11s %12s %9s %9s %9s %7s %6s %8s %8s %7s %6s %6s\n' placement
   "exchanges/s" p50_ms p99_ms p99.9_ms errors cpu_% cpu_us/x rss_MiB vs_ref repeat ctxsw/x
 
 if [ "$CONTROLS" = 1 ]; then make_controls_policies; fi
+ABLATIONS=()
+if [ "$ABLATE" = 1 ]; then make_ablation_policies; ABLATIONS=(no-audit-file verify-load no-mapping minimal); fi
+ABLATION_ROWS=()
 COMPARE=()
 CONTROLS_ROWS=()
 declare -A PEAK
@@ -254,7 +276,7 @@ for placement in $PLACEMENTS; do
     # (rate, p99, CPU per exchange) and the highest peak RSS.
     declare -A RUNS=()
     for _ in $(seq 1 "$REPEAT"); do
-      for server in trustbridge controls bare; do
+      for server in trustbridge controls "${ABLATIONS[@]}" bare; do
         if [ "$server" = controls ] && [ "$CONTROLS" != 1 ]; then continue; fi
         run_wrk "$server" "$placement" "$conns" "$ref"
         RUNS[$server]+="$R_RATE $R_P99 $R_CPU_US $R_RSS;"
@@ -272,6 +294,14 @@ for placement in $PLACEMENTS; do
           p, c, tr, cr, tp, cp, tc, cc, slower, ok }')")
     fi
     read -r R_RATE R_P99 R_CPU_US R_RSS <<<"$(medians "${RUNS[bare]}")"
+    for variant in "${ABLATIONS[@]}"; do
+      read -r a_rate _ a_cpu _ <<<"$(medians "${RUNS[$variant]}")"
+      ABLATION_ROWS+=("$(awk -v p="$placement" -v c="$conns" -v v="$variant" -v ar="$a_rate" \
+          -v ac="$a_cpu" -v tr="$tb_rate" -v tc="$tb_cpu" -v br="$R_RATE" -v bc="$R_CPU_US" 'BEGIN {
+        share = 0; if (tc > bc) share = 100 * (tc - ac) / (tc - bc);
+        ratio = 0; if (br > 0) ratio = ar / br;
+        printf "%-9s %5d %-14s %10d %8.1f %+8.1f %7.0f%% %9.2f\n", p, c, v, ar, ac, ac - tc, share, ratio }')")
+    done
     COMPARE+=("$(awk -v p="$placement" -v c="$conns" -v tr="$tb_rate" -v br="$R_RATE" \
         -v tp="$tb_p99" -v bp="$R_P99" -v tc="$tb_cpu" -v bc="$R_CPU_US" -v tm="$tb_rss" \
         -v bm="$R_RSS" -v ref="$ref" -v want="$TARGET_RATIO" -v rss_max="$TARGET_RSS_MIB" 'BEGIN {
@@ -295,6 +325,15 @@ if [ "$CONTROLS" = 1 ]; then
   printf '%-9s %5s %10s %10s %7s %7s %8s %8s %9s %-5s\n' placement conns tb/s ctl/s tb_p99 \
     ctl_p99 tb_us/x ctl_us/x cpu_diff ""
   printf '%s\n' "${CONTROLS_ROWS[@]}"
+fi
+
+if [ "$ABLATE" = 1 ]; then
+  printf '\n== ablation: trustbridge with one feature of the exchange off (real settings), same run ==\n'
+  printf '%-9s %5s %-14s %10s %8s %8s %8s %9s\n' placement conns variant "rate/s" "us/x" "d_us/x" \
+    "of_gap" "vs_bare"
+  printf '%s\n' "${ABLATION_ROWS[@]}"
+  printf 'd_us/x: CPU per exchange against trustbridge as configured; of_gap: the share of the CPU\n'
+  printf 'gap between trustbridge and the bare server that the feature accounts for.\n'
 fi
 
 if [ "$OPEN_LOOP" = 1 ]; then
