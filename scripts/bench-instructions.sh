@@ -9,7 +9,9 @@
 # not (the same binary, inputs and environment give the same count). For each server kind,
 # trustbridge (bundled policies), trustbridge with the request controls of issue 15 (an
 # allowedNetworks list, a CEL condition on request.ip and request.time, a trusted proxy's
-# X-Forwarded-For) and the bare server of the load benchmark (HTTP + the crypto only), it:
+# X-Forwarded-For) and the bare server of the load benchmark (HTTP + the crypto only), and on
+# request (KINDS) trustbridge without the bundled CEL claim mapping (`no-mapping`, the policies
+# of scripts/bench-ablation-policies.py, as `ABLATE=1 scripts/bench-load.sh` runs them), it:
 #  1. starts the release binary under `valgrind --tool=callgrind --instr-atstart=no` (start-up
 #     is not counted), one worker;
 #  2. sends WARMUP exchanges, turns instrumentation on (`callgrind_control -i on`), sends N
@@ -22,7 +24,7 @@
 # with the most inclusive instructions per exchange, for docs/performance.md.
 #
 # Knobs: N (default 2000), WARMUP (default 200), CONNS (default 4), PORT (default 18090),
-# KINDS (default "trustbridge controls bare"), PROFILE (default 0), TOP (default 40), TB_BIN
+# KINDS (default "trustbridge controls bare"; also no-mapping), PROFILE (default 0), TOP (default 40), TB_BIN
 # (another trustbridge binary to measure, e.g. a build of an earlier commit).
 set -euo pipefail
 
@@ -68,6 +70,8 @@ JWKS=$DIR/data/demo-issuer/jwks.json
 # exactly as scripts/bench-load.sh's controls run.
 CONTROLS_POLICIES=$DIR/controls-policies
 python3 scripts/bench-controls-policies.py policies "$CONTROLS_POLICIES"
+ABLATE_POLICIES=$DIR/ablation-policies
+python3 scripts/bench-ablation-policies.py policies "$ABLATE_POLICIES"
 
 SERVER_PID=""
 stop_server() {
@@ -115,8 +119,9 @@ measure() {
   case $kind in
     bare)
       "${vg[@]}" "$BARE" "127.0.0.1:$PORT" "$JWKS" 1 >"$DIR/$kind.log" 2>&1 & ;;
-    trustbridge | controls)
+    trustbridge | controls | no-mapping)
       local policies=policies extra=()
+      if [ "$kind" = no-mapping ]; then policies=$ABLATE_POLICIES; fi
       if [ "$kind" = controls ]; then
         policies=$CONTROLS_POLICIES; extra=(--trusted-proxies 127.0.0.1/32)
         forwarded=$CONTROLS_CLIENT
@@ -166,6 +171,11 @@ fi
 if [ -n "${PER[trustbridge]:-}" ] && [ -n "${PER[controls]:-}" ]; then
   printf 'controls/trustbridge (issue 15: the request controls'"'"' cost): %s\n' \
     "$(ratio "${PER[controls]}" "${PER[trustbridge]}")"
+fi
+
+if [ -n "${PER[trustbridge]:-}" ] && [ -n "${PER[no-mapping]:-}" ]; then
+  printf 'no-mapping/trustbridge (what the bundled CEL claim mapping costs): %s\n' \
+    "$(ratio "${PER[no-mapping]}" "${PER[trustbridge]}")"
 fi
 
 if [ "$PROFILE" = 1 ]; then

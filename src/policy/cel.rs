@@ -117,6 +117,9 @@ pub struct Expression {
     /// (`claims.x`, `claims["x"]`, `has(claims.x)`): an evaluation converts only those to CEL
     /// values. `None` when it uses `claims` any other way: every claim is converted.
     reads_claims: Option<Arc<[String]>>,
+    /// The expression's direct form when it only copies one claim (see `direct`): claim
+    /// mappings read the JSON claims instead of running the interpreter where that answers.
+    direct: Option<Direct>,
 }
 
 impl fmt::Debug for Expression {
@@ -169,11 +172,13 @@ impl Expression {
         let reads_request = unknown.iter().any(|name| name == REQUEST);
         let mut names = Vec::new();
         let reads_claims = claims_read_by_name(&program, &mut names).then(|| names.into());
+        let direct = Direct::of(&program);
         Ok(Self {
             source: source.to_string(),
             program: Arc::new(program),
             reads_request,
             reads_claims,
+            direct,
         })
     }
 
@@ -231,6 +236,22 @@ impl Expression {
     /// Any evaluation error, or a result JSON cannot hold: bytes, a map with non-string keys, a
     /// non-finite float, a function or an opaque value.
     pub fn eval_json(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, EvalError> {
+        if let Some(direct) = &self.direct {
+            // The same bounds, checked first, as the interpreter's path.
+            let mut budget = MAX_CLAIM_VALUES;
+            measure_object(claims, 0, &mut budget)?;
+            if let Some(value) = direct.read(claims) {
+                return Ok(value);
+            }
+        }
+        self.eval_json_interpreted(claims)
+    }
+
+    /// [`Expression::eval_json`] through the interpreter, whatever the expression's shape.
+    fn eval_json_interpreted(
         &self,
         claims: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<serde_json::Value, EvalError> {
@@ -542,7 +563,9 @@ fn is_literal(expr: &IdedExpr) -> bool {
 // === conversions === (in `cel/convert.rs`)
 
 mod convert;
+mod direct;
 use convert::*;
+use direct::Direct;
 
 // === request ===
 

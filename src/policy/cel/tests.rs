@@ -674,3 +674,119 @@ proptest! {
         }
     }
 }
+
+// === direct claim reads (`direct`) ===
+
+#[test]
+fn direct_reads_are_recognised_only_for_one_claim_copied() {
+    let unknown = || Json::String("unknown".into());
+    let direct = [
+        (
+            "claims.repository",
+            Some(Direct::Claim("repository".into())),
+        ),
+        (
+            "claims[\"kubernetes.io\"]",
+            Some(Direct::Claim("kubernetes.io".into())),
+        ),
+        (
+            "has(claims.repository) ? claims.repository : \"unknown\"",
+            Some(Direct::ClaimOr("repository".into(), unknown())),
+        ),
+        (
+            "has(claims.r) ? claims[\"r\"] : 7",
+            Some(Direct::ClaimOr("r".into(), Json::from(7))),
+        ),
+        (
+            "has(claims.r) ? claims.r : null",
+            Some(Direct::ClaimOr("r".into(), Json::Null)),
+        ),
+        ("has(claims.r) ? claims.other : \"u\"", None),
+        ("has(claims.r) ? claims.r : claims.other", None),
+        ("has(claims.r) ? claims.r : 1.5", None),
+        ("has(claims.r) ? claims.r : b\"x\"", None),
+        ("!has(claims.r) ? \"u\" : claims.r", None),
+        ("has(claims.r)", None),
+        ("claims.r.s", None),
+        ("claims[claims.k]", None),
+        ("claims", None),
+        ("\"k8s/\" + claims.sub", None),
+    ];
+    for (source, want) in direct {
+        let expr = Expression::compile(source).unwrap();
+        assert_eq!(expr.direct, want, "{source}");
+    }
+}
+
+#[test]
+fn the_bundled_mapping_reads_directly_and_answers_as_the_interpreter() {
+    let expr =
+        Expression::compile("has(claims.repository) ? claims.repository : \"unknown\"").unwrap();
+    assert!(expr.direct.is_some());
+    let present = claims(json!({"repository": "contoso/infra"}));
+    assert_eq!(expr.eval_json(&present).unwrap(), json!("contoso/infra"));
+    let absent = claims(json!({"sub": "x"}));
+    assert_eq!(expr.eval_json(&absent).unwrap(), json!("unknown"));
+    // A missing claim without a default is the interpreter's error, word for word.
+    let bare = Expression::compile("claims.repository").unwrap();
+    let direct = bare.eval_json(&absent).unwrap_err().0;
+    assert_eq!(direct, bare.eval_json_interpreted(&absent).unwrap_err().0);
+    // Claims over the conversion bounds are refused before any direct read.
+    let deep = (0..=MAX_CLAIMS_DEPTH).fold(json!(1), |inner, _| json!([inner]));
+    let hostile = claims(json!({"repository": deep}));
+    assert!(expr.eval_json(&hostile).is_err());
+    assert_eq!(
+        expr.eval_json(&hostile).unwrap_err().0,
+        expr.eval_json_interpreted(&hostile).unwrap_err().0
+    );
+}
+
+fn direct_shape_strategy() -> impl Strategy<Value = String> {
+    let read = prop_oneof![
+        Just("claims.a".to_string()),
+        Just("claims[\"a\"]".to_string()),
+        Just("claims[\"b.c\"]".to_string()),
+    ];
+    let literal = prop_oneof![
+        Just("\"unknown\"".to_string()),
+        Just("\"\"".to_string()),
+        Just("0".to_string()),
+        Just("-3".to_string()),
+        Just("18446744073709551615u".to_string()),
+        Just("true".to_string()),
+        Just("null".to_string()),
+        Just("2.5".to_string()),
+    ];
+    let tested = prop_oneof![Just("a"), Just("b")];
+    prop_oneof![
+        read.clone(),
+        (tested, read, literal).prop_map(|(t, r, l)| format!("has(claims.{t}) ? {r} : {l}")),
+    ]
+}
+
+proptest! {
+    /// The direct read is an optimisation only: on any claims, for the shapes it takes and
+    /// their near misses, `eval_json` says exactly what the interpreter says (the same value,
+    /// or the same error).
+    #[test]
+    fn direct_reads_answer_as_the_interpreter(
+        src in direct_shape_strategy(),
+        a in proptest::option::of(json_strategy()),
+        b in proptest::option::of(json_strategy()),
+        other in json_strategy(),
+    ) {
+        let expr = Expression::compile(&src).unwrap();
+        let mut c = serde_json::Map::new();
+        if let Some(a) = a {
+            c.insert("a".into(), a);
+        }
+        if let Some(b) = b {
+            c.insert("b.c".into(), b.clone());
+            c.insert("b".into(), b);
+        }
+        c.insert("other".into(), other);
+        let direct = expr.eval_json(&c).map_err(|e| e.0);
+        let interpreted = expr.eval_json_interpreted(&c).map_err(|e| e.0);
+        prop_assert_eq!(direct, interpreted, "{}", src);
+    }
+}
