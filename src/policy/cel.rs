@@ -4,6 +4,10 @@
 //! expression that errors (missing claim, wrong type) is an [`EvalError`], which callers turn
 //! into a denial.
 //!
+//! A claim mapping that only copies one claim (`claims.x`, `claims["x"]`,
+//! `has(claims.x) ? claims.x : <literal>`) is answered from the JSON claims directly when that
+//! answer is the interpreter's by construction (see `direct`); the interpreter answers the rest.
+//!
 //! `claims` is the variable every expression sees. Conditions ([`Expression::compile_condition`])
 //! also see `request`: `request.ip` (the client address as a string, absent when unknown),
 //! `request.time` (a timestamp: the decision's `now`) and `request.tls` (a bool), with the
