@@ -11,7 +11,7 @@
 # allowedNetworks list, a CEL condition on request.ip and request.time, a trusted proxy's
 # X-Forwarded-For) and the bare server of the load benchmark (HTTP + the crypto only), and on
 # request (KINDS) trustbridge without the bundled CEL claim mapping (`no-mapping`, the policies
-# of scripts/bench-ablation-policies.py, as `ABLATE=1 scripts/bench-load.sh` runs them), it:
+# of `scripts/bench-policies.py no-mapping`, as `ABLATE=1 scripts/bench-load.sh` runs them), it:
 #  1. starts the release binary under `valgrind --tool=callgrind --instr-atstart=no` (start-up
 #     is not counted), one worker;
 #  2. sends WARMUP exchanges, turns instrumentation on (`callgrind_control -i on`), sends N
@@ -24,8 +24,9 @@
 # with the most inclusive instructions per exchange, for docs/performance.md.
 #
 # Knobs: N (default 2000), WARMUP (default 200), CONNS (default 4), PORT (default 18090),
-# KINDS (default "trustbridge controls bare"; also no-mapping), PROFILE (default 0), TOP (default 40), TB_BIN
-# (another trustbridge binary to measure, e.g. a build of an earlier commit).
+# KINDS (default "trustbridge controls bare"; also no-mapping), PROFILE (default 0), TOP
+# (default 40), TB_BIN (another trustbridge binary to measure, e.g. a build of an earlier
+# commit).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -69,9 +70,9 @@ JWKS=$DIR/data/demo-issuer/jwks.json
 # The controls policies: the bundled ones with deploy-bot's credential bound to the request,
 # exactly as scripts/bench-load.sh's controls run.
 CONTROLS_POLICIES=$DIR/controls-policies
-python3 scripts/bench-controls-policies.py policies "$CONTROLS_POLICIES"
+python3 scripts/bench-policies.py controls policies "$CONTROLS_POLICIES"
 ABLATE_POLICIES=$DIR/ablation-policies
-python3 scripts/bench-ablation-policies.py policies "$ABLATE_POLICIES"
+python3 scripts/bench-policies.py no-mapping policies "$ABLATE_POLICIES"
 
 SERVER_PID=""
 stop_server() {

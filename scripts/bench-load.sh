@@ -42,7 +42,7 @@
 # turned off one at a time through real settings: the audit trail written to /dev/null instead
 # of a file (`--audit-log /dev/null`), the issued-token self-check at load only (`--verify-issued
 # load`), the bundled policies without deploy-bot's CEL claim mapping
-# (scripts/bench-ablation-policies.py), and all three at once; it prints what each costs per
+# (`scripts/bench-policies.py no-mapping`), and all three at once; it prints what each costs per
 # exchange and what share of the gap to the bare server it accounts for).
 set -euo pipefail
 
@@ -139,11 +139,11 @@ CONTROLS_CLIENT=198.51.100.7
 # The ablation runs' policies: the bundled ones without deploy-bot's claim mapping.
 ABLATE_POLICIES=$BENCH_DIR/ablation-policies
 make_ablation_policies() {
-  python3 scripts/bench-ablation-policies.py policies "$ABLATE_POLICIES"
+  python3 scripts/bench-policies.py no-mapping policies "$ABLATE_POLICIES"
   "$BIN" policy check "$ABLATE_POLICIES" >/dev/null
 }
 make_controls_policies() {
-  python3 scripts/bench-controls-policies.py policies "$CONTROLS_POLICIES"
+  python3 scripts/bench-policies.py controls policies "$CONTROLS_POLICIES"
   "$BIN" policy check "$CONTROLS_POLICIES" >/dev/null
 }
 
