@@ -134,9 +134,7 @@ impl ErrorIds {
             verbose_errors,
         }
     }
-}
 
-impl ErrorIds {
     /// The arrival time as Entra writes it in error bodies (`YYYY-MM-DD HH:MM:SSZ`): RFC 3339
     /// seconds with a space for the `T`.
     pub fn timestamp(&self) -> String {

@@ -494,19 +494,34 @@ fn pins_claim(expr: &IdedExpr, names: &[&str]) -> bool {
 
 /// `claims.<name>` or `claims["<name>"]` for one of `names` (not `has(claims.<name>)`).
 fn is_claim(expr: &IdedExpr, names: &[&str]) -> bool {
+    claim_read(expr).is_some_and(|name| names.contains(&name))
+}
+
+/// Whether `expr` is the `claims` variable itself.
+fn is_claims(expr: &IdedExpr) -> bool {
+    matches!(&expr.expr, Expr::Ident(n) if n == CLAIMS)
+}
+
+/// The claim `expr` reads: `claims.<name>` (not `has(claims.<name>)`) or `claims["<name>"]`
+/// with a string literal.
+fn claim_read(expr: &IdedExpr) -> Option<&str> {
     use cel::common::ast::LiteralValue;
-    let is_claims = |e: &IdedExpr| matches!(&e.expr, Expr::Ident(n) if n == CLAIMS);
     match &expr.expr {
-        Expr::Select(select) => {
-            !select.test && is_claims(&select.operand) && names.contains(&select.field.as_str())
+        Expr::Select(select) if !select.test && is_claims(&select.operand) => {
+            Some(select.field.as_str())
         }
-        Expr::Call(call) if call.func_name == cel::common::ast::operators::INDEX => {
-            matches!(call.args.as_slice(), [target, key]
-                if is_claims(target)
-                    && matches!(&key.expr, Expr::Literal(LiteralValue::String(k))
-                        if names.contains(&k.inner())))
+        Expr::Call(call)
+            if call.func_name == cel::common::ast::operators::INDEX && call.target.is_none() =>
+        {
+            match call.args.as_slice() {
+                [target, key] if is_claims(target) => match &key.expr {
+                    Expr::Literal(LiteralValue::String(k)) => Some(k.inner()),
+                    _ => None,
+                },
+                _ => None,
+            }
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -515,7 +530,6 @@ fn is_claim(expr: &IdedExpr, names: &[&str]) -> bool {
 /// `claims` is used whole, indexed by a computed key, or possibly rebound by a macro variable.
 fn claims_read_by_name(expr: &IdedExpr, names: &mut Vec<String>) -> bool {
     use cel::common::ast::LiteralValue;
-    let is_claims = |e: &IdedExpr| matches!(&e.expr, Expr::Ident(n) if n == CLAIMS);
     let mut note = |name: &str| {
         if !names.iter().any(|n| n == name) {
             names.push(name.to_string());

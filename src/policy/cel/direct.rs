@@ -1,6 +1,6 @@
 //! Claim mappings that only copy one claim, answered from the JSON claims directly instead of
 //! through the interpreter: `claims.x`, `claims["x"]`, and `has(claims.x) ? claims.x : <literal>`
-//! (either branch spelled either way). These are the shapes of the bundled policies and of most
+//! (the claim branch spelled either way). These are the shapes of the bundled policies and of most
 //! mappings people write; the interpreter's per-call setup (a context, the claim converted to a
 //! CEL value and the result back to JSON) is most of what such a mapping costs.
 //!
@@ -59,31 +59,6 @@ impl Direct {
             Self::Claim(name) => claims.get(name).cloned(),
             Self::ClaimOr(name, literal) => Some(claims.get(name).unwrap_or(literal).clone()),
         }
-    }
-}
-
-fn is_claims(expr: &IdedExpr) -> bool {
-    matches!(&expr.expr, Expr::Ident(n) if n == CLAIMS)
-}
-
-/// The claim `expr` reads: `claims.x` (not `has(claims.x)`) or `claims["x"]`.
-fn claim_read(expr: &IdedExpr) -> Option<&str> {
-    match &expr.expr {
-        Expr::Select(select) if !select.test && is_claims(&select.operand) => {
-            Some(select.field.as_str())
-        }
-        Expr::Call(call)
-            if call.func_name == cel::common::ast::operators::INDEX && call.target.is_none() =>
-        {
-            match call.args.as_slice() {
-                [target, key] if is_claims(target) => match &key.expr {
-                    Expr::Literal(LiteralValue::String(k)) => Some(k.inner()),
-                    _ => None,
-                },
-                _ => None,
-            }
-        }
-        _ => None,
     }
 }
 
