@@ -297,3 +297,72 @@ async fn fast_path_and_routed_token_requests_answer_alike() {
     assert_eq!(refusals[0], refusals[1]);
     assert_ne!(refusals[0].0, 200);
 }
+
+/// The credential's claim mapping (`repository: claims.repository`, read directly from the
+/// token's claims, see `policy::cel::direct`) on both grants: a present claim is copied into the
+/// issued token as is, and a missing one is the interpreter's refusal, not an empty claim.
+#[actix_web::test]
+async fn claim_mappings_copy_a_present_claim_and_refuse_a_missing_one_on_both_grants() {
+    let (issuer, gw) = setup().await;
+    let subject = "repo:contoso/infra:ref:refs/heads/main";
+    let present = ci_claims(&issuer, subject);
+    let mut absent = present.clone();
+    absent.as_object_mut().expect("claims").remove("repository");
+    let mut nested = present.clone();
+    nested["repository"] = json!({"name": "infra", "ids": [1, 2.5, null]});
+
+    for grant in ["client_credentials", "token_exchange"] {
+        let exchange = |claims: &serde_json::Value| {
+            let token = issuer.mint(claims);
+            let gw = &gw;
+            async move {
+                if grant == "client_credentials" {
+                    gw.client_credentials(
+                        "6f2d3b1e-0c4a-4d8e-9b7a-1a2b3c4d5e6f",
+                        &token,
+                        "api://payments/.default",
+                    )
+                    .await
+                } else {
+                    gw.token_exchange(&token, "api://payments").await
+                }
+            }
+        };
+        for (claims, want) in [
+            (&present, json!("contoso/infra")),
+            (&nested, nested["repository"].clone()),
+        ] {
+            let (status, body) = exchange(claims).await;
+            assert_eq!(status, 200, "{grant}: {body}");
+            let issued = gw
+                .verify("contoso", body["access_token"].as_str().expect("token"))
+                .await;
+            assert_eq!(issued["repository"], want, "{grant}");
+        }
+        // Entra's answers: a client's assertion refused is 401, a subject token 400.
+        let refused = if grant == "client_credentials" {
+            401
+        } else {
+            400
+        };
+        let (status, body) = exchange(&absent).await;
+        assert_eq!(status, refused, "{grant}: {body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("claim mapping")),
+            "{grant}: {body}"
+        );
+        assert!(body.get("access_token").is_none(), "{grant}: {body}");
+    }
+    let refusals: Vec<String> = gw
+        .audit_records()
+        .iter()
+        .filter_map(|r| r["reason"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        refusals,
+        ["claim_mapping_failed", "claim_mapping_failed"],
+        "one refusal per grant, for the missing claim"
+    );
+}
