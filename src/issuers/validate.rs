@@ -25,7 +25,7 @@ pub const MIN_RSA_BITS: usize = 2048;
 
 /// A structurally valid, not yet verified compact JWS.
 #[derive(Debug, Clone)]
-pub struct PeekedToken {
+pub struct PeekedToken<'t> {
     /// Header `alg`, as written.
     pub alg: String,
     /// Header `kid`, when present.
@@ -36,7 +36,8 @@ pub struct PeekedToken {
     pub iss: String,
     /// The decoded payload (parsed once, here).
     pub claims: Map<String, Value>,
-    signing_input: String,
+    /// `header.payload` of the token text: what the signature covers.
+    signing_input: &'t str,
     /// The raw signature bytes, decoded once here.
     signature: Vec<u8>,
 }
@@ -51,19 +52,22 @@ pub struct PeekedToken {
 /// non-string `alg`, a non-string `kid` or `iss`; [`ValidationError::CriticalHeader`] when `crit`
 /// is present; [`ValidationError::Nested`] for `cty: JWT`; [`ValidationError::UntrustedIssuer`]
 /// when `iss` is absent.
-pub fn peek(token: &str) -> Result<PeekedToken, ValidationError> {
+pub fn peek(token: &str) -> Result<PeekedToken<'_>, ValidationError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(ValidationError::TooLarge {
             max: MAX_TOKEN_BYTES,
         });
     }
-    let parts: Vec<&str> = token.split('.').collect();
-    match parts.len() {
-        3 => {}
-        5 => return Err(ValidationError::Encrypted),
+    let mut parts = token.split('.');
+    let (header_b64, payload_b64, signature) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(header), Some(payload), Some(signature)) => (header, payload, signature),
+        _ => return Err(malformed("expected three dot-separated parts")),
+    };
+    match parts.count() {
+        0 => {}
+        2 => return Err(ValidationError::Encrypted),
         _ => return Err(malformed("expected three dot-separated parts")),
     }
-    let (header_b64, payload_b64, signature) = (parts[0], parts[1], parts[2]);
     let header = decode_object(header_b64, "header")?;
     // Decoded once: bad base64 is refused early, and `verify` uses the bytes as they are.
     let signature = URL_SAFE_NO_PAD
@@ -111,7 +115,7 @@ pub fn peek(token: &str) -> Result<PeekedToken, ValidationError> {
         typ,
         iss,
         claims,
-        signing_input: format!("{header_b64}.{payload_b64}"),
+        signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
         signature,
     })
 }
@@ -232,7 +236,7 @@ fn shown(s: &str) -> String {
 /// Errors: [`ValidationError::AlgorithmNotAllowed`] for unsupported names (`none`, `HS*`, ...)
 /// and for supported ones outside the issuer's allowlist.
 pub fn allowed_algorithm(
-    peeked: &PeekedToken,
+    peeked: &PeekedToken<'_>,
     issuer: &Issuer,
 ) -> Result<SigningAlgorithm, ValidationError> {
     SigningAlgorithm::parse(&peeked.alg)
@@ -355,7 +359,7 @@ fn audiences(claims: &Map<String, Value>) -> Result<Vec<String>, ValidationError
 /// Errors: every [`ValidationError`] except `TooLarge`, `Encrypted`, `Nested`,
 /// `CriticalHeader` and `KeysUnavailable`.
 pub fn verify(
-    peeked: &mut PeekedToken,
+    peeked: &mut PeekedToken<'_>,
     issuer: &Issuer,
     keys: &KeySet,
     now: SystemTime,

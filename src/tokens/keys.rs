@@ -42,6 +42,8 @@ pub const PKCS8_PEM_END: &str = concat!("-----END ", "PRIVATE", " KEY-----");
 /// The smallest RSA modulus accepted, in bytes (2048 bits). aws-lc-rs refuses smaller keys
 /// too; the check is repeated here so the policy does not hang on a dependency's default.
 const MIN_RSA_MODULUS_BYTES: usize = 256;
+/// Bytes reserved for a token's claims JSON before it is written.
+const CLAIMS_CAPACITY: usize = 1024;
 
 /// Why a private key could not be generated or parsed. Messages never contain key material.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -138,6 +140,17 @@ impl Signer {
             ),
             A::EdDSA => Self::Ed25519(Ed25519KeyPair::from_pkcs8(der).map_err(rejected)?),
         })
+    }
+
+    /// How many bytes [`Self::sign`] returns: the modulus for RSA, `r || s` for ECDSA
+    /// (RFC 7518 §3.4), 64 for Ed25519.
+    fn signature_len(&self) -> usize {
+        match self {
+            Self::Rsa { pair, .. } => pair.public_modulus_len(),
+            // The public key is the uncompressed point `04 || x || y`: as long as `r || s`.
+            Self::Ecdsa(pair) => pair.public_key().as_ref().len().saturating_sub(1),
+            Self::Ed25519(_) => 64,
+        }
     }
 
     /// The raw JWS signature of `message` (RFC 7518: PKCS#1/PSS bytes, or ECDSA `r || s`).
@@ -478,7 +491,11 @@ impl PrivateKey {
     /// [`SignError::Crypto`] if the claims do not serialize or the backend refuses.
     pub fn sign_jwt(&self, header_typ: &str, claims: &impl Serialize) -> Result<String, SignError> {
         let serialize = |e: serde_json::Error| SignError::Crypto(e.to_string());
-        let claims = serde_json::to_vec(claims).map_err(serialize)?;
+        // Sized for an access token's claims (about 650 bytes), so they are written without
+        // regrowing the buffer (`to_vec` starts at 128 bytes and doubles).
+        let mut json = Vec::with_capacity(CLAIMS_CAPACITY);
+        serde_json::to_writer(&mut json, claims).map_err(serialize)?;
+        let claims = json;
         let mut cached = self.header.lock().unwrap_or_else(|p| p.into_inner());
         let header = match &*cached {
             Some((typ, header)) if typ == header_typ => header,
@@ -491,8 +508,11 @@ impl PrivateKey {
                 &cached.insert((header_typ.to_owned(), header)).1
             }
         };
-        // Room for both parts, the dots and the largest signature (RSA-8192: 683 characters).
-        let mut token = String::with_capacity(header.len() + claims.len() * 4 / 3 + 700);
+        // Exactly the token's length: both parts, the dots and this key's signature.
+        let encoded = |bytes: usize| (bytes * 4).div_ceil(3);
+        let length =
+            header.len() + encoded(claims.len()) + encoded(self.signer.signature_len()) + 2;
+        let mut token = String::with_capacity(length);
         token.push_str(header);
         drop(cached);
         token.push('.');

@@ -138,7 +138,8 @@ fn a_failed_verification_leaves_the_token_whole_for_the_retry() {
     // The registry verifies again after refreshing keys for an unknown kid: the first,
     // failed attempt must not have moved anything out of the peeked token.
     let a = TestKey::es256("a");
-    let mut peeked = peek(&a.mint(&claims(ISS))).unwrap();
+    let token = a.mint(&claims(ISS));
+    let mut peeked = peek(&token).unwrap();
     let before = (
         peeked.iss.clone(),
         peeked.kid.clone(),

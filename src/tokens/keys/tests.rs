@@ -332,3 +332,21 @@ proptest! {
         prop_assert!(PrivateKey::from_pkcs8_pem(&pem, None).is_err());
     }
 }
+
+#[test]
+fn a_token_is_written_into_exactly_the_room_it_needs_for_every_algorithm() {
+    // RSA-3072 besides the generated keys: the signature length follows the modulus.
+    let rsa3072 = PrivateKey::from_pkcs8_pem(RSA3072, None).expect("loads");
+    let keys = SigningAlgorithm::ALL
+        .into_iter()
+        .map(|alg| PrivateKey::generate(alg).expect("generates"))
+        .chain([rsa3072]);
+    for key in keys {
+        let signature = key.raw_signature(b"probe").expect("signs");
+        assert_eq!(key.signer.signature_len(), signature.len(), "{}", key.alg());
+        for claims in [json!({}), json!({"sub": "x".repeat(5000)})] {
+            let token = key.sign_jwt("at+jwt", &claims).expect("signs");
+            assert_eq!(token.len(), token.capacity(), "{}", key.alg());
+        }
+    }
+}
