@@ -495,7 +495,7 @@ impl Scale {
         explain::for_denial(&self.stranger, query, &self.policies).summary(3)
     }
 
-    fn decide(&self, client_id: bool) -> exchange::Grant {
+    fn decide(&self, client_id: bool) -> exchange::Grant<'_> {
         let req = if client_id {
             &self.with_client
         } else {

@@ -224,13 +224,13 @@ impl Inventory {
 }
 
 /// The update of a granted exchange.
-pub fn granted(record: &AuditRecord<'_>, grant: &Grant) -> Usage {
+pub fn granted(record: &AuditRecord<'_>, grant: &Grant<'_>) -> Usage {
     let identity = IdentityKey {
-        tenant: grant.tenant.clone(),
+        tenant: grant.tenant.to_string(),
         kind: grant.identity_kind.as_str().to_owned(),
         name: bounded(&grant.identity_name),
     };
-    usage(record, identity, Some(grant.credential.clone()), true)
+    usage(record, identity, Some(grant.credential.to_string()), true)
 }
 
 /// The update of a refused exchange, when the identity it was for is known: `client_id` names

@@ -86,7 +86,7 @@ pub struct AuditEvent<'a> {
     resource: Option<Cow<'a, str>>,
     /// Granted: the roles issued.
     #[serde(skip_serializing_if = "Option::is_none")]
-    roles: Option<&'a [String]>,
+    roles: Option<&'a [Cow<'a, str>]>,
     /// Always: the source subject (bounded), when known.
     subject: Option<Cow<'a, str>>,
     /// Always: the tenant from the URL (bounded).
@@ -150,7 +150,7 @@ impl Default for AuditRecord<'_> {
 
 impl<'a> AuditRecord<'a> {
     /// The event of a granted exchange that issued the token `jti`.
-    pub fn granted<'e>(&'e self, grant: &'e Grant, jti: &'e str) -> AuditEvent<'e>
+    pub fn granted<'e>(&'e self, grant: &'e Grant<'_>, jti: &'e str) -> AuditEvent<'e>
     where
         'a: 'e,
     {

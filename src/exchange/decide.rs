@@ -8,6 +8,7 @@
 //! denial names the furthest check any credential reached; then enablement, role assignments,
 //! requested roles and claim mappings.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use crate::exchange::denial::{Denial, MismatchStage};
@@ -65,13 +66,13 @@ impl Situation<'static> {
 
 /// Decides an exchange. `now` is what conditions see as `request.time` (token time claims
 /// were verified by `issuers`); `req.context` is the rest of what they see of the request.
-pub fn decide(
-    token: &ValidatedToken,
-    req: &ExchangeRequest,
-    policies: &PolicySet,
+pub fn decide<'a>(
+    token: &'a ValidatedToken,
+    req: &'a ExchangeRequest,
+    policies: &'a PolicySet,
     limits: &Limits,
     now: SystemTime,
-) -> Result<Grant, Denial> {
+) -> Result<Grant<'a>, Denial> {
     let tenant = policies
         .tenant(&req.tenant)
         .ok_or_else(|| Denial::UnknownTenant(req.tenant.clone()))?;
@@ -88,22 +89,27 @@ pub fn decide(
     if !identity.enabled() {
         return Err(Denial::Disabled(identity.label()));
     }
-    let (kind, name) = match &identity {
-        Identity::App { app, .. } => (IdentityKind::ServicePrincipal, app.name.clone()),
+    let (kind, name): (_, Cow<'a, str>) = match &identity {
+        Identity::App { app, .. } => (IdentityKind::ServicePrincipal, Cow::Borrowed(&app.name)),
         Identity::Managed { mi } => match &mi.name {
-            ManagedIdentityName::Fixed(name) => (IdentityKind::ManagedIdentity, name.clone()),
+            ManagedIdentityName::Fixed(name) => {
+                (IdentityKind::ManagedIdentity, Cow::Borrowed(name.as_str()))
+            }
             ManagedIdentityName::Template(expr) => {
                 let name = expr
                     .eval_string(&token.claims)
                     .map_err(|e| Denial::NameTemplate(e.to_string()))?;
                 check_identity_name(&name)?;
-                (IdentityKind::WorkloadIdentity, name)
+                (IdentityKind::WorkloadIdentity, Cow::Owned(name))
             }
         },
     };
     let (object, client_id) = match &identity {
-        Identity::App { app, sp } => (sp.object_id.to_string(), app.app_id.clone()),
-        Identity::Managed { mi } => managed_ids(&req.tenant, mi, &name),
+        Identity::App { app, sp } => (sp.object_id.to_string(), Cow::Borrowed(app.app_id.as_str())),
+        Identity::Managed { mi } => {
+            let (object, client) = managed_ids(&req.tenant, mi, &name);
+            (object, Cow::Owned(client))
+        }
     };
 
     let roles = granted_roles(&identity, &name, resource_app, req, policies)?;
@@ -130,21 +136,21 @@ pub fn decide(
     .unwrap_or(limits.max_token_lifetime);
 
     Ok(Grant {
-        tenant: tenant.name.clone(),
+        tenant: Cow::Borrowed(&tenant.name),
         tenant_id: tenant.id.to_string(),
         identity_kind: kind,
         identity_name: name,
         object_id: object,
         client_id,
-        resource: req.target.resource.clone(),
+        resource: Cow::Borrowed(&req.target.resource),
         roles,
         lifetime,
         mapped_claims: mapped,
-        credential: credential.name.clone(),
+        credential: Cow::Borrowed(&credential.name),
         credential_mode: credential.mode,
-        source_issuer_name: token.issuer_name.clone(),
-        source_issuer: token.iss.clone(),
-        source_subject: token.sub.clone().unwrap_or_default(),
+        source_issuer_name: Cow::Borrowed(&token.issuer_name),
+        source_issuer: Cow::Borrowed(&token.iss),
+        source_subject: Cow::Borrowed(token.sub.as_deref().unwrap_or_default()),
         one_time_use: credential.one_time_use
             || policies
                 .issuer(&credential.issuer)
@@ -490,14 +496,14 @@ pub(crate) use credentials::*;
 // === roles ===
 
 /// Roles the identity receives on the requested resource.
-pub(crate) fn granted_roles(
-    identity: &Identity<'_>,
+pub(crate) fn granted_roles<'a>(
+    identity: &Identity<'a>,
     name: &str,
     resource_app: &Application,
-    req: &ExchangeRequest,
+    req: &'a ExchangeRequest,
     policies: &PolicySet,
-) -> Result<Vec<String>, Denial> {
-    let mut assigned: Vec<&str> = Vec::new();
+) -> Result<Vec<Cow<'a, str>>, Denial> {
+    let mut assigned: Vec<&'a str> = Vec::new();
     let mut any_assignment = false;
     for assignment in identity.assignments() {
         let same_resource = policies
@@ -519,7 +525,7 @@ pub(crate) fn granted_roles(
         });
     }
     match &req.target.roles {
-        RequestedRoles::All => Ok(assigned.into_iter().map(str::to_string).collect()),
+        RequestedRoles::All => Ok(assigned.into_iter().map(Cow::Borrowed).collect()),
         RequestedRoles::Specific(wanted) => {
             let missing: Vec<String> = wanted
                 .iter()
@@ -527,7 +533,10 @@ pub(crate) fn granted_roles(
                 .map(|w| echo(w))
                 .collect();
             if missing.is_empty() {
-                Ok(wanted.clone())
+                Ok(wanted
+                    .iter()
+                    .map(|role| Cow::Borrowed(role.as_str()))
+                    .collect())
             } else {
                 Err(Denial::RolesNotAssigned(missing))
             }

@@ -49,7 +49,7 @@ pub struct AccessTokenClaims<'a> {
     /// Tenant id.
     pub tid: &'a str,
     /// Roles granted on `aud`.
-    pub roles: &'a [String],
+    pub roles: &'a [Cow<'a, str>],
     /// Always `app`: these are app-only tokens.
     pub idtyp: &'static str,
     /// Issuer of the exchanged subject token.
@@ -70,7 +70,7 @@ impl<'a> AccessTokenClaims<'a> {
     /// The claims of the token a `grant` issues: signed by `issuer` (the grant's tenant
     /// issuer URL), valid from `now` for the grant's lifetime, identified by `jti`. The
     /// signer may still shorten `exp` to its key's end of life.
-    pub fn for_grant(grant: &'a Grant, issuer: String, now: SystemTime, jti: String) -> Self {
+    pub fn for_grant(grant: &'a Grant<'_>, issuer: String, now: SystemTime, jti: String) -> Self {
         let iat = unix_seconds(now);
         Self {
             iss: issuer,
@@ -167,8 +167,7 @@ pub(crate) mod tests {
 
     /// Claims for tests, with `mapped` as given.
     pub(crate) fn sample(mapped: serde_json::Map<String, Value>) -> AccessTokenClaims<'static> {
-        static ROLES: std::sync::LazyLock<Vec<String>> =
-            std::sync::LazyLock::new(|| vec!["Payments.Read".to_owned()]);
+        static ROLES: [Cow<'static, str>; 1] = [Cow::Borrowed("Payments.Read")];
         AccessTokenClaims {
             iss: "https://tb.example/contoso/v2.0".into(),
             sub: "oid-1",

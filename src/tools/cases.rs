@@ -276,13 +276,14 @@ pub fn run_case(case: &Case, policies: &PolicySet, now: SystemTime) -> Result<()
     };
     let grant_type = spec.grant();
     let (context, now) = request_context(case.request.as_ref(), now)?;
-    let outcome = match spec.parse() {
-        Err(e) => Err(refusal(&e, grant_type)),
-        Ok(mut req) => {
-            req.context = context;
-            exchange::decide(&token, &req, policies, &Limits::default(), now)
-                .map_err(|d| refusal(&d, grant_type))
-        }
+    let parsed = spec.parse().map(|mut req| {
+        req.context = context;
+        req
+    });
+    let outcome = match &parsed {
+        Err(e) => Err(refusal(e, grant_type)),
+        Ok(req) => exchange::decide(&token, req, policies, &Limits::default(), now)
+            .map_err(|d| refusal(&d, grant_type)),
     };
     let expect = match (&case.expect.allow, &case.expect.deny) {
         (Some(allow), None) => Ok(allow),
@@ -341,7 +342,7 @@ fn deny_text(spec: &DenySpec) -> String {
     }
 }
 
-fn check_allow(spec: &AllowSpec, grant: &Grant) -> Result<(), String> {
+fn check_allow(spec: &AllowSpec, grant: &Grant<'_>) -> Result<(), String> {
     let mut problems = String::new();
     if let Some(identity) = &spec.identity
         && *identity != grant.identity_name

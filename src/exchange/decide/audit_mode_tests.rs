@@ -71,8 +71,12 @@ fn paths(client_id: &str) -> [ExchangeRequest; 3] {
     ]
 }
 
-fn run(token: &ValidatedToken, req: &ExchangeRequest, set: &PolicySet) -> Result<Grant, Denial> {
-    decide(token, req, set, &Limits::default(), UNIX_EPOCH)
+fn run(
+    token: &ValidatedToken,
+    req: &ExchangeRequest,
+    set: &PolicySet,
+) -> Result<Grant<'static>, Denial> {
+    decide(token, req, set, &Limits::default(), UNIX_EPOCH).map(Grant::into_owned)
 }
 
 const INFRA: &str = "repo:contoso/infra:ref:refs/heads/main";

@@ -35,8 +35,12 @@ fn request(client_id: Option<&str>, resource: &str, roles: RequestedRoles) -> Ex
     }
 }
 
-fn run(token: &ValidatedToken, req: &ExchangeRequest, set: &PolicySet) -> Result<Grant, Denial> {
-    decide(token, req, set, &Limits::default(), UNIX_EPOCH)
+fn run(
+    token: &ValidatedToken,
+    req: &ExchangeRequest,
+    set: &PolicySet,
+) -> Result<Grant<'static>, Denial> {
+    decide(token, req, set, &Limits::default(), UNIX_EPOCH).map(Grant::into_owned)
 }
 
 fn main_token() -> ValidatedToken {
