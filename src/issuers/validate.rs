@@ -68,14 +68,15 @@ pub fn peek(token: &str) -> Result<PeekedToken<'_>, ValidationError> {
         2 => return Err(ValidationError::Encrypted),
         _ => return Err(malformed("expected three dot-separated parts")),
     }
-    let header = decode_object(header_b64, "header")?;
+    // The header's members are moved out, not copied: it is dropped once read.
+    let mut header = decode_object(header_b64, "header")?;
     // Decoded once: bad base64 is refused early, and `verify` uses the bytes as they are.
     let signature = URL_SAFE_NO_PAD
         .decode(signature)
         .map_err(|_| malformed("signature is not base64url"))?;
 
-    let alg = match header.get("alg") {
-        Some(Value::String(alg)) => alg.clone(),
+    let alg = match header.remove("alg") {
+        Some(Value::String(alg)) => alg,
         Some(_) => return Err(malformed("header alg is not a string")),
         None => return Err(malformed("header alg is missing")),
     };
@@ -91,15 +92,15 @@ pub fn peek(token: &str) -> Result<PeekedToken<'_>, ValidationError> {
             _ => return Err(malformed("header cty is not a string")),
         }
     }
-    let kid = match header.get("kid") {
+    let kid = match header.remove("kid") {
         None => None,
-        Some(Value::String(kid)) => Some(kid.clone()),
+        Some(Value::String(kid)) => Some(kid),
         Some(_) => return Err(malformed("header kid is not a string")),
     };
 
-    let typ = match header.get("typ") {
+    let typ = match header.remove("typ") {
         None => None,
-        Some(Value::String(typ)) => Some(typ.clone()),
+        Some(Value::String(typ)) => Some(typ),
         Some(_) => return Err(malformed("header typ is not a string")),
     };
 

@@ -105,9 +105,13 @@ impl UsageStats {
         }
         if self.last_seen.is_none_or(|t| t <= u.at) {
             self.last_seen = Some(u.at);
+            // `clone_from` writes into the strings already held when they are long enough.
             self.last_subject.clone_from(&u.subject);
             self.last_caller.clone_from(&u.caller);
-            self.last_policy_hash = Some(u.policy_hash.clone());
+            match &mut self.last_policy_hash {
+                Some(hash) => hash.clone_from(&u.policy_hash),
+                None => self.last_policy_hash = Some(u.policy_hash.clone()),
+            }
         }
     }
 
@@ -151,7 +155,10 @@ impl IdentityUsage {
     fn add(&mut self, u: &Usage) {
         self.stats.add(u);
         if let Some(c) = &u.credential {
-            self.credentials.entry(c.clone()).or_default().add(u);
+            match self.credentials.get_mut(c) {
+                Some(stats) => stats.add(u),
+                None => self.credentials.entry(c.clone()).or_default().add(u),
+            }
         }
     }
 }
@@ -188,19 +195,29 @@ impl MemoryInventory {
     fn record_now(&self, batch: &[Usage], max_workload: usize) -> u64 {
         let mut map = self.identities.lock().unwrap_or_else(|e| e.into_inner());
         for u in batch {
-            map.entry(u.identity.clone())
-                .or_insert_with(|| IdentityUsage::new(u.identity.clone()))
-                .add(u);
+            // Looked up before any key is copied: nearly every exchange is for an identity
+            // already recorded.
+            match map.get_mut(&u.identity) {
+                Some(record) => record.add(u),
+                None => {
+                    let mut record = IdentityUsage::new(u.identity.clone());
+                    record.add(u);
+                    map.insert(u.identity.clone(), record);
+                }
+            }
+        }
+        // Counted before anything is copied: below the cap (nearly always) a batch costs no
+        // allocation here.
+        let workloads = map.values().filter(|r| r.identity.is_workload()).count();
+        let excess = workloads.saturating_sub(max_workload);
+        if excess == 0 {
+            return 0;
         }
         let mut workload: Vec<(u64, IdentityKey)> = map
             .values()
             .filter(|r| r.identity.is_workload())
             .map(|r| (r.stats.last_seen.unwrap_or(0), r.identity.clone()))
             .collect();
-        let excess = workload.len().saturating_sub(max_workload);
-        if excess == 0 {
-            return 0;
-        }
         workload.sort_unstable();
         for (_, key) in workload.into_iter().take(excess) {
             map.remove(&key);
