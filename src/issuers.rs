@@ -372,7 +372,10 @@ impl IssuerRegistry {
             Err(ValidationError::UnknownKey) => self.metrics.kid_miss(&entry.issuer.name),
             other => return other,
         }
-        let refreshed = match entry.keys.refresh_for_unknown_kid(cached.generation).await {
+        // Boxed: an unknown kid is rare, and its refresh future is larger than the rest of
+        // the validation's.
+        let refreshed = match Box::pin(entry.keys.refresh_for_unknown_kid(cached.generation)).await
+        {
             Ok(refreshed) => refreshed,
             Err(CacheError::RefreshRateLimited) => return Err(ValidationError::UnknownKey),
             Err(error) => return Err(unavailable(error)),

@@ -116,7 +116,9 @@ async fn handle(
     // Before the request is parsed, refusals speak of a subject token.
     let fail = |error: &dyn Refuse| ApiError::refused(error, Context::default(), &ids);
 
-    let outcome = async {
+    // Matched where it is made, like `decide`'s result below: a binding of the `Result` would
+    // keep its own room in the handler's future across every later await.
+    let mut request = match async {
         if snapshot.policies.tenant(&tenant).is_none() {
             return Err(fail(&Denial::UnknownTenant(extract::shown_tenant(&tenant))));
         }
@@ -129,9 +131,8 @@ async fn handle(
             .map_err(|e| fail(&HttpRefusal::from(&e)))?;
         ExchangeRequest::parse(&tenant, &body).map_err(|e| fail(&e))
     }
-    .await;
-
-    let mut request = match outcome {
+    .await
+    {
         Ok(request) => request,
         Err(err) => return Err(finish_denied(&gw, &record, err, started, &[])),
     };
@@ -179,11 +180,15 @@ async fn handle(
             gw.audit().write(&record.audit_mode(&trace));
         }
     }
-    let decided = exchange::decide(&validated, &request, &snapshot.policies, gw.limits(), now);
-    drop(deciding);
-    let grant = match decided {
-        Ok(g) => g,
+    // Matched where it is made: a separate `Result` binding would keep its own room in the
+    // handler's future across every later await.
+    let grant = match exchange::decide(&validated, &request, &snapshot.policies, gw.limits(), now) {
+        Ok(g) => {
+            drop(deciding);
+            g
+        }
         Err(d) => {
+            drop(deciding);
             // Bounded to the index's candidates: a refusal costs what a grant does.
             let explanation = explain::for_denial(&validated, query, &snapshot.policies)
                 .summary(AUDIT_EXPLANATION_LINES);

@@ -251,8 +251,10 @@ impl CachingKeySource {
     pub async fn keys(&self) -> Result<Arc<CachedKeys>, CacheError> {
         let now = self.inner.clock.now();
         let generation = self.state().generation;
+        // A load is the cold path (first use, refresh): boxed, so that the future every
+        // exchange awaits here holds only the cache lookup (1.7 KB less per request).
         let Some(current) = self.inner.sets.get(&generation).await else {
-            return self.load_generation(generation).await;
+            return Box::pin(self.load_generation(generation)).await;
         };
         if now < current.fresh_until {
             if refresh_due(current.fetched_at, current.fresh_until, now) {
@@ -269,7 +271,7 @@ impl CachingKeySource {
             self.inner.metrics.served_stale(&self.inner.name);
             return Ok(current);
         }
-        match self.load_generation(generation + 1).await {
+        match Box::pin(self.load_generation(generation + 1)).await {
             Ok(fresh) => Ok(fresh),
             Err(error) if now <= stale_until => {
                 tracing::warn!(issuer.name = %self.inner.name, %error, "issuer keys refresh failed; serving stale keys");

@@ -214,12 +214,16 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
-            if map.contains_key(&key) {
-                let shown: String = key.chars().take(40).collect();
-                return Err(A::Error::custom(format_args!("duplicate key {shown:?}")));
+            // One search per member: the vacant entry takes the value once it is parsed.
+            match map.entry(key) {
+                serde_json::map::Entry::Occupied(seen) => {
+                    let shown: String = seen.key().chars().take(40).collect();
+                    return Err(A::Error::custom(format_args!("duplicate key {shown:?}")));
+                }
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(access.next_value_seed(StrictValue)?);
+                }
             }
-            let value = access.next_value_seed(StrictValue)?;
-            map.insert(key, value);
         }
         Ok(Value::Object(map))
     }
