@@ -499,3 +499,63 @@ proptest! {
         prop_assert!(check(&token, &keys, at(T0)).is_err());
     }
 }
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        "\\PC{0,8}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::btree_map("[a-z\"\\\\]{0,4}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    /// Without repeated names the strict parser reads exactly what serde_json reads.
+    #[test]
+    fn strict_json_reads_any_document_as_serde_json_does(value in json_value()) {
+        let text = serde_json::to_vec(&value).unwrap();
+        prop_assert_eq!(parse_strict_json(&text), Ok(value));
+    }
+
+    /// A member name repeated in any object, at any depth inside objects and arrays, is
+    /// refused, whatever the values and the members around it.
+    #[test]
+    fn a_repeated_member_name_is_refused_at_any_depth(
+        depth in 0usize..5,
+        name in "[a-z\"\\\\]{0,4}",
+        first in json_value(),
+        second in json_value(),
+        around in proptest::collection::btree_map("[A-Z]{1,3}", json_value(), 0..3),
+        in_array in any::<bool>(),
+    ) {
+        let name = serde_json::to_string(&name).unwrap();
+        let mut members: Vec<String> = around
+            .iter()
+            .map(|(k, v)| format!("{}:{v}", serde_json::to_string(k).unwrap()))
+            .collect();
+        let at = members.len() / 2;
+        members.insert(at, format!("{name}:{first}"));
+        members.push(format!("{name}:{second}"));
+        let mut text = format!("{{{}}}", members.join(","));
+        for level in 0..depth {
+            text = if in_array && level % 2 == 0 {
+                format!("[1,{text}]")
+            } else {
+                format!("{{\"n\":{text}}}")
+            };
+        }
+        let refused = parse_strict_json(text.as_bytes());
+        prop_assert!(
+            matches!(&refused, Err(e) if e.contains("duplicate key")),
+            "{text}: {refused:?}"
+        );
+    }
+}
