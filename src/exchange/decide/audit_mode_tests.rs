@@ -8,11 +8,12 @@
 //! would see the flaw. The property test covers the class: for random sets, the decision is
 //! the decision over the same set with every audit-mode credential deleted.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::json;
 
+use super::tests::run;
 use super::*;
 use crate::exchange::Situation;
 use crate::exchange::request::{GrantType, Target};
@@ -69,14 +70,6 @@ fn paths(client_id: &str) -> [ExchangeRequest; 3] {
         request(GrantType::TokenExchange, Some(client_id)),
         request(GrantType::TokenExchange, None),
     ]
-}
-
-fn run(
-    token: &ValidatedToken,
-    req: &ExchangeRequest,
-    set: &PolicySet,
-) -> Result<Grant<'static>, Denial> {
-    decide(token, req, set, &Limits::default(), UNIX_EPOCH).map(Grant::into_owned)
 }
 
 const INFRA: &str = "repo:contoso/infra:ref:refs/heads/main";

@@ -35,7 +35,9 @@ fn request(client_id: Option<&str>, resource: &str, roles: RequestedRoles) -> Ex
     }
 }
 
-fn run(
+/// Decides with the default limits at the epoch, the grant made independent of its inputs
+/// (the audit-mode tests use it too).
+pub(super) fn run(
     token: &ValidatedToken,
     req: &ExchangeRequest,
     set: &PolicySet,
