@@ -124,6 +124,9 @@ pub struct Expression {
     /// The expression's direct form when it only copies one claim (see `direct`): claim
     /// mappings read the JSON claims instead of running the interpreter where that answers.
     direct: Option<Direct>,
+    /// A condition's direct form when it only tests the request's network and time (see
+    /// `direct_condition`).
+    direct_condition: Option<DirectCondition>,
 }
 
 impl fmt::Debug for Expression {
@@ -177,12 +180,18 @@ impl Expression {
         let mut names = Vec::new();
         let reads_claims = claims_read_by_name(&program, &mut names).then(|| names.into());
         let direct = Direct::of(&program);
+        let direct_condition = if request {
+            DirectCondition::of(&program)
+        } else {
+            None
+        };
         Ok(Self {
             source: source.to_string(),
             program: Arc::new(program),
             reads_request,
             reads_claims,
             direct,
+            direct_condition,
         })
     }
 
@@ -267,6 +276,23 @@ impl Expression {
     /// # Errors
     /// As [`Expression::eval_bool`].
     pub fn eval_condition(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        request: &RequestVars,
+    ) -> Result<bool, EvalError> {
+        if let Some(direct) = &self.direct_condition {
+            // The same bounds, checked first, as the interpreter's path.
+            let mut budget = MAX_CLAIM_VALUES;
+            measure_object(claims, 0, &mut budget)?;
+            if let Some(answer) = direct.test(request) {
+                return Ok(answer);
+            }
+        }
+        self.eval_condition_interpreted(claims, request)
+    }
+
+    /// [`Expression::eval_condition`] through the interpreter, whatever the condition's shape.
+    fn eval_condition_interpreted(
         &self,
         claims: &serde_json::Map<String, serde_json::Value>,
         request: &RequestVars,
@@ -582,8 +608,10 @@ fn is_literal(expr: &IdedExpr) -> bool {
 
 mod convert;
 mod direct;
+mod direct_condition;
 use convert::*;
 use direct::Direct;
+use direct_condition::DirectCondition;
 
 // === request ===
 

@@ -790,3 +790,146 @@ proptest! {
         prop_assert_eq!(direct, interpreted, "{}", src);
     }
 }
+
+// === request conditions answered directly ===
+
+#[test]
+fn direct_conditions_are_recognised_only_in_their_shapes() {
+    let direct = |src: &str| {
+        Expression::compile_condition(src)
+            .unwrap()
+            .direct_condition
+            .is_some()
+    };
+    for src in [
+        "cidr('10.0.0.0/8').containsIP(request.ip)",
+        "request.time > timestamp('2020-01-01T00:00:00Z')",
+        "request.time <= timestamp('2030-01-01T00:00:00+02:00')",
+        "cidr('198.51.100.0/24').containsIP(request.ip) && request.time > timestamp('2020-01-01T00:00:00Z')",
+        "cidr('2001:db8::/32').containsIP(request.ip) && cidr('2001:db8::/48').containsIP(request.ip) && request.time < timestamp('2100-01-01T00:00:00Z')",
+    ] {
+        assert!(direct(src), "{src}");
+    }
+    for src in [
+        // Other operators, operands, orders and spellings stay with the interpreter.
+        "cidr('10.0.0.0/8').containsIP(request.ip) || request.tls",
+        "!cidr('10.0.0.0/8').containsIP(request.ip)",
+        "cidr('10.0.0.0/8').containsIP(ip(request.ip))",
+        "cidr('10.0.0.0/8').containsIP('10.1.2.3')",
+        "cidr('10.0.0.0/8').containsCIDR(request.ip)",
+        "cidr(request.ip).containsIP(request.ip)",
+        "timestamp('2020-01-01T00:00:00Z') < request.time",
+        "request.time == timestamp('2020-01-01T00:00:00Z')",
+        "request.time > timestamp(request.ip)",
+        "request.tls && cidr('10.0.0.0/8').containsIP(request.ip)",
+        "claims.sub == 'x' && request.time > timestamp('2020-01-01T00:00:00Z')",
+        // Literals the interpreter would refuse at evaluation.
+        "cidr('10.0.0.0/33').containsIP(request.ip)",
+        "cidr('not a network').containsIP(request.ip)",
+        "request.time > timestamp('2020-01-01')",
+        "request.time > timestamp('9999-12-31T23:59:60Z')",
+        "request.time > timestamp('0000-12-31T23:00:00Z')",
+    ] {
+        assert!(!direct(src), "{src}");
+    }
+    // An address the interpreter cannot read back (IPv4-mapped IPv6: refused, as Kubernetes
+    // does) is left to it, whose error the direct path must not turn into an answer.
+    let mapped = RequestVars {
+        ip: Some("::ffff:198.51.100.7".parse().unwrap()),
+        ..vars(None, false)
+    };
+    for src in [
+        "cidr('2001:db8::/32').containsIP(request.ip)",
+        "cidr('198.51.100.0/24').containsIP(request.ip)",
+    ] {
+        let expr = Expression::compile_condition(src).unwrap();
+        let claims = serde_json::Map::new();
+        let err = expr.eval_condition(&claims, &mapped).unwrap_err();
+        assert!(err.0.contains("containsIP"), "{src}: {err}");
+    }
+    // Claims over the bounds are refused first, as the interpreter's path does.
+    let big: Vec<u32> = (0..9000).collect();
+    let over = claims(json!({ "ids": big }));
+    let expr = Expression::compile_condition("cidr('10.0.0.0/8').containsIP(request.ip)").unwrap();
+    let err = expr
+        .eval_condition(&over, &vars(Some("10.1.2.3"), false))
+        .unwrap_err();
+    assert!(err.0.contains("more than 8192 values"), "{err}");
+    // Claim mappings never take a direct condition.
+    let mapping = Expression::compile("claims.sub == 'x'").unwrap();
+    assert!(mapping.direct_condition.is_none());
+}
+
+fn condition_strategy() -> impl Strategy<Value = String> {
+    let network = prop_oneof![
+        Just("10.0.0.0/8"),
+        Just("198.51.100.0/24"),
+        Just("198.51.100.7/32"),
+        Just("0.0.0.0/0"),
+        Just("2001:db8::/32"),
+        Just("::/0"),
+        Just("::ffff:0:0/96"),
+        Just("10.0.0.0/33"),
+        Just("010.0.0.0/8"),
+    ];
+    let time = prop_oneof![
+        Just("2020-01-01T00:00:00Z"),
+        Just("2026-01-01T00:00:00Z"),
+        Just("2025-12-31T23:00:00-01:00"),
+        Just("2026-01-01T00:00:00.000000001Z"),
+        Just("9999-12-31T23:59:59.999999999Z"),
+        Just("9999-12-31T23:59:60Z"),
+        Just("0001-01-01T00:00:00Z"),
+        Just("0001-01-01T00:00:00+00:01"),
+    ];
+    let op = prop_oneof![Just("<"), Just("<="), Just(">"), Just(">=")];
+    let test = prop_oneof![
+        network.prop_map(|n| format!("cidr('{n}').containsIP(request.ip)")),
+        (op, time).prop_map(|(op, t)| format!("request.time {op} timestamp('{t}')")),
+    ];
+    proptest::collection::vec(test, 1..4).prop_map(|tests| tests.join(" && "))
+}
+
+fn address_strategy() -> impl Strategy<Value = Option<std::net::IpAddr>> {
+    let v4 = any::<[u8; 4]>().prop_map(std::net::IpAddr::from);
+    let near = prop_oneof![
+        Just([10u8, 1, 2, 3]),
+        Just([198, 51, 100, 7]),
+        Just([198, 51, 101, 7])
+    ]
+    .prop_map(std::net::IpAddr::from);
+    let v6 = any::<[u16; 8]>().prop_map(std::net::IpAddr::from);
+    let db8 = any::<u16>().prop_map(|x| std::net::IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, x]));
+    let mapped = any::<[u8; 4]>()
+        .prop_map(|o| std::net::IpAddr::V6(std::net::Ipv4Addr::from(o).to_ipv6_mapped()));
+    proptest::option::of(prop_oneof![v4, near, v6, db8, mapped])
+}
+
+proptest! {
+    /// The direct condition is an optimisation only: for its shapes and near misses, on any
+    /// request address (absent, IPv4, IPv6, IPv4-mapped) and time around the literals,
+    /// `eval_condition` says exactly what the interpreter says.
+    #[test]
+    fn direct_conditions_answer_as_the_interpreter(
+        src in condition_strategy(),
+        ip in address_strategy(),
+        seconds in prop_oneof![
+            Just(1_577_836_800u64),
+            Just(1_767_225_600u64),
+            1_577_836_700u64..1_767_225_700,
+        ],
+        nanos in prop_oneof![Just(0u32), Just(1u32), 0u32..1_000_000_000],
+        tls in any::<bool>(),
+    ) {
+        let expr = Expression::compile_condition(&src).unwrap();
+        let request = RequestVars {
+            ip,
+            time: std::time::UNIX_EPOCH + std::time::Duration::new(seconds, nanos),
+            tls,
+        };
+        let claims = serde_json::Map::new();
+        let direct = expr.eval_condition(&claims, &request).map_err(|e| e.0);
+        let interpreted = expr.eval_condition_interpreted(&claims, &request).map_err(|e| e.0);
+        prop_assert_eq!(direct, interpreted, "{} {:?}", src, request);
+    }
+}
