@@ -293,8 +293,7 @@ async fn handle(
 
     gw.audit().write(&record.granted(&grant, &claims.jti));
     span.record("client_id", &*grant.client_id);
-    gw.inventory()
-        .note(crate::inventory::granted(&record, &grant));
+    gw.inventory().note_granted(&record, &grant);
     gw.metrics()
         .exchanges
         .with_label_values(&[
@@ -419,9 +418,7 @@ fn finish_denied(
 ) -> ApiError {
     let refusal = err.refusal();
     gw.audit().write(&record.denied(refusal, explanation));
-    if let Some(usage) = crate::inventory::denied(record, &gw.policies()) {
-        gw.inventory().note(usage);
-    }
+    gw.inventory().note_denied(record, &gw.policies());
     let duration = if refusal.fault {
         &gw.metrics().duration_error
     } else {

@@ -52,23 +52,73 @@ impl IdentityKey {
     }
 }
 
-/// One exchange, as the handler hands it over: small, owned, no token in it.
+/// The exchanges of one identity (and, for grants, one credential) that the inventory's writer
+/// gathered since its last batch: how many were granted and denied, the first and latest
+/// times, and what the latest one said. Small, owned, no token in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {
-    /// The identity the exchange was for.
+    /// The identity the exchanges were for.
     pub identity: IdentityKey,
     /// The credential that matched (grants only).
     pub credential: Option<String>,
-    /// Granted (`true`) or denied.
-    pub granted: bool,
-    /// The subject token's `sub`, when it validated.
+    /// Exchanges granted.
+    pub granted: u64,
+    /// Exchanges denied.
+    pub denied: u64,
+    /// The latest exchange's subject token `sub`, when it validated.
     pub subject: Option<String>,
-    /// The effective client address.
+    /// The latest exchange's effective client address.
     pub caller: Option<String>,
-    /// Content hash of the policy set that decided.
+    /// Content hash of the policy set that decided the latest exchange.
     pub policy_hash: String,
-    /// When (unix seconds).
+    /// When the first exchange was (unix seconds).
+    pub first_at: u64,
+    /// When the latest granted exchange was, if any was granted.
+    pub last_granted_at: Option<u64>,
+    /// When the latest exchange was (unix seconds).
     pub at: u64,
+}
+
+impl Usage {
+    /// One exchange at `at`, granted or denied, with nothing said yet of subject or caller.
+    pub fn one(
+        identity: IdentityKey,
+        credential: Option<String>,
+        granted: bool,
+        policy_hash: String,
+        at: u64,
+    ) -> Self {
+        Self {
+            identity,
+            credential,
+            granted: u64::from(granted),
+            denied: u64::from(!granted),
+            subject: None,
+            caller: None,
+            policy_hash,
+            first_at: at,
+            last_granted_at: granted.then_some(at),
+            at,
+        }
+    }
+
+    /// Counts one more exchange at `at`. Whether it is the latest (so that the caller writes
+    /// its subject, caller and policy hash over the ones held) is returned: gathered
+    /// exchanges may arrive slightly out of order from several workers.
+    pub fn count(&mut self, granted: bool, at: u64) -> bool {
+        if granted {
+            self.granted += 1;
+            self.last_granted_at = Some(self.last_granted_at.map_or(at, |t| t.max(at)));
+        } else {
+            self.denied += 1;
+        }
+        self.first_at = self.first_at.min(at);
+        let latest = at >= self.at;
+        if latest {
+            self.at = at;
+        }
+        latest
+    }
 }
 
 /// What is known of one identity or credential. Times are unix seconds.
@@ -93,15 +143,14 @@ pub struct UsageStats {
 }
 
 impl UsageStats {
-    /// Adds one exchange. The `last_*` values follow the latest time seen, so batches that
-    /// arrive out of order (several replicas) keep the newest.
+    /// Adds the exchanges `u` gathered. The `last_*` values follow the latest time seen, so
+    /// batches that arrive out of order (several replicas) keep the newest.
     pub fn add(&mut self, u: &Usage) {
-        self.first_seen = Some(self.first_seen.map_or(u.at, |t| t.min(u.at)));
-        if u.granted {
-            self.granted += 1;
-            self.last_used = Some(self.last_used.map_or(u.at, |t| t.max(u.at)));
-        } else {
-            self.denied += 1;
+        self.first_seen = Some(self.first_seen.map_or(u.first_at, |t| t.min(u.first_at)));
+        self.granted += u.granted;
+        self.denied += u.denied;
+        if let Some(at) = u.last_granted_at {
+            self.last_used = Some(self.last_used.map_or(at, |t| t.max(at)));
         }
         if self.last_seen.is_none_or(|t| t <= u.at) {
             self.last_seen = Some(u.at);
@@ -253,11 +302,14 @@ impl InventoryStore for MemoryInventory {
 /// Adds the commands recording `u` into the hash `key`, its fields named `<field_prefix>...`.
 fn stats_commands(pipe: &mut ::redis::Pipeline, key: &str, field_prefix: &str, u: &Usage) {
     let f = |name: &str| format!("{field_prefix}{name}");
-    pipe.hset_nx(key, f("first_seen"), u.at).ignore();
-    let counter = if u.granted { "granted" } else { "denied" };
-    pipe.hincr(key, f(counter), 1).ignore();
-    if u.granted {
-        pipe.hset(key, f("last_used"), u.at).ignore();
+    pipe.hset_nx(key, f("first_seen"), u.first_at).ignore();
+    for (counter, n) in [("granted", u.granted), ("denied", u.denied)] {
+        if n > 0 {
+            pipe.hincr(key, f(counter), n).ignore();
+        }
+    }
+    if let Some(at) = u.last_granted_at {
+        pipe.hset(key, f("last_used"), at).ignore();
     }
     pipe.hset(key, f("last_seen"), u.at).ignore();
     pipe.hset(key, f("last_policy_hash"), &u.policy_hash)
@@ -404,18 +456,15 @@ mod tests {
     use super::*;
 
     fn usage(kind: &str, name: &str, cred: Option<&str>, granted: bool, at: u64) -> Usage {
+        let identity = IdentityKey {
+            tenant: "contoso".into(),
+            kind: kind.into(),
+            name: name.into(),
+        };
         Usage {
-            identity: IdentityKey {
-                tenant: "contoso".into(),
-                kind: kind.into(),
-                name: name.into(),
-            },
-            credential: cred.map(str::to_owned),
-            granted,
             subject: Some(format!("sub-{at}")),
             caller: Some("10.0.0.1".into()),
-            policy_hash: "h1".into(),
-            at,
+            ..Usage::one(identity, cred.map(str::to_owned), granted, "h1".into(), at)
         }
     }
 

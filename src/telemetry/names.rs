@@ -103,7 +103,7 @@ pub const REPLAYS_REFUSED_TOTAL: &str = "trustbridge_replays_refused_total";
 
 // === identity inventory (registered by `inventory::InventoryMetrics`) ===
 
-/// Counter: inventory updates dropped because the writer's queue was full.
+/// Counter: inventory updates dropped because too many distinct identities waited for the writer.
 pub const INVENTORY_DROPPED_TOTAL: &str = "trustbridge_inventory_updates_dropped_total";
 /// Counter: workload-assigned identities forgotten beyond `--max-workload-identities`.
 pub const INVENTORY_EVICTED_TOTAL: &str = "trustbridge_inventory_evicted_total";
