@@ -58,7 +58,7 @@ pub fn peek(token: &str) -> Result<PeekedToken<'_>, ValidationError> {
             max: MAX_TOKEN_BYTES,
         });
     }
-    let mut parts = token.split('.');
+    let mut parts = crate::text::split_ascii(token, b'.');
     let (header_b64, payload_b64, signature) = match (parts.next(), parts.next(), parts.next()) {
         (Some(header), Some(payload), Some(signature)) => (header, payload, signature),
         _ => return Err(malformed("expected three dot-separated parts")),
