@@ -46,6 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwapOption;
 use tracing::Instrument as _;
 
 use super::FetchSettings;
@@ -91,6 +92,10 @@ struct Inner {
     clock: Arc<dyn Clock>,
     settings: FetchSettings,
     sets: moka::future::Cache<u64, Arc<CachedKeys>>,
+    /// The set of `State::generation` once loaded: what nearly every lookup serves, read
+    /// without the state's lock or moka's bookkeeping (which every worker would otherwise
+    /// write to on every exchange).
+    current: ArcSwapOption<CachedKeys>,
     state: Mutex<State>,
     loads: AtomicU64,
     /// Issuer name: the metrics label and the log field.
@@ -163,6 +168,7 @@ impl CachingKeySource {
                 settings,
                 // Only the current generation and a straggler or two are ever present.
                 sets: moka::future::Cache::new(8),
+                current: ArcSwapOption::empty(),
                 state: Mutex::new(State::default()),
                 loads: AtomicU64::new(0),
                 name,
@@ -250,12 +256,21 @@ impl CachingKeySource {
     /// Errors: [`CacheError::Unavailable`] when loading fails and no stale set may be served.
     pub async fn keys(&self) -> Result<Arc<CachedKeys>, CacheError> {
         let now = self.inner.clock.now();
-        let generation = self.state().generation;
-        // A load is the cold path (first use, refresh): boxed, so that the future every
-        // exchange awaits here holds only the cache lookup (1.7 KB less per request).
-        let Some(current) = self.inner.sets.get(&generation).await else {
-            return Box::pin(self.load_generation(generation)).await;
+        // The current generation's set, published by the load that made it current.
+        let current = match self.inner.current.load_full() {
+            Some(current) => current,
+            None => {
+                let generation = self.state().generation;
+                // A load is the cold path (first use, refresh): boxed, so that the future
+                // every exchange awaits here holds only the cache lookup (1.7 KB less per
+                // request).
+                match self.inner.sets.get(&generation).await {
+                    Some(current) => current,
+                    None => return Box::pin(self.load_generation(generation)).await,
+                }
+            }
         };
+        let generation = current.generation;
         if now < current.fresh_until {
             if refresh_due(current.fetched_at, current.fresh_until, now) {
                 self.refresh_in_background(generation, now);
@@ -376,6 +391,11 @@ impl CachingKeySource {
                 let previous = {
                     let mut state = self.state();
                     state.last_failure = None;
+                    // Published under the lock, so `current` always holds the set of
+                    // `state.generation` (or nothing before the first load).
+                    if state.generation <= target {
+                        inner.current.store(Some(loaded.clone()));
+                    }
                     if state.generation < target {
                         let previous = state.generation;
                         state.generation = target;
