@@ -24,7 +24,8 @@
 #     in the same run and prints each result's ratio to it (vs_ref);
 #  5. open loop: per placement, trustbridge again at a fixed offered rate of half its peak
 #     (oha -q with --latency-correction, so a slow answer cannot hold back the next request),
-#     printing p50/p99/p99.9 at that rate. oha sends a random line of the pool per request
+#     then the bare server at the same rate as the same-run reference, printing p50/p99/p99.9
+#     at that rate. oha sends a random line of the pool per request
 #     (-Z), so a token may be sent twice: the bundled policies have no oneTimeUse and no rate
 #     limit, so a repeat costs the same as a fresh token and is accepted.
 #
@@ -337,24 +338,29 @@ if [ "$ABLATE" = 1 ]; then
 fi
 
 if [ "$OPEN_LOOP" = 1 ]; then
-  printf '\n== open loop: trustbridge at half its peak, oha -q --latency-correction, %s connections (target p99 <= %s ms) ==\n' \
+  printf '\n== open loop: trustbridge at half its peak, then the bare server at the same rate, oha -q --latency-correction, %s connections (target: trustbridge p99 <= %s ms) ==\n' \
     "$OPEN_CONNS" "$TARGET_P99_MS"
-  printf '%-9s %9s %9s %9s %9s %9s %7s %-5s\n' placement offered/s achieved p50_ms p99_ms \
-    p99.9_ms errors ""
+  printf '%-9s %-11s %9s %9s %9s %9s %9s %7s %-5s\n' placement server offered/s achieved p50_ms \
+    p99_ms p99.9_ms errors ""
   for placement in $PLACEMENTS; do
     qps=$(( PEAK[$placement] / 2 ))
     [ "$qps" -gt 0 ] || continue
-    start_server trustbridge "$placement"
-    oha_cmd=("$OHA")
-    if [ "$placement" = A ]; then oha_cmd=(taskset -c 1 "$OHA"); fi
-    "${oha_cmd[@]}" --no-tui --output-format json -o "$BENCH_DIR/oha-$placement.json" \
-      -z "${DURATION}s" -q "$qps" --latency-correction -c "$OPEN_CONNS" -m POST \
-      -T application/x-www-form-urlencoded -Z "$BODIES" \
-      "http://127.0.0.1:$PORT/$TENANT/oauth2/v2.0/token" >/dev/null
-    stop_server
-    python3 - "$BENCH_DIR/oha-$placement.json" "$placement" "$qps" "$TARGET_P99_MS" <<'EOF'
+    # The bare server at the same offered rate is the same-run reference: what this machine's
+    # scheduling and loopback add to any server's tail at that rate.
+    for server in trustbridge bare; do
+      start_server "$server" "$placement"
+      oha_cmd=("$OHA")
+      if [ "$placement" = A ]; then oha_cmd=(taskset -c 1 "$OHA"); fi
+      "${oha_cmd[@]}" --no-tui --output-format json -o "$BENCH_DIR/oha-$placement-$server.json" \
+        -z "${DURATION}s" -q "$qps" --latency-correction -c "$OPEN_CONNS" -m POST \
+        -T application/x-www-form-urlencoded -Z "$BODIES" \
+        "http://127.0.0.1:$PORT/$TENANT/oauth2/v2.0/token" >/dev/null
+      stop_server
+      python3 - "$BENCH_DIR/oha-$placement-$server.json" "$placement" "$server" "$qps" \
+        "$TARGET_P99_MS" <<'EOF'
 import json, sys
-path, placement, qps, want = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+path, placement, server = sys.argv[1], sys.argv[2], sys.argv[3]
+qps, want = int(sys.argv[4]), float(sys.argv[5])
 r = json.load(open(path))
 lat = r["latencyPercentiles"]
 codes = r.get("statusCodeDistribution", {})
@@ -362,9 +368,11 @@ errors = sum(r.get("errorDistribution", {}).values()) + sum(
     n for code, n in codes.items() if code != "200")
 ms = lambda key: 1000 * (lat.get(key) or 0)
 p99 = ms("p99")
-print(f"{placement:<9} {qps:9d} {r['summary']['requestsPerSec']:9.0f} {ms('p50'):9.2f} "
-      f"{p99:9.2f} {ms('p99.9'):9.2f} {errors:7d} {'pass' if p99 <= want else 'FAIL'}")
+verdict = ("pass" if p99 <= want else "FAIL") if server == "trustbridge" else "ref"
+print(f"{placement:<9} {server:<11} {qps:9d} {r['summary']['requestsPerSec']:9.0f} "
+      f"{ms('p50'):9.2f} {p99:9.2f} {ms('p99.9'):9.2f} {errors:7d} {verdict}")
 EOF
+    done
   done
 fi
 
